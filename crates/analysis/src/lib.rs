@@ -1,0 +1,1 @@
+//! Baselines (GD, GD++, OLS, ridge), alignment metrics, probes.

@@ -1,0 +1,1 @@
+//! Base optimizers: supervised Adam, PPO.
