@@ -190,9 +190,7 @@ fn from_toml_error(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError
 /// the expected names.
 fn explain(message: &str) -> (String, Option<String>) {
     let message = message.trim().to_string();
-    let unknown = ["unknown field `", "unknown variant `"]
-        .iter()
-        .find_map(|p| message.find(p).map(|i| i + p.len()));
+    let unknown = ["unknown field `", "unknown variant `"].iter().find_map(|p| message.find(p).map(|i| i + p.len()));
     let Some(start) = unknown else { return (message, None) };
     let Some(len) = message[start..].find('`') else { return (message, None) };
     let got = &message[start..start + len];
@@ -222,10 +220,7 @@ fn key_at_line(text: &str, line: usize) -> Option<String> {
 
 /// The 1-based line where dotted `key` is set in `text` (`[a]` then `b = …`, or `a.b = …`).
 pub fn locate_key(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .enumerate()
-        .find(|(i, _)| key_at_line(text, i + 1).as_deref() == Some(key))
-        .map(|(i, _)| i + 1)
+    text.lines().enumerate().find(|(i, _)| key_at_line(text, i + 1).as_deref() == Some(key)).map(|(i, _)| i + 1)
 }
 
 #[cfg(test)]

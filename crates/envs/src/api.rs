@@ -32,6 +32,17 @@ impl Events {
     pub fn has(self, index: usize) -> bool {
         self.0 & (1 << index) != 0
     }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Indices of the events that happened, ascending.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..32).filter(move |&i| self.has(i))
+    }
+    /// Names of the events that happened, in `spec.events` order.
+    pub fn names(self, spec: &EnvSpec) -> Vec<&'static str> {
+        self.iter().filter_map(|i| spec.events.get(i).copied()).collect()
+    }
 }
 
 /// What one step reports.

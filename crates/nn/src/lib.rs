@@ -1,1 +1,14 @@
-//! Models (LSA / softmax transformer, MLP, CNN, GRU) with named hook points, on burn.
+//! mesalab-nn: models with named hook points, on burn (flex CPU backend).
+//!
+//! - [`hooks`]: cache / patch / steer activations at named hook points (TransformerLens names).
+//! - [`lsa`]: the linear (or softmax) self-attention transformer of von Oswald et al. 2023 for
+//!   in-context regression, whose trained forward pass can implement gradient descent.
+//! - [`device`]: the CPU devices mesalab trains and evaluates on.
+//! - [`checkpoint`]: safetensors save / load of any module.
+
+pub mod checkpoint;
+pub mod device;
+pub mod hooks;
+pub mod lsa;
+
+pub use hooks::{ActivationCache, HookError, HookPoint, Hooks};

@@ -1,0 +1,166 @@
+//! Hook points: named places inside a model's forward pass where activations can be read
+//! (cached), replaced (patched) or shifted (steered).
+//!
+//! Names follow TransformerLens: module path plus `hook_<what>` (`blocks.0.attn.hook_pattern`).
+//! Everything is eager and explicit: a [`Hooks`] value is passed into `forward_hooked`, each hook
+//! point calls [`Hooks::apply`], and afterwards the caller reads the cache. With no cache, patch or
+//! addition registered, `apply` is a single branch and returns the tensor untouched.
+//!
+//! Invariant: patching a hook with the activation that the same model cached for the same input
+//! reproduces the unpatched forward pass bit for bit (tested per model).
+
+use burn::tensor::{Tensor, TensorData};
+use std::collections::BTreeMap;
+
+/// One hook point a model exposes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookPoint {
+    pub name: String,
+    /// Dimension names, e.g. `["batch", "head", "q_pos", "k_pos"]`.
+    pub dims: Vec<&'static str>,
+}
+
+/// Errors from registering hooks on a model.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum HookError {
+    #[error("unknown hook `{name}`{suggestion}; list the model's hooks to see valid names")]
+    UnknownHook { name: String, suggestion: String },
+    #[error("hook `{name}`: {what} has shape {got:?} but the activation has shape {expected:?}")]
+    ShapeMismatch { name: String, what: &'static str, got: Vec<usize>, expected: Vec<usize> },
+}
+
+/// What to do at hook points during one forward pass.
+#[derive(Default, Debug)]
+pub struct Hooks {
+    /// Names to record; `None` = record nothing, `Some(empty)` = record every hook.
+    cache_names: Option<Vec<String>>,
+    cache: BTreeMap<String, TensorData>,
+    patches: BTreeMap<String, TensorData>,
+    /// (vector along the last dim, coefficient).
+    additions: BTreeMap<String, (Vec<f32>, f32)>,
+    errors: Vec<HookError>,
+}
+
+impl Hooks {
+    /// No caching, patching or steering: the plain forward pass.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Record every hook point.
+    pub fn cache_all() -> Self {
+        Self { cache_names: Some(Vec::new()), ..Self::default() }
+    }
+
+    /// Record only these hook points.
+    pub fn cache_only(names: &[&str]) -> Self {
+        Self { cache_names: Some(names.iter().map(|s| s.to_string()).collect()), ..Self::default() }
+    }
+
+    /// Replace the activation at `name` with `value` (same shape as the activation).
+    pub fn patch(mut self, name: &str, value: TensorData) -> Self {
+        self.patches.insert(name.to_string(), value);
+        self
+    }
+
+    /// Add `coefficient * vector` along the last dimension of the activation at `name`.
+    pub fn add(mut self, name: &str, vector: Vec<f32>, coefficient: f32) -> Self {
+        self.additions.insert(name.to_string(), (vector, coefficient));
+        self
+    }
+
+    /// Checks every patched / steered name against the model's hook points.
+    pub fn validate(&self, points: &[HookPoint]) -> Result<(), HookError> {
+        let known: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
+        let requested = self.patches.keys().chain(self.additions.keys()).chain(self.cache_names.iter().flatten());
+        for name in requested {
+            if !known.contains(&name.as_str()) {
+                return Err(HookError::UnknownHook {
+                    name: name.clone(),
+                    suggestion: mesalab_core::suggest::did_you_mean(name, &known),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> bool {
+        self.cache_names.is_some() || !self.patches.is_empty() || !self.additions.is_empty()
+    }
+
+    /// Called by models at each hook point: records, patches and steers as registered.
+    /// Shape mismatches are recorded and reported by [`Hooks::finish`]; the activation is then
+    /// left unchanged.
+    pub fn apply<const D: usize>(&mut self, name: impl FnOnce() -> String, x: Tensor<D>) -> Tensor<D> {
+        if !self.active() {
+            return x;
+        }
+        let name = name();
+        let mut x = x;
+        if let Some(value) = self.patches.get(&name) {
+            let expected = x.dims().to_vec();
+            if value.shape().to_vec() == expected {
+                x = Tensor::from_data(value.clone(), &x.device());
+            } else {
+                self.errors.push(HookError::ShapeMismatch {
+                    name: name.clone(),
+                    what: "the patch",
+                    got: value.shape().to_vec(),
+                    expected,
+                });
+            }
+        }
+        if let Some((vector, coefficient)) = self.additions.get(&name) {
+            let dims = x.dims();
+            let last = dims[D - 1];
+            if vector.len() == last {
+                let v: Tensor<1> = Tensor::from_data(TensorData::new(vector.clone(), [last]), &x.device());
+                // [last] -> [1, …, 1, last] so it broadcasts over every leading dim.
+                let mut shape = [1usize; D];
+                shape[D - 1] = last;
+                x = x + v.reshape(shape).mul_scalar(*coefficient);
+            } else {
+                self.errors.push(HookError::ShapeMismatch {
+                    name: name.clone(),
+                    what: "the steering vector",
+                    got: vec![vector.len()],
+                    expected: dims.to_vec(),
+                });
+            }
+        }
+        let wanted = match &self.cache_names {
+            Some(names) => names.is_empty() || names.contains(&name),
+            None => false,
+        };
+        if wanted {
+            self.cache.insert(name, x.to_data());
+        }
+        x
+    }
+
+    /// Ends the pass: the cache, or the first error a hook point met.
+    pub fn finish(self) -> Result<ActivationCache, HookError> {
+        match self.errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(ActivationCache { activations: self.cache }),
+        }
+    }
+}
+
+/// Activations recorded during one forward pass, by hook name (f32 data with shape).
+#[derive(Clone, Debug, Default)]
+pub struct ActivationCache {
+    pub activations: BTreeMap<String, TensorData>,
+}
+
+impl ActivationCache {
+    pub fn get(&self, name: &str) -> Option<&TensorData> {
+        self.activations.get(name)
+    }
+
+    /// The activation as flat f32 values with its shape.
+    pub fn values(&self, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+        let data = self.activations.get(name)?;
+        Some((data.shape().to_vec(), data.try_to_vec::<f32>().ok()?))
+    }
+}

@@ -1,0 +1,160 @@
+//! [`StoreError`]: every failure of the store, each message saying what to do about it.
+
+use std::path::PathBuf;
+
+use crate::{ENV_VAR, RunId, RunStatus};
+
+/// How to point mesalab at another store; appended to errors about the store's location.
+const ELSEWHERE: &str = "or choose another store path with the CLI's store flag or the MESALAB_STORE \
+                         environment variable";
+
+/// Every failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The directory that should hold the store file could not be created.
+    #[error(
+        "cannot create the directory {dir} for the store {path}: {source}; make sure every parent \
+         of it is a writable directory, {ELSEWHERE}"
+    )]
+    CreateDir {
+        /// The store file that was asked for.
+        path: PathBuf,
+        /// The directory that could not be created.
+        dir: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+
+    /// SQLite could not open (or first write to) the store file.
+    #[error(
+        "cannot open the store {path}: {source}; check that the file and its directory are \
+         writable (SQLite also creates {path}-wal and {path}-shm next to it), {ELSEWHERE}"
+    )]
+    Open {
+        /// The store file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+
+    /// The store file exists but can only be opened read-only.
+    #[error("the store {path} is read-only; make it writable (chmod u+w), {ELSEWHERE}")]
+    ReadOnly {
+        /// The store file.
+        path: PathBuf,
+    },
+
+    /// The file is not an SQLite database at all (or is damaged). It was left untouched.
+    #[error(
+        "{path} is not a mesalab store: SQLite says \"{detail}\"; the file was left untouched — move \
+         it away or delete it if it is garbage, {ELSEWHERE}"
+    )]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+
+    /// The file is an SQLite database that belongs to some other program. It was left untouched.
+    #[error(
+        "{path} is an SQLite database of some other program ({detail}), not a mesalab store; it was \
+         left untouched — {ELSEWHERE}"
+    )]
+    ForeignDatabase {
+        /// The file.
+        path: PathBuf,
+        /// Why it was judged foreign.
+        detail: String,
+    },
+
+    /// The store was written by a newer mesalab whose schema this build does not know.
+    #[error(
+        "the store {path} has schema version {found}, but this mesalab understands versions up to \
+         {supported}; upgrade mesalab, {ELSEWHERE}"
+    )]
+    NewerSchema {
+        /// The store file.
+        path: PathBuf,
+        /// The version found in the file.
+        found: i64,
+        /// The newest version this build can read and write.
+        supported: i64,
+    },
+
+    /// An SQL statement failed after the store was opened.
+    #[error(
+        "store {path}: {op} failed: {source}{hint}",
+        hint = busy_hint(source)
+    )]
+    Sqlite {
+        /// The store file (`:memory:` for an in-memory store).
+        path: PathBuf,
+        /// What the store was doing.
+        op: &'static str,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+
+    /// No run has this id.
+    #[error("run {id} does not exist in the store {path}; list the runs in the store to find the right id")]
+    UnknownRun {
+        /// The store file.
+        path: PathBuf,
+        /// The id asked for.
+        id: RunId,
+    },
+
+    /// A write was aimed at a run that has already ended.
+    #[error(
+        "run {id} has already ended with status `{status}`; an ended run is never modified — \
+         start a new run to record new results"
+    )]
+    RunEnded {
+        /// The run.
+        id: RunId,
+        /// Its final status.
+        status: RunStatus,
+    },
+
+    /// An argument was rejected before anything was written.
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// What was invalid (e.g. `metric name`, `artifact path`).
+        what: &'static str,
+        /// Why, and what would be valid.
+        reason: String,
+    },
+
+    /// A value could not be converted to or from JSON.
+    #[error("{what}: {source}")]
+    Json {
+        /// What was being converted.
+        what: String,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
+
+    /// A stored row does not have the shape this build expects (edited by hand, or a bug).
+    #[error(
+        "the store {path} holds a malformed row: {detail}; the file may have been edited by hand — \
+         inspect it with `sqlite3 {path}`"
+    )]
+    Malformed {
+        /// The store file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+fn busy_hint(err: &rusqlite::Error) -> String {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => format!(
+            " (another process held the store locked for longer than {} s; retry when it is done, \
+             or give this run its own store with {ENV_VAR})",
+            crate::BUSY_TIMEOUT.as_secs()
+        ),
+        _ => String::new(),
+    }
+}
