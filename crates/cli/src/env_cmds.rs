@@ -47,10 +47,7 @@ pub struct PlayArgs {
 }
 
 fn build(env: &str, split: &str, set: &[String], seed: u64) -> Result<(AnyEnv, StreamRng)> {
-    let overrides = set
-        .iter()
-        .map(|s| Override::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let overrides = set.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>()?;
     let env = registry::make(env, split, &overrides)?;
     Ok((env, Streams::new(Seed(seed)).indexed("env", 0)))
 }
@@ -62,22 +59,10 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     match &args.out {
         None => print!("{}", env.render_ascii(&state)),
         Some(path) => {
-            let svg = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
-            let text = if svg {
-                env.render_svg(&state)
-            } else {
-                env.render_ascii(&state)
-            };
+            let svg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+            let text = if svg { env.render_svg(&state) } else { env.render_ascii(&state) };
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
-                "wrote {} ({}, split {}, seed {})",
-                path.display(),
-                env.name(),
-                args.split,
-                args.seed
-            );
+            eprintln!("wrote {} ({}, split {}, seed {})", path.display(), env.name(), args.split, args.seed);
         }
     }
     Ok(())
@@ -90,22 +75,15 @@ impl TerminalGuard {
     fn enter() -> Result<Self> {
         crossterm::terminal::enable_raw_mode().context("enabling raw terminal mode")?;
         let guard = TerminalGuard;
-        crossterm::execute!(
-            std::io::stdout(),
-            crossterm::terminal::EnterAlternateScreen,
-            crossterm::cursor::Hide
-        )?;
+        crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen, crossterm::cursor::Hide)?;
         Ok(guard)
     }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        let _ = crossterm::execute!(
-            std::io::stdout(),
-            crossterm::cursor::Show,
-            crossterm::terminal::LeaveAlternateScreen
-        );
+        let _ =
+            crossterm::execute!(std::io::stdout(), crossterm::cursor::Show, crossterm::terminal::LeaveAlternateScreen);
         let _ = crossterm::terminal::disable_raw_mode();
     }
 }
@@ -115,11 +93,7 @@ impl Drop for TerminalGuard {
 fn key_action(env: &AnyEnv, key: &crossterm::event::KeyCode) -> Option<usize> {
     use crossterm::event::KeyCode;
     let actions = env.spec().actions;
-    let by_name = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| actions.iter().position(|a| a == n))
-    };
+    let by_name = |names: &[&str]| names.iter().find_map(|n| actions.iter().position(|a| a == n));
     match key {
         KeyCode::Up | KeyCode::Char('w') => by_name(&["up", "jump"]),
         KeyCode::Down | KeyCode::Char('s') => by_name(&["down", "noop"]),
@@ -151,44 +125,25 @@ pub fn play(args: &PlayArgs) -> Result<()> {
     let mut episodes: Vec<String> = Vec::new();
     let help = format!(
         "keys: arrows/WASD{}{}, digits 0-{} = actions [{}], r reset, q quit",
-        if spec.actions.contains(&"jump_right") {
-            ", e jump-right, z jump-left"
-        } else {
-            ""
-        },
-        if spec.actions.contains(&"noop") {
-            ", space noop"
-        } else {
-            ""
-        },
+        if spec.actions.contains(&"jump_right") { ", e jump-right, z jump-left" } else { "" },
+        if spec.actions.contains(&"noop") { ", space noop" } else { "" },
         spec.actions.len() - 1,
         spec.actions.join(", "),
     );
 
     let _guard = TerminalGuard::enter()?;
     loop {
-        let mut screen = format!(
-            "{} (split {}, seed {})\r\n\r\n",
-            spec.name, args.split, args.seed
-        );
+        let mut screen = format!("{} (split {}, seed {})\r\n\r\n", spec.name, args.split, args.seed);
         screen.push_str(&env.render_ascii(&state).replace('\n', "\r\n"));
         screen.push_str(&format!(
             "\r\nstep {}  return {:.2}  hidden performance {:.2}\r\n",
             stats.length, stats.episode_return, stats.performance
         ));
         screen.push_str(&format!("last: {}\r\n", last.join("; ")));
-        let counts: Vec<String> = stats
-            .event_counts(&spec)
-            .iter()
-            .map(|(n, c)| format!("{n}×{c}"))
-            .collect();
+        let counts: Vec<String> = stats.event_counts(&spec).iter().map(|(n, c)| format!("{n}×{c}")).collect();
         screen.push_str(&format!(
             "events this episode: {}\r\n",
-            if counts.is_empty() {
-                "-".into()
-            } else {
-                counts.join(", ")
-            }
+            if counts.is_empty() { "-".into() } else { counts.join(", ") }
         ));
         for e in episodes.iter().rev().take(5) {
             screen.push_str(&format!("  {e}\r\n"));
@@ -241,12 +196,7 @@ pub fn play(args: &PlayArgs) -> Result<()> {
                 stats.length,
                 stats.episode_return,
                 stats.performance,
-                stats
-                    .event_counts(&spec)
-                    .iter()
-                    .map(|(n, c)| format!("{n}×{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                stats.event_counts(&spec).iter().map(|(n, c)| format!("{n}×{c}")).collect::<Vec<_>>().join(", ")
             ));
             last.push(format!("episode ended ({end:?}); new level"));
             state = env.reset(&mut rng);

@@ -1,1 +1,300 @@
-fn main() {}
+//! `mesalab`: run experiments on learned optimization, from config to report.
+//!
+//! The CLI is thin: it parses arguments, reads config files, shows progress and maps errors to
+//! exit codes. Everything else lives in the library crates.
+//!
+//! Exit codes: 0 success, 1 a run failed, 2 bad input (arguments, config, store path),
+//! 130 interrupted.
+
+mod env_cmds;
+mod progress;
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use mesalab_core::config::Override;
+use mesalab_experiments::{EXPERIMENTS, Plan, PlanOptions, RunError, execute, regenerate_report};
+use mesalab_report::html::{IndexEntry, Status, index_page};
+use mesalab_store::Store;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mesalab",
+    version,
+    about = "A laboratory for learned optimization: base optimizers, mesa-optimizers, and the gap between their objectives.",
+    after_help = "Examples:\n  mesalab demo\n  mesalab run icl-gd --seeds 3\n  mesalab run configs/experiments/icl-gd.toml --set model.layers=2 --out runs/deep\n  mesalab report runs/icl-gd-20261128T120000Z\n  mesalab render cheese-maze-v1 --split deploy -o maze.svg"
+)]
+struct Cli {
+    /// SQLite store (default: $MESALAB_STORE, else runs/mesalab.sqlite).
+    #[arg(long, global = true, value_name = "PATH")]
+    store: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run an experiment: a shipped name (see `list`) or a path to a TOML config.
+    Run(RunArgs),
+    /// List the shipped experiments and environments.
+    List,
+    /// Regenerate a run's report.html from the store.
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// Run every shipped experiment in quick mode and write an index page linking the reports.
+    Demo {
+        /// Directory for the demo's runs and index.html (default: runs/demo-<time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Render one level of an environment (ASCII, or SVG with `-o level.svg`).
+    Render(env_cmds::RenderArgs),
+    /// Play an environment in the terminal (arrow keys / WASD).
+    Play(env_cmds::PlayArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Experiment name or path to a .toml config.
+    experiment: String,
+    /// Override a config value, e.g. `--set train.steps=500` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Base seed (seed i of the run uses seed + i).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of seeds.
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// Run directory (default: runs/<experiment>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Smaller evaluation sizes from the config's [quick] table.
+    #[arg(long)]
+    quick: bool,
+}
+
+/// An error with the exit code it maps to.
+enum Failure {
+    /// Bad input: nothing was run or written.
+    Input(anyhow::Error),
+    Run(anyhow::Error),
+    Interrupted(String),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Run(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Interrupted(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(130)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::List => {
+            list();
+            Ok(())
+        }
+        Command::Render(args) => env_cmds::render(&args).map_err(Failure::Input),
+        Command::Play(args) => env_cmds::play(&args).map_err(Failure::Input),
+        Command::Report { run_dir } => {
+            let store = open_store(cli.store.as_deref())?;
+            let path = regenerate_report(&store, &run_dir).map_err(Failure::Input)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Run(args) => {
+            let (plan, default_name) = plan_from_args(&args)?;
+            let store = open_store(cli.store.as_deref())?;
+            let run_dir = match &args.out {
+                Some(dir) => dir.clone(),
+                None => fresh_dir(Path::new("runs"), &default_name),
+            };
+            let interrupted = install_interrupt_handler();
+            let finished = run_plan(&plan, &store, &run_dir, interrupted)?;
+            print_outcome(&finished.summary, &finished.run_dir);
+            Ok(())
+        }
+        Command::Demo { out } => demo(cli.store.as_deref(), out),
+    }
+}
+
+fn list() {
+    println!("Experiments (mesalab run <name>):");
+    let width = EXPERIMENTS.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    for e in EXPERIMENTS {
+        println!("  {:width$}  {}", e.name, e.description);
+    }
+    println!("\nEnvironments (mesalab render|play <name>):");
+    let width = mesalab_envs::registry::ENTRIES.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    for e in mesalab_envs::registry::ENTRIES {
+        println!("  {:width$}  {} [splits: {}]", e.name, e.summary, e.splits.join(", "));
+    }
+}
+
+/// Resolves `experiment` (a shipped name or a .toml path) into a validated plan.
+fn plan_from_args(args: &RunArgs) -> Result<(Plan, String), Failure> {
+    let overrides = args
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Input(e.into()))?;
+    let opts = PlanOptions { seed: args.seed, seeds: args.seeds, quick: args.quick };
+    let looks_like_path = args.experiment.ends_with(".toml") || args.experiment.contains('/');
+    if looks_like_path {
+        let path = Path::new(&args.experiment);
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))
+            .map_err(Failure::Input)?;
+        let origin = path.display().to_string();
+        let plan = Plan::new(&origin, &text, &overrides, &opts).map_err(|e| Failure::Input(e.into()))?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| plan.experiment.clone());
+        Ok((plan, stem))
+    } else {
+        let e = mesalab_experiments::find(&args.experiment).map_err(|e| Failure::Input(e.into()))?;
+        let plan =
+            Plan::new(e.config_path, e.config, &overrides, &opts).map_err(|e| Failure::Input(e.into()))?.named(e.name);
+        Ok((plan, e.name.to_string()))
+    }
+}
+
+fn open_store(flag: Option<&Path>) -> Result<Store, Failure> {
+    let path = mesalab_store::resolve_path(flag);
+    let store = Store::open(&path).map_err(|e| Failure::Input(anyhow!(e)))?;
+    // Runs left `running` by a process that no longer exists crashed; say so in the store.
+    store.mark_orphans_crashed().map_err(|e| Failure::Run(e.into()))?;
+    Ok(store)
+}
+
+/// `base/<name>-<UTC time>`, with a numeric suffix if that exists already.
+fn fresh_dir(base: &Path, name: &str) -> PathBuf {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let stamp: String =
+        mesalab_store::rfc3339(now).chars().take(19).filter(|c| c.is_ascii_alphanumeric() || *c == 'T').collect();
+    let first = base.join(format!("{name}-{stamp}Z"));
+    if !first.exists() {
+        return first;
+    }
+    (2..).map(|i| base.join(format!("{name}-{stamp}Z-{i}"))).find(|p| !p.exists()).expect("some suffix is free")
+}
+
+/// First Ctrl-C asks the run to stop at the next check (it is then marked `interrupted`);
+/// a second one exits at once (the run is marked `crashed` the next time the store is opened).
+fn install_interrupt_handler() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    let _ = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping after the current step (Ctrl-C again to quit at once)");
+    });
+    flag
+}
+
+fn run_plan(
+    plan: &Plan,
+    store: &Store,
+    run_dir: &Path,
+    interrupted: Arc<AtomicBool>,
+) -> Result<mesalab_experiments::Finished, Failure> {
+    let progress = progress::Bars::new(std::io::stdout().is_terminal());
+    eprintln!(
+        "running {} ({} seed{}) into {}",
+        plan.experiment,
+        plan.seeds.len(),
+        if plan.seeds.len() == 1 { "" } else { "s" },
+        run_dir.display()
+    );
+    let revision = Some(env!("MESALAB_REVISION").to_string());
+    execute(plan, store, run_dir, &progress, interrupted, revision).map_err(|e| match e {
+        RunError::Interrupted { .. } => Failure::Interrupted(e.to_string()),
+        RunError::Failed { .. } => Failure::Run(e.into()),
+        RunError::Setup(e) => Failure::Input(e),
+    })
+}
+
+fn print_outcome(summary: &serde_json::Value, run_dir: &Path) {
+    let verdict = &summary["verdict"];
+    if let Some(claim) = verdict["claim"].as_str() {
+        println!("verdict: {} — {claim}", verdict["answer"].as_str().unwrap_or("?"));
+    }
+    for name in ["loss", "gd_loss", "loss_ratio_vs_gd", "sensitivity_cosine", "mean_abs_pred_diff", "eta_rel_error"] {
+        let a = &summary["aggregate"][name];
+        if let (Some(mean), Some(min), Some(max)) = (a["mean"].as_f64(), a["min"].as_f64(), a["max"].as_f64()) {
+            println!("  {name:20} {mean:.4}  [{min:.4}, {max:.4}]");
+        }
+    }
+    println!("report: {}", run_dir.join("report.html").display());
+}
+
+fn demo(store_flag: Option<&Path>, out: Option<PathBuf>) -> Result<(), Failure> {
+    let store = open_store(store_flag)?;
+    let dir = out.unwrap_or_else(|| fresh_dir(Path::new("runs"), "demo"));
+    let interrupted = install_interrupt_handler();
+    let mut entries = Vec::new();
+    for e in EXPERIMENTS {
+        let plan = Plan::new(e.config_path, e.config, &[], &PlanOptions { quick: true, ..Default::default() })
+            .map_err(|err| Failure::Run(anyhow!("shipped config {} is invalid: {err}", e.config_path)))?
+            .named(e.name);
+        let run_dir = dir.join(e.name);
+        let finished = run_plan(&plan, &store, &run_dir, interrupted.clone())?;
+        print_outcome(&finished.summary, &finished.run_dir);
+        let v = &finished.summary["verdict"];
+        let answer = v["answer"].as_str().unwrap_or("?").to_string();
+        let claim = v["claim"].as_str().unwrap_or("").to_string();
+        let headline = ["loss", "loss_ratio_vs_gd", "sensitivity_cosine", "loss_ratio_vs_gdpp"]
+            .iter()
+            .filter_map(|k| {
+                finished.summary["aggregate"][*k]["mean"].as_f64().map(|m| (k.to_string(), format!("{m:.4}")))
+            })
+            .collect();
+        entries.push(IndexEntry {
+            name: e.name.to_string(),
+            description: e.description.to_string(),
+            href: format!("{}/report.html", e.name),
+            headline,
+            status: if answer == "yes" {
+                Status::good(format!("yes: {claim}"))
+            } else {
+                Status::bad(format!("no: {claim}"))
+            },
+        });
+    }
+    let index = dir.join("index.html");
+    mesalab_experiments::runner::write_atomic(&index, index_page("mesalab demo (quick mode)", &entries).as_bytes())?;
+    println!("index: {}", index.display());
+    Ok(())
+}

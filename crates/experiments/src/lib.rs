@@ -1,1 +1,18 @@
-//! One file per experiment, and the registry of names to runners.
+//! mesalab-experiments: one module per experiment, plus the machinery that turns a config into a
+//! finished run (plan → execute → summary and report).
+//!
+//! An experiment module reads top to bottom: build the tasks, build the model, train, evaluate
+//! against baselines, write results to the store. It never prints (progress goes through
+//! [`context::Progress`]) and never reaches into another experiment.
+
+pub mod context;
+pub mod icl_gd;
+pub mod plan;
+pub mod registry;
+pub mod report_common;
+pub mod runner;
+
+pub use context::{Progress, RunContext, Silent};
+pub use plan::{Plan, PlanOptions};
+pub use registry::{EXPERIMENTS, Experiment, find};
+pub use runner::{Finished, RunError, execute, regenerate_report};

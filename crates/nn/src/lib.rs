@@ -10,5 +10,6 @@ pub mod checkpoint;
 pub mod device;
 pub mod hooks;
 pub mod lsa;
+pub mod policy;
 
 pub use hooks::{ActivationCache, HookError, HookPoint, Hooks};

@@ -8,9 +8,7 @@
 
 use mesalab_report::fmt;
 use mesalab_report::html::{Cell, Highlight, IndexEntry, Page, Status, index_page};
-use mesalab_report::svg::{
-    BarChart, BarSeries, Heatmap, LineChart, RefLine, Scatter, ScatterSeries, Series,
-};
+use mesalab_report::svg::{BarChart, BarSeries, Heatmap, LineChart, RefLine, Scatter, ScatterSeries, Series};
 use std::path::PathBuf;
 
 /// SplitMix64: deterministic noise without a dependency.
@@ -54,9 +52,7 @@ fn loss_curve(noise: &mut Noise, floor: f64, rate: f64, seeds: usize) -> Curve {
 }
 
 fn main() -> std::io::Result<()> {
-    let out = std::env::args()
-        .nth(1)
-        .map_or_else(|| PathBuf::from("/tmp/report-demo.html"), PathBuf::from);
+    let out = std::env::args().nth(1).map_or_else(|| PathBuf::from("/tmp/report-demo.html"), PathBuf::from);
     let mut noise = Noise(7);
 
     // Loss curves: two models, bands over 5 seeds, three baselines (two of them close together).
@@ -68,11 +64,7 @@ fn main() -> std::io::Result<()> {
         .log_y(true)
         .size(760.0, 420.0)
         .series(Series::new("linear self-attention", lsa).band(lsa_band))
-        .series(
-            Series::new("softmax transformer (2 layers)", softmax)
-                .band(softmax_band)
-                .dashed(),
-        )
+        .series(Series::new("softmax transformer (2 layers)", softmax).band(softmax_band).dashed())
         .hline(RefLine::new("one-step GD (η*)", 0.26).dashed())
         .hline(RefLine::new("GD++", 0.243).dashed())
         .hline(RefLine::new("least squares", 0.031));
@@ -80,30 +72,11 @@ fn main() -> std::io::Result<()> {
     // W_KQ: hand-constructed (η·I on the x-block) and trained (close to it, with noise).
     let d = 11;
     let eta = 0.9;
-    let constructed: Vec<Vec<f64>> = (0..d)
-        .map(|i| {
-            (0..d)
-                .map(|j| if i == j && i < d - 1 { eta } else { 0.0 })
-                .collect()
-        })
-        .collect();
-    let trained: Vec<Vec<f64>> = constructed
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|&v| v * 0.97 + 0.04 * noise.normal())
-                .collect()
-        })
-        .collect();
-    let labels: Vec<String> = (0..d)
-        .map(|i| {
-            if i < d - 1 {
-                format!("x{}", i + 1)
-            } else {
-                "y".into()
-            }
-        })
-        .collect();
+    let constructed: Vec<Vec<f64>> =
+        (0..d).map(|i| (0..d).map(|j| if i == j && i < d - 1 { eta } else { 0.0 }).collect()).collect();
+    let trained: Vec<Vec<f64>> =
+        constructed.iter().map(|row| row.iter().map(|&v| v * 0.97 + 0.04 * noise.normal()).collect()).collect();
+    let labels: Vec<String> = (0..d).map(|i| if i < d - 1 { format!("x{}", i + 1) } else { "y".into() }).collect();
     let heat = |title: &str, m: Vec<Vec<f64>>| {
         Heatmap::new(title, m)
             .row_labels(labels.clone())
@@ -116,36 +89,26 @@ fn main() -> std::io::Result<()> {
     // Outcomes on train vs deploy, with 95% intervals.
     let outcomes = BarChart::new(
         "Episode outcomes, CoinRun-style corridor (PPO, 8 seeds)",
-        vec![
-            "train (coin at end)".into(),
-            "deploy: coin anywhere".into(),
-            "deploy: new textures".into(),
-        ],
+        vec!["train (coin at end)".into(), "deploy: coin anywhere".into(), "deploy: new textures".into()],
     )
     .y_label("fraction of episodes")
     .y_range(0.0, 1.0)
     .value_labels()
-    .series(
-        BarSeries::new("robust (gets coin)", vec![0.97, 0.18, 0.91]).errors(vec![
-            (0.95, 0.985),
-            (0.12, 0.25),
-            (0.87, 0.94),
-        ]),
-    )
-    .series(
-        BarSeries::new("objective failure (goes to end)", vec![0.02, 0.74, 0.03]).errors(vec![
-            (0.01, 0.035),
-            (0.67, 0.80),
-            (0.015, 0.05),
-        ]),
-    )
-    .series(
-        BarSeries::new("capability failure", vec![0.01, 0.08, 0.06]).errors(vec![
-            (0.0, 0.02),
-            (0.05, 0.12),
-            (0.04, 0.09),
-        ]),
-    );
+    .series(BarSeries::new("robust (gets coin)", vec![0.97, 0.18, 0.91]).errors(vec![
+        (0.95, 0.985),
+        (0.12, 0.25),
+        (0.87, 0.94),
+    ]))
+    .series(BarSeries::new("objective failure (goes to end)", vec![0.02, 0.74, 0.03]).errors(vec![
+        (0.01, 0.035),
+        (0.67, 0.80),
+        (0.015, 0.05),
+    ]))
+    .series(BarSeries::new("capability failure", vec![0.01, 0.08, 0.06]).errors(vec![
+        (0.0, 0.02),
+        (0.05, 0.12),
+        (0.04, 0.09),
+    ]));
 
     // Model vs GD predictions on 300 held-out queries.
     let pts: Vec<(f64, f64)> = (0..300)
@@ -169,33 +132,27 @@ fn main() -> std::io::Result<()> {
              <code>W_KQ</code> matches the hand-constructed weights up to scale. Numbers below compare \
              the model and its baselines <em>on the same held-out tasks</em>.",
         )
-        .callout("Verdict: the trained layer implements one step of GD (cosine 0.998, loss ratio 1.0005).", Highlight::Good)
+        .callout(
+            "Verdict: the trained layer implements one step of GD (cosine 0.998, loss ratio 1.0005).",
+            Highlight::Good,
+        )
         .key_values([
             ("experiment", "icl-gd"),
             ("seed", "0 (streams: env, init, minibatch, eval)"),
             ("code revision", "9c2e10b (clean)"),
             ("wall time", "3 min 12 s on 1 CPU thread"),
         ]);
-    page.section("Training")
-        .figure(
-            loss.to_svg(),
-            "Test loss (log scale) over training; lines are means over 5 seeds, shaded bands span min–max. \
+    page.section("Training").figure(
+        loss.to_svg(),
+        "Test loss (log scale) over training; lines are means over 5 seeds, shaded bands span min–max. \
              Dashed lines are the loss of one step of GD with the best step size η* and of GD++; \
              the solid line is the least-squares solution.",
-        );
+    );
     page.section("Weights")
-        .paragraph(
-            "Both matrices share one colour scale, from −1 (blue) through 0 (white) to +1 (red).",
-        )
+        .paragraph("Both matrices share one colour scale, from −1 (blue) through 0 (white) to +1 (red).")
         .figure_row(vec![
-            (
-                heat("W_KQ, trained (seed 0)", trained),
-                "Trained key–query matrix.".into(),
-            ),
-            (
-                heat("W_KQ, constructed (η = 0.9)", constructed),
-                "Hand-constructed one-step-GD matrix.".into(),
-            ),
+            (heat("W_KQ, trained (seed 0)", trained), "Trained key–query matrix.".into()),
+            (heat("W_KQ, constructed (η = 0.9)", constructed), "Hand-constructed one-step-GD matrix.".into()),
         ]);
     page.section("Predictions")
         .figure(scatter.to_svg(), "Each point is one held-out query: the model's prediction against GD's. Points on the dashed diagonal agree exactly.");
@@ -204,15 +161,8 @@ fn main() -> std::io::Result<()> {
     // Robustness gallery: degenerate inputs must render sensibly, never panic.
     let attention: Vec<Vec<f64>> = (0..5)
         .map(|q| {
-            let raw: Vec<f64> = (0..5)
-                .map(|k| {
-                    if k <= q {
-                        (-(q as f64 - k as f64)).exp()
-                    } else {
-                        f64::NAN
-                    }
-                })
-                .collect();
+            let raw: Vec<f64> =
+                (0..5).map(|k| if k <= q { (-(q as f64 - k as f64)).exp() } else { f64::NAN }).collect();
             let z: f64 = raw.iter().filter(|v| v.is_finite()).sum();
             raw.iter().map(|v| v / z).collect()
         })
@@ -328,11 +278,6 @@ fn main() -> std::io::Result<()> {
     );
     let index_path = out.with_file_name("report-demo-index.html");
     std::fs::write(&index_path, index)?;
-    println!(
-        "wrote {} ({} bytes) and {}",
-        out.display(),
-        html.len(),
-        index_path.display()
-    );
+    println!("wrote {} ({} bytes) and {}", out.display(), html.len(), index_path.display());
     Ok(())
 }

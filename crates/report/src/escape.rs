@@ -29,9 +29,8 @@ pub fn attr(s: &str) -> String {
 }
 
 /// Inline tags that [`inline_html`] lets through (without attributes).
-pub const ALLOWED_INLINE_TAGS: &[&str] = &[
-    "code", "em", "strong", "b", "i", "sub", "sup", "kbd", "var", "samp", "mark", "small", "br",
-];
+pub const ALLOWED_INLINE_TAGS: &[&str] =
+    &["code", "em", "strong", "b", "i", "sub", "sup", "kbd", "var", "samp", "mark", "small", "br"];
 
 /// Sanitizes a fragment of inline HTML: keeps the tags in [`ALLOWED_INLINE_TAGS`] when they carry
 /// no attributes, keeps well-formed character references (`&amp;`, `&#8804;`), and escapes
@@ -120,11 +119,7 @@ fn parse_simple_tag(s: &str) -> Option<(String, bool, usize)> {
     if !closing && b.get(i) == Some(&b'/') {
         i += 1;
     }
-    if b.get(i) == Some(&b'>') {
-        Some((name, closing, i + 1))
-    } else {
-        None
-    }
+    if b.get(i) == Some(&b'>') { Some((name, closing, i + 1)) } else { None }
 }
 
 /// Byte length of a well-formed character reference at the start of `s` (`&name;`, `&#123;`,
@@ -154,11 +149,7 @@ fn entity_len(s: &str) -> usize {
         }
         i += 1;
     }
-    if i > start && b.get(i) == Some(&b';') {
-        i + 1
-    } else {
-        0
-    }
+    if i > start && b.get(i) == Some(&b';') { i + 1 } else { 0 }
 }
 
 #[cfg(test)]
@@ -177,23 +168,11 @@ mod tests {
 
     #[test]
     fn inline_html_keeps_allowed_tags_only() {
-        assert_eq!(
-            inline_html("use <code>W_KQ</code>"),
-            "use <code>W_KQ</code>"
-        );
-        assert_eq!(
-            inline_html("<script>x</script>"),
-            "&lt;script&gt;x&lt;/script&gt;"
-        );
-        assert_eq!(
-            inline_html("<code class=\"x\">y</code>"),
-            "&lt;code class=&quot;x&quot;&gt;y"
-        );
+        assert_eq!(inline_html("use <code>W_KQ</code>"), "use <code>W_KQ</code>");
+        assert_eq!(inline_html("<script>x</script>"), "&lt;script&gt;x&lt;/script&gt;");
+        assert_eq!(inline_html("<code class=\"x\">y</code>"), "&lt;code class=&quot;x&quot;&gt;y");
         assert_eq!(inline_html("a<br/>b<br>"), "a<br>b<br>");
-        assert_eq!(
-            inline_html("&le; &amp; & &#8804; &#x41; &bogus"),
-            "&le; &amp; &amp; &#8804; &#x41; &amp;bogus"
-        );
+        assert_eq!(inline_html("&le; &amp; & &#8804; &#x41; &bogus"), "&le; &amp; &amp; &#8804; &#x41; &amp;bogus");
     }
 
     #[test]

@@ -28,11 +28,7 @@ pub fn number(x: f64) -> String {
         return sci(x, 3);
     }
     let mag = a.log10().floor() as i32;
-    let decimals = if a < 10.0 {
-        (3 - mag).max(4)
-    } else {
-        (3 - mag).max(0)
-    };
+    let decimals = if a < 10.0 { (3 - mag).max(4) } else { (3 - mag).max(0) };
     trim_zeros(format!("{:.*}", decimals as usize, x))
 }
 
@@ -162,11 +158,7 @@ pub fn linear_tick_labels(ticks: &[f64]) -> Vec<String> {
 /// otherwise (`1e-6`).
 pub fn log_tick_label(v: f64) -> String {
     let a = v.abs();
-    if v != 0.0 && !(1e-3..1e5).contains(&a) {
-        minus(&sci(v, 2))
-    } else {
-        minus(&fixed(v, decimals_needed(v)))
-    }
+    if v != 0.0 && !(1e-3..1e5).contains(&a) { minus(&sci(v, 2)) } else { minus(&fixed(v, decimals_needed(v))) }
 }
 
 /// Smallest number of decimals (≤ 6) that represents `v` to within float noise.
@@ -199,11 +191,7 @@ fn trim_zeros(s: String) -> String {
 }
 
 fn clean_negative_zero(s: String) -> String {
-    if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') {
-        s[1..].to_string()
-    } else {
-        s
-    }
+    if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') { s[1..].to_string() } else { s }
 }
 
 /// Replaces ASCII hyphens (sign and exponent sign) with the typographic minus sign (U+2212).
@@ -251,10 +239,7 @@ mod tests {
         assert_eq!(mean_pm(12.3, 4.56), "12.3 ± 4.6");
         assert_eq!(mean_pm(1234.0, 56.0), "1234 ± 56");
         assert_eq!(mean_pm(0.5, 0.0), "0.5 ± 0");
-        assert_eq!(
-            mean_range(0.20663, 0.20121, 0.21012),
-            "0.2066 [0.2012, 0.2101]"
-        );
+        assert_eq!(mean_range(0.20663, 0.20121, 0.21012), "0.2066 [0.2012, 0.2101]");
         assert_eq!(mean_range(0.9, 0.9, 0.9), "0.9 [0.9, 0.9]");
         assert_eq!(summary_pm(&[1.0, 2.0, 3.0, f64::NAN]), "2.0 ± 1.0");
         assert_eq!(summary_pm(&[]), "–");
@@ -273,19 +258,10 @@ mod tests {
     #[test]
     fn tick_labels() {
         assert_eq!(linear_tick_labels(&[0.0, 0.5, 1.0]), ["0.0", "0.5", "1.0"]);
-        assert_eq!(
-            linear_tick_labels(&[0.1 + 0.2, 0.4, -0.1]),
-            ["0.3", "0.4", "\u{2212}0.1"]
-        );
-        assert_eq!(
-            linear_tick_labels(&[0.0, 5000.0, 10000.0]),
-            ["0", "5000", "10000"]
-        );
+        assert_eq!(linear_tick_labels(&[0.1 + 0.2, 0.4, -0.1]), ["0.3", "0.4", "\u{2212}0.1"]);
+        assert_eq!(linear_tick_labels(&[0.0, 5000.0, 10000.0]), ["0", "5000", "10000"]);
         assert_eq!(linear_tick_labels(&[0.0, 1e5, 2e5]), ["0", "1e5", "2e5"]);
-        assert_eq!(
-            linear_tick_labels(&[0.0, 2.5e-4, 5e-4]),
-            ["0", "2.5e\u{2212}4", "5e\u{2212}4"]
-        );
+        assert_eq!(linear_tick_labels(&[0.0, 2.5e-4, 5e-4]), ["0", "2.5e\u{2212}4", "5e\u{2212}4"]);
         assert_eq!(log_tick_label(0.01), "0.01");
         assert_eq!(log_tick_label(1e-6), "1e\u{2212}6");
         assert_eq!(log_tick_label(200.0), "200");

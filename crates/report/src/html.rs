@@ -59,26 +59,15 @@ pub struct Cell {
 impl Cell {
     /// Plain text.
     pub fn text(s: impl Into<String>) -> Cell {
-        Cell {
-            text: s.into(),
-            ..Default::default()
-        }
+        Cell { text: s.into(), ..Default::default() }
     }
     /// Monospace text (identifiers, hashes).
     pub fn code(s: impl Into<String>) -> Cell {
-        Cell {
-            text: s.into(),
-            code: true,
-            ..Default::default()
-        }
+        Cell { text: s.into(), code: true, ..Default::default() }
     }
     /// An already formatted number (right-aligned).
     pub fn numeric(s: impl Into<String>) -> Cell {
-        Cell {
-            text: s.into(),
-            numeric: true,
-            ..Default::default()
-        }
+        Cell { text: s.into(), numeric: true, ..Default::default() }
     }
     /// A number formatted with [`fmt::number`]; the full value is the tooltip.
     pub fn num(x: f64) -> Cell {
@@ -185,15 +174,13 @@ pub struct Section {
 impl Section {
     /// A paragraph of plain text (escaped).
     pub fn paragraph(&mut self, text: impl AsRef<str>) -> &mut Self {
-        self.blocks
-            .push(Block::Paragraph(escape::text(text.as_ref())));
+        self.blocks.push(Block::Paragraph(escape::text(text.as_ref())));
         self
     }
     /// A paragraph of inline HTML, sanitized to [`escape::ALLOWED_INLINE_TAGS`] (`<code>`, `<em>`,
     /// `<strong>`, `<sub>`, …, without attributes); anything else is shown escaped.
     pub fn raw_html(&mut self, html: impl AsRef<str>) -> &mut Self {
-        self.blocks
-            .push(Block::Paragraph(escape::inline_html(html.as_ref())));
+        self.blocks.push(Block::Paragraph(escape::inline_html(html.as_ref())));
         self
     }
     /// A sub-heading (`<h3>`).
@@ -208,8 +195,7 @@ impl Section {
     }
     /// A numbered figure: trusted SVG markup (e.g. a chart's `to_svg()`) and a plain-text caption.
     pub fn figure(&mut self, svg: impl Into<String>, caption: impl Into<String>) -> &mut Self {
-        self.blocks
-            .push(Block::Figures(vec![(svg.into(), caption.into())]));
+        self.blocks.push(Block::Figures(vec![(svg.into(), caption.into())]));
         self
     }
     /// Figures side by side (wrapping on narrow screens), each numbered with its own caption.
@@ -222,11 +208,7 @@ impl Section {
     /// A table. Columns whose cells are all numeric are right-aligned, header included.
     pub fn table<H: Into<String>>(&mut self, headers: Vec<H>, rows: Vec<Vec<Cell>>) -> &mut Self {
         let headers = headers.into_iter().map(Into::into).collect();
-        self.blocks.push(Block::Table {
-            caption: None,
-            headers,
-            rows,
-        });
+        self.blocks.push(Block::Table { caption: None, headers, rows });
         self
     }
     /// A table with a numbered caption above it.
@@ -237,11 +219,7 @@ impl Section {
         rows: Vec<Vec<Cell>>,
     ) -> &mut Self {
         let headers = headers.into_iter().map(Into::into).collect();
-        self.blocks.push(Block::Table {
-            caption: Some(caption.into()),
-            headers,
-            rows,
-        });
+        self.blocks.push(Block::Table { caption: Some(caption.into()), headers, rows });
         self
     }
     /// A key–value list, e.g. run metadata (seed, code revision, wall time).
@@ -249,43 +227,23 @@ impl Section {
         &mut self,
         items: impl IntoIterator<Item = (K, V)>,
     ) -> &mut Self {
-        let items = items
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let items = items.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         self.blocks.push(Block::KeyValues(items));
         self
     }
     /// A collapsed `<details>` block showing `text` preformatted (e.g. the resolved config TOML).
     pub fn details(&mut self, summary: impl Into<String>, text: impl Into<String>) -> &mut Self {
-        self.blocks.push(Block::Details {
-            summary: summary.into(),
-            text: text.into(),
-            open: false,
-        });
+        self.blocks.push(Block::Details { summary: summary.into(), text: text.into(), open: false });
         self
     }
     /// Like [`Section::details`], but expanded initially.
-    pub fn details_open(
-        &mut self,
-        summary: impl Into<String>,
-        text: impl Into<String>,
-    ) -> &mut Self {
-        self.blocks.push(Block::Details {
-            summary: summary.into(),
-            text: text.into(),
-            open: true,
-        });
+    pub fn details_open(&mut self, summary: impl Into<String>, text: impl Into<String>) -> &mut Self {
+        self.blocks.push(Block::Details { summary: summary.into(), text: text.into(), open: true });
         self
     }
     /// A collapsed block with pretty-printed JSON (raw data behind a figure, say).
-    pub fn details_json(
-        &mut self,
-        summary: impl Into<String>,
-        value: &serde_json::Value,
-    ) -> &mut Self {
-        let text =
-            serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("<unprintable: {e}>"));
+    pub fn details_json(&mut self, summary: impl Into<String>, value: &serde_json::Value) -> &mut Self {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("<unprintable: {e}>"));
         self.details(summary, text)
     }
 }
@@ -302,12 +260,7 @@ pub struct Page {
 
 impl Page {
     pub fn new(title: impl Into<String>) -> Page {
-        Page {
-            title: title.into(),
-            subtitle: None,
-            sections: Vec::new(),
-            footer: None,
-        }
+        Page { title: title.into(), subtitle: None, sections: Vec::new(), footer: None }
     }
     /// A line under the title (what, which config, which seed).
     pub fn subtitle(&mut self, s: impl Into<String>) -> &mut Self {
@@ -320,10 +273,7 @@ impl Page {
     }
     /// Appends a section and returns it for filling.
     pub fn section(&mut self, title: impl Into<String>) -> &mut Section {
-        self.sections.push(Section {
-            title: title.into(),
-            blocks: Vec::new(),
-        });
+        self.sections.push(Section { title: title.into(), blocks: Vec::new() });
         self.sections.last_mut().expect("just pushed")
     }
 
@@ -339,20 +289,11 @@ impl Page {
         body.push_str("</header>\n");
 
         let mut used = HashSet::new();
-        let ids: Vec<String> = self
-            .sections
-            .iter()
-            .map(|s| unique_id(&s.title, &mut used))
-            .collect();
+        let ids: Vec<String> = self.sections.iter().map(|s| unique_id(&s.title, &mut used)).collect();
         if self.sections.len() >= 3 {
             body.push_str("<nav class=\"toc\" aria-label=\"Contents\"><span>Contents</span><ol>\n");
             for (s, id) in self.sections.iter().zip(&ids) {
-                let _ = writeln!(
-                    body,
-                    "<li><a href=\"#{}\">{}</a></li>",
-                    id,
-                    escape::text(&s.title)
-                );
+                let _ = writeln!(body, "<li><a href=\"#{}\">{}</a></li>", id, escape::text(&s.title));
             }
             body.push_str("</ol></nav>\n");
         }
@@ -384,11 +325,7 @@ fn render_block(out: &mut String, b: &Block, fig_no: &mut usize, table_no: &mut 
         }
         Block::Callout(t, tone) => {
             let class = tone.class().unwrap_or("info");
-            let _ = writeln!(
-                out,
-                "<div class=\"callout {class}\">{}</div>",
-                escape::text(t)
-            );
+            let _ = writeln!(out, "<div class=\"callout {class}\">{}</div>", escape::text(t));
         }
         Block::Figures(figs) => {
             let row = figs.len() > 1;
@@ -414,28 +351,15 @@ fn render_block(out: &mut String, b: &Block, fig_no: &mut usize, table_no: &mut 
                 out.push_str("</div>\n");
             }
         }
-        Block::Table {
-            caption,
-            headers,
-            rows,
-        } => render_table(out, caption.as_deref(), headers, rows, table_no),
+        Block::Table { caption, headers, rows } => render_table(out, caption.as_deref(), headers, rows, table_no),
         Block::KeyValues(items) => {
             out.push_str("<dl class=\"kv\">\n");
             for (k, v) in items {
-                let _ = writeln!(
-                    out,
-                    "<dt>{}</dt><dd>{}</dd>",
-                    escape::text(k),
-                    escape::text(v)
-                );
+                let _ = writeln!(out, "<dt>{}</dt><dd>{}</dd>", escape::text(k), escape::text(v));
             }
             out.push_str("</dl>\n");
         }
-        Block::Details {
-            summary,
-            text,
-            open,
-        } => {
+        Block::Details { summary, text, open } => {
             let _ = writeln!(
                 out,
                 "<details{}><summary>{}</summary>\n<pre>{}</pre>\n</details>",
@@ -447,35 +371,19 @@ fn render_block(out: &mut String, b: &Block, fig_no: &mut usize, table_no: &mut 
     }
 }
 
-fn render_table(
-    out: &mut String,
-    caption: Option<&str>,
-    headers: &[String],
-    rows: &[Vec<Cell>],
-    table_no: &mut usize,
-) {
-    let ncols = headers
-        .len()
-        .max(rows.iter().map(Vec::len).max().unwrap_or(0));
+fn render_table(out: &mut String, caption: Option<&str>, headers: &[String], rows: &[Vec<Cell>], table_no: &mut usize) {
+    let ncols = headers.len().max(rows.iter().map(Vec::len).max().unwrap_or(0));
     let numeric_col: Vec<bool> = (0..ncols)
         .map(|c| {
-            let cells: Vec<&Cell> = rows
-                .iter()
-                .filter_map(|r| r.get(c))
-                .filter(|x| !x.text.is_empty())
-                .collect();
+            let cells: Vec<&Cell> = rows.iter().filter_map(|r| r.get(c)).filter(|x| !x.text.is_empty()).collect();
             !cells.is_empty() && cells.iter().all(|x| x.numeric)
         })
         .collect();
     out.push_str("<div class=\"table-wrap\"><table>\n");
     if let Some(c) = caption {
         *table_no += 1;
-        let _ = writeln!(
-            out,
-            "<caption><span class=\"label\">Table {}.</span> {}</caption>",
-            table_no,
-            escape::text(c)
-        );
+        let _ =
+            writeln!(out, "<caption><span class=\"label\">Table {}.</span> {}</caption>", table_no, escape::text(c));
     }
     if !headers.is_empty() {
         out.push_str("<thead><tr>");
@@ -499,22 +407,12 @@ fn render_table(
             if cell.code {
                 classes.push("mono");
             }
-            let class = if classes.is_empty() {
-                String::new()
-            } else {
-                format!(" class=\"{}\"", classes.join(" "))
-            };
-            let title = cell
-                .title
-                .as_ref()
-                .map_or(String::new(), |t| format!(" title=\"{}\"", escape::attr(t)));
+            let class = if classes.is_empty() { String::new() } else { format!(" class=\"{}\"", classes.join(" ")) };
+            let title = cell.title.as_ref().map_or(String::new(), |t| format!(" title=\"{}\"", escape::attr(t)));
             let text = escape::text(&cell.text);
             match cell.highlight.class() {
                 Some(h) => {
-                    let _ = write!(
-                        out,
-                        "<td{class}{title}><span class=\"tag {h}\">{text}</span></td>"
-                    );
+                    let _ = write!(out, "<td{class}{title}><span class=\"tag {h}\">{text}</span></td>");
                 }
                 None => {
                     let _ = write!(out, "<td{class}{title}>{text}</td>");
@@ -542,11 +440,7 @@ fn unique_id(title: &str, used: &mut HashSet<String>) -> String {
         }
     }
     let slug = slug.trim_end_matches('-');
-    let base = if slug.is_empty() {
-        "section".to_string()
-    } else {
-        format!("s-{slug}")
-    };
+    let base = if slug.is_empty() { "section".to_string() } else { format!("s-{slug}") };
     let mut id = base.clone();
     let mut k = 2;
     while !used.insert(id.clone()) {
@@ -566,22 +460,13 @@ pub struct Status {
 
 impl Status {
     pub fn good(label: impl Into<String>) -> Status {
-        Status {
-            label: label.into(),
-            highlight: Highlight::Good,
-        }
+        Status { label: label.into(), highlight: Highlight::Good }
     }
     pub fn bad(label: impl Into<String>) -> Status {
-        Status {
-            label: label.into(),
-            highlight: Highlight::Bad,
-        }
+        Status { label: label.into(), highlight: Highlight::Bad }
     }
     pub fn neutral(label: impl Into<String>) -> Status {
-        Status {
-            label: label.into(),
-            highlight: Highlight::Neutral,
-        }
+        Status { label: label.into(), highlight: Highlight::Neutral }
     }
 }
 
@@ -601,30 +486,18 @@ pub struct IndexEntry {
 /// A landing page that links several reports, one card per entry.
 pub fn index_page(title: &str, entries: &[IndexEntry]) -> String {
     let mut body = String::new();
-    let _ = writeln!(
-        body,
-        "<header class=\"page-head\"><h1>{}</h1></header>",
-        escape::text(title)
-    );
+    let _ = writeln!(body, "<header class=\"page-head\"><h1>{}</h1></header>", escape::text(title));
     if entries.is_empty() {
         body.push_str("<p class=\"subtitle\">No reports yet.</p>\n");
     }
     body.push_str("<div class=\"cards\">\n");
     for e in entries {
         body.push_str("<article class=\"card\">\n<div class=\"card-head\">");
-        let _ = write!(
-            body,
-            "<h2><a href=\"{}\">{}</a></h2>",
-            escape::attr(&safe_href(&e.href)),
-            escape::text(&e.name)
-        );
+        let _ =
+            write!(body, "<h2><a href=\"{}\">{}</a></h2>", escape::attr(&safe_href(&e.href)), escape::text(&e.name));
         if !e.status.label.is_empty() {
             let class = e.status.highlight.class().unwrap_or("plain");
-            let _ = write!(
-                body,
-                "<span class=\"tag {class}\">{}</span>",
-                escape::text(&e.status.label)
-            );
+            let _ = write!(body, "<span class=\"tag {class}\">{}</span>", escape::text(&e.status.label));
         }
         body.push_str("</div>\n");
         if !e.description.is_empty() {
@@ -633,12 +506,7 @@ pub fn index_page(title: &str, entries: &[IndexEntry]) -> String {
         if !e.headline.is_empty() {
             body.push_str("<dl class=\"kv\">\n");
             for (k, v) in &e.headline {
-                let _ = writeln!(
-                    body,
-                    "<dt>{}</dt><dd class=\"num\">{}</dd>",
-                    escape::text(k),
-                    escape::text(v)
-                );
+                let _ = writeln!(body, "<dt>{}</dt><dd class=\"num\">{}</dd>", escape::text(k), escape::text(v));
             }
             body.push_str("</dl>\n");
         }
@@ -654,13 +522,9 @@ fn safe_href(href: &str) -> String {
     if let Some(colon) = h.find(':') {
         let scheme = &h[..colon];
         let looks_like_scheme = !scheme.is_empty()
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
             && !h[..colon].contains('/');
-        if looks_like_scheme
-            && !["http", "https", "mailto", "file"].contains(&scheme.to_ascii_lowercase().as_str())
-        {
+        if looks_like_scheme && !["http", "https", "mailto", "file"].contains(&scheme.to_ascii_lowercase().as_str()) {
             return "#".into();
         }
     }
@@ -672,7 +536,9 @@ fn document(title: &str, body: &str) -> String {
     let mut out = String::with_capacity(body.len() + CSS.len() + 512);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    out.push_str("<meta name=\"color-scheme\" content=\"light\">\n<meta name=\"generator\" content=\"mesalab-report\">\n");
+    out.push_str(
+        "<meta name=\"color-scheme\" content=\"light\">\n<meta name=\"generator\" content=\"mesalab-report\">\n",
+    );
     let _ = writeln!(out, "<title>{}</title>", escape::text(title));
     let _ = writeln!(out, "<style>{CSS}</style>\n</head>\n<body>\n<main>");
     out.push_str(body);
@@ -783,10 +649,7 @@ mod tests {
         let mut p = Page::new("t");
         p.section("s").table(
             vec!["name", "loss"],
-            vec![
-                vec![Cell::text("a"), Cell::num(0.5)],
-                vec![Cell::text("b"), Cell::num(f64::NAN)],
-            ],
+            vec![vec![Cell::text("a"), Cell::num(0.5)], vec![Cell::text("b"), Cell::num(f64::NAN)]],
         );
         let html = p.render();
         assert!(html.contains("<th scope=\"col\" class=\"num\">loss</th>"));
@@ -806,9 +669,7 @@ mod tests {
     fn figures_are_numbered_and_svg_namespace_dropped() {
         let mut p = Page::new("t");
         let svg = crate::svg::LineChart::new("x").to_svg();
-        p.section("a")
-            .figure(svg.clone(), "one")
-            .figure_row(vec![(svg.clone(), "two".into()), (svg, "three".into())]);
+        p.section("a").figure(svg.clone(), "one").figure_row(vec![(svg.clone(), "two".into()), (svg, "three".into())]);
         let html = p.render();
         assert!(html.contains("Figure 1.</span> one") && html.contains("Figure 3.</span> three"));
         assert!(!html.contains("xmlns"));

@@ -2,14 +2,10 @@
 //! network references, and escapes what it is given.
 
 use mesalab_report::html::{Cell, Highlight, IndexEntry, Page, Status, index_page};
-use mesalab_report::svg::{
-    BarChart, BarSeries, Heatmap, LineChart, RefLine, Scatter, ScatterSeries, Series,
-};
+use mesalab_report::svg::{BarChart, BarSeries, Heatmap, LineChart, RefLine, Scatter, ScatterSeries, Series};
 
 /// Elements that never have a closing tag in HTML.
-const VOID: &[&str] = &[
-    "meta", "br", "hr", "img", "input", "link", "col", "wbr", "source",
-];
+const VOID: &[&str] = &["meta", "br", "hr", "img", "input", "link", "col", "wbr", "source"];
 
 /// Checks that start and end tags nest properly; returns the first problem found.
 fn check_balanced(doc: &str) -> Result<usize, String> {
@@ -34,11 +30,8 @@ fn check_balanced(doc: &str) -> Result<usize, String> {
             }
             continue;
         }
-        let name: String = tag
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let name: String =
+            tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
         if name.is_empty() {
             return Err(format!("bad tag <{tag}>"));
         }
@@ -54,11 +47,7 @@ fn check_balanced(doc: &str) -> Result<usize, String> {
         }
         stack.push(name);
     }
-    if stack.is_empty() {
-        Ok(count)
-    } else {
-        Err(format!("unclosed: {stack:?}"))
-    }
+    if stack.is_empty() { Ok(count) } else { Err(format!("unclosed: {stack:?}")) }
 }
 
 fn full_page() -> String {
@@ -67,21 +56,14 @@ fn full_page() -> String {
         .x_label("step")
         .y_label("loss")
         .series(
-            Series::new(
-                "a",
-                vec![(0.0, 1.0), (1.0, 0.1), (2.0, f64::NAN), (3.0, 0.01)],
-            )
-            .band(vec![(0.0, 0.8, 1.2), (3.0, 0.008, 0.012)]),
+            Series::new("a", vec![(0.0, 1.0), (1.0, 0.1), (2.0, f64::NAN), (3.0, 0.01)])
+                .band(vec![(0.0, 0.8, 1.2), (3.0, 0.008, 0.012)]),
         )
         .hline(RefLine::new("GD", 0.05).dashed());
-    let heat = Heatmap::new("attn", vec![vec![0.1, 0.9], vec![0.5, 0.5]])
-        .value_range(0.0, 1.0)
-        .show_values();
+    let heat = Heatmap::new("attn", vec![vec![0.1, 0.9], vec![0.5, 0.5]]).value_range(0.0, 1.0).show_values();
     let bars = BarChart::new("bars", vec!["train".into(), "deploy".into()])
         .series(BarSeries::new("robust", vec![0.9, 0.1]).errors(vec![(0.8, 0.95), (0.05, 0.2)]));
-    let scatter = Scatter::new("pred")
-        .diagonal()
-        .series(ScatterSeries::new("tasks", vec![(0.0, 0.1), (1.0, 0.9)]));
+    let scatter = Scatter::new("pred").diagonal().series(ScatterSeries::new("tasks", vec![(0.0, 0.1), (1.0, 0.9)]));
     let mut page = Page::new("Report <1> & co");
     page.subtitle("sub \"quoted\"");
     page.section("Overview")
@@ -91,10 +73,7 @@ fn full_page() -> String {
         .key_values([("seed", "0"), ("revision", "abc123")]);
     page.section("Figures")
         .figure(line.to_svg(), "Loss with a band.")
-        .figure_row(vec![
-            (heat.to_svg(), "Trained.".into()),
-            (heat.to_svg(), "Constructed.".into()),
-        ])
+        .figure_row(vec![(heat.to_svg(), "Trained.".into()), (heat.to_svg(), "Constructed.".into())])
         .figure(bars.to_svg(), "Bars.")
         .figure(scatter.to_svg(), "Scatter.")
         .figure(LineChart::new("empty").to_svg(), "Empty chart.");
@@ -103,16 +82,8 @@ fn full_page() -> String {
         .table(
             vec!["run", "loss", "verdict"],
             vec![
-                vec![
-                    Cell::text("a"),
-                    Cell::num(0.2066),
-                    Cell::text("robust").good(),
-                ],
-                vec![
-                    Cell::code("b<2>"),
-                    Cell::mean_pm(1.0005, 0.0002),
-                    Cell::text("failed").bad(),
-                ],
+                vec![Cell::text("a"), Cell::num(0.2066), Cell::text("robust").good()],
+                vec![Cell::code("b<2>"), Cell::mean_pm(1.0005, 0.0002), Cell::text("failed").bad()],
                 vec![Cell::text("short row")],
             ],
         )
@@ -130,10 +101,7 @@ fn full_page_is_balanced_and_offline() {
     assert!(n > 100, "only {n} elements");
     assert!(!html.contains("http"), "page references a URL");
     assert!(!html.contains("<script"), "page contains a script");
-    assert!(
-        !html.contains("url("),
-        "page loads an external resource from CSS"
-    );
+    assert!(!html.contains("url("), "page loads an external resource from CSS");
     assert!(!html.contains("NaN\""), "NaN leaked into an attribute");
     for needle in [
         "Report &lt;1&gt; &amp; co",
@@ -159,17 +127,12 @@ fn index_is_balanced_and_offline() {
     let entries = vec![
         IndexEntry {
             name: "In-context linear regression".into(),
-            description: "Does a trained linear self-attention layer implement one step of GD?"
-                .into(),
+            description: "Does a trained linear self-attention layer implement one step of GD?".into(),
             href: "icl-gd/report.html".into(),
             headline: vec![("loss vs GD".into(), "1.0005".into())],
             status: Status::good("replicated"),
         },
-        IndexEntry {
-            name: "bad link".into(),
-            href: "javascript:alert(1)".into(),
-            ..Default::default()
-        },
+        IndexEntry { name: "bad link".into(), href: "javascript:alert(1)".into(), ..Default::default() },
     ];
     let html = index_page("mesalab demos", &entries);
     check_balanced(&html).unwrap_or_else(|e| panic!("{e}"));

@@ -5,16 +5,15 @@ use std::path::PathBuf;
 use crate::{ENV_VAR, RunId, RunStatus};
 
 /// How to point mesalab at another store; appended to errors about the store's location.
-const ELSEWHERE: &str = "or choose another store path with the CLI's store flag or the MESALAB_STORE \
-                         environment variable";
+const ELSEWHERE: &str = "use another store (the CLI's store flag or the MESALAB_STORE environment variable)";
 
 /// Every failure of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The directory that should hold the store file could not be created.
     #[error(
-        "cannot create the directory {dir} for the store {path}: {source}; make sure every parent \
-         of it is a writable directory, {ELSEWHERE}"
+        "cannot create the directory {dir} for the store {path}: {source}. Make every parent of it \
+         a writable directory, or {ELSEWHERE}."
     )]
     CreateDir {
         /// The store file that was asked for.
@@ -27,8 +26,8 @@ pub enum StoreError {
 
     /// SQLite could not open (or first write to) the store file.
     #[error(
-        "cannot open the store {path}: {source}; check that the file and its directory are \
-         writable (SQLite also creates {path}-wal and {path}-shm next to it), {ELSEWHERE}"
+        "cannot open the store {path}: {source}{hint}",
+        hint = open_hint(source, path)
     )]
     Open {
         /// The store file.
@@ -38,7 +37,7 @@ pub enum StoreError {
     },
 
     /// The store file exists but can only be opened read-only.
-    #[error("the store {path} is read-only; make it writable (chmod u+w), {ELSEWHERE}")]
+    #[error("the store {path} is read-only. Make it writable (chmod u+w), or {ELSEWHERE}.")]
     ReadOnly {
         /// The store file.
         path: PathBuf,
@@ -46,8 +45,8 @@ pub enum StoreError {
 
     /// The file is not an SQLite database at all (or is damaged). It was left untouched.
     #[error(
-        "{path} is not a mesalab store: SQLite says \"{detail}\"; the file was left untouched — move \
-         it away or delete it if it is garbage, {ELSEWHERE}"
+        "{path} is not a mesalab store: {detail}. The file was left untouched; move it away, or \
+         {ELSEWHERE}."
     )]
     NotADatabase {
         /// The file.
@@ -58,8 +57,8 @@ pub enum StoreError {
 
     /// The file is an SQLite database that belongs to some other program. It was left untouched.
     #[error(
-        "{path} is an SQLite database of some other program ({detail}), not a mesalab store; it was \
-         left untouched — {ELSEWHERE}"
+        "{path} is an SQLite database of another program ({detail}), not a mesalab store. The file \
+         was left untouched; {ELSEWHERE}."
     )]
     ForeignDatabase {
         /// The file.
@@ -71,7 +70,7 @@ pub enum StoreError {
     /// The store was written by a newer mesalab whose schema this build does not know.
     #[error(
         "the store {path} has schema version {found}, but this mesalab understands versions up to \
-         {supported}; upgrade mesalab, {ELSEWHERE}"
+         {supported}. Upgrade mesalab, or {ELSEWHERE}."
     )]
     NewerSchema {
         /// The store file.
@@ -151,10 +150,22 @@ pub enum StoreError {
 fn busy_hint(err: &rusqlite::Error) -> String {
     match err.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => format!(
-            " (another process held the store locked for longer than {} s; retry when it is done, \
-             or give this run its own store with {ENV_VAR})",
+            ". Another process held the store locked for longer than {} s; retry when it is done, \
+             or give this run its own store with {ENV_VAR}.",
             crate::BUSY_TIMEOUT.as_secs()
         ),
         _ => String::new(),
     }
+}
+
+fn open_hint(err: &rusqlite::Error, path: &std::path::Path) -> String {
+    let busy = busy_hint(err);
+    if !busy.is_empty() {
+        return busy;
+    }
+    let path = path.display();
+    format!(
+        ". Check that the file and its directory are writable (SQLite also creates {path}-wal and \
+         {path}-shm next to it), or {ELSEWHERE}."
+    )
 }

@@ -23,7 +23,7 @@ mod types;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -32,8 +32,7 @@ use serde::de::DeserializeOwned;
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 pub use types::{
-    Artifact, ArtifactKind, ArtifactRecord, MetricRow, NewRun, ResultTable, RunId, RunOutcome,
-    RunRecord, RunStatus,
+    Artifact, ArtifactKind, ArtifactRecord, MetricRow, NewRun, ResultTable, RunId, RunOutcome, RunRecord, RunStatus,
 };
 
 /// Store path used when neither the CLI flag nor [`ENV_VAR`] names one (relative to the working
@@ -123,22 +122,12 @@ impl RawRun {
     }
 
     fn into_record(self, store: &Path) -> Result<RunRecord, StoreError> {
-        let malformed = |detail: String| StoreError::Malformed {
-            path: store.to_path_buf(),
-            detail,
-        };
+        let malformed = |detail: String| StoreError::Malformed { path: store.to_path_buf(), detail };
         let id = self.id;
-        let status = self
-            .status
-            .parse()
-            .map_err(|err| malformed(format!("run {id}: {err}")))?;
+        let status = self.status.parse().map_err(|err| malformed(format!("run {id}: {err}")))?;
         let seeds = serde_json::from_str(&self.seeds)
             .map_err(|err| malformed(format!("run {id}: seeds `{}`: {err}", self.seeds)))?;
-        let pid = self
-            .pid
-            .map(u32::try_from)
-            .transpose()
-            .map_err(|err| malformed(format!("run {id}: pid: {err}")))?;
+        let pid = self.pid.map(u32::try_from).transpose().map_err(|err| malformed(format!("run {id}: pid: {err}")))?;
         Ok(RunRecord {
             id: RunId(id),
             experiment: self.experiment,
@@ -172,43 +161,59 @@ impl Store {
             });
         }
         if path.is_dir() {
-            return Err(StoreError::NotADatabase {
-                path: path.to_path_buf(),
-                detail: "it is a directory; name a file inside it, e.g. mesalab.sqlite".into(),
+            return Err(StoreError::InvalidInput {
+                what: "store path",
+                reason: format!(
+                    "{} is a directory; name a file inside it, e.g. {}",
+                    path.display(),
+                    path.join("mesalab.sqlite").display()
+                ),
             });
         }
         create_parent(path)?;
+        // A handle opening the file while another one creates, migrates, switches it to WAL or
+        // checkpoints it on close can get SQLITE_BUSY where SQLite does not call the busy handler;
+        // the whole open is retried until BUSY_TIMEOUT.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match Store::try_open(path) {
+                Err(StoreError::Open { source, .. }) if is_busy(&source) && Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                result => return result,
+            }
+        }
+    }
 
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
+    fn try_open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
         // No SQLITE_OPEN_URI: the path is always a plain file name.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
 
-        // Everything up to the journal-mode switch only reads, so a file we refuse stays untouched.
-        let objects: i64 = match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get(0)
-        }) {
-            Ok(n) => n,
+        // Everything up to the journal-mode switch only reads (one snapshot), so a file that is
+        // refused stays untouched.
+        let probe = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let objects: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+            let app_id: i32 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            tx.commit()?;
+            Ok((objects, app_id, version))
+        })();
+        let (objects, app_id, version) = match probe {
+            Ok(probe) => probe,
             Err(err) if is_not_a_database(&err) => {
                 return Err(StoreError::NotADatabase {
                     path: path.to_path_buf(),
-                    detail: format!("SQLite: {err}"),
+                    detail: format!("SQLite says \"{err}\""),
                 });
             }
             Err(err) => return Err(open_err(err)),
         };
-        let app_id: i32 = conn
-            .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(open_err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(open_err)?;
         if app_id != schema::APPLICATION_ID && app_id != 0 {
             return Err(StoreError::ForeignDatabase {
                 path: path.to_path_buf(),
@@ -228,45 +233,27 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        if conn
-            .is_readonly(rusqlite::DatabaseName::Main)
-            .map_err(open_err)?
-        {
-            return Err(StoreError::ReadOnly {
-                path: path.to_path_buf(),
-            });
+        if conn.is_readonly(rusqlite::DatabaseName::Main).map_err(open_err)? {
+            return Err(StoreError::ReadOnly { path: path.to_path_buf() });
         }
 
-        let _mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(open_err)?;
+        let _mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(open_err)?;
         // With WAL, NORMAL never corrupts the file; a power cut may lose the last commits.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(open_err)?;
         migrate(&mut conn, path)?;
-        Ok(Store {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
-        })
+        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf() })
     }
 
     /// A fresh store that lives in memory only (for tests and dry runs).
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let path = PathBuf::from(":memory:");
-        let open_err = |source| StoreError::Open {
-            path: path.clone(),
-            source,
-        };
+        let open_err = |source| StoreError::Open { path: path.clone(), source };
         let mut conn = Connection::open_in_memory().map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(open_err)?;
         migrate(&mut conn, &path)?;
-        Ok(Store {
-            conn: Mutex::new(conn),
-            path,
-        })
+        Ok(Store { conn: Mutex::new(conn), path })
     }
 
     /// The path this store was opened at (`:memory:` for an in-memory store).
@@ -277,16 +264,11 @@ impl Store {
     /// Records a new run with status `running`, the calling process's pid and the current time.
     pub fn begin_run(&self, new: &NewRun) -> Result<RunId, StoreError> {
         if new.experiment.is_empty() {
-            return Err(StoreError::InvalidInput {
-                what: "experiment name",
-                reason: "it is empty".into(),
-            });
+            return Err(StoreError::InvalidInput { what: "experiment name", reason: "it is empty".into() });
         }
         let run_dir = dir_key(&new.run_dir)?;
-        let seeds = serde_json::to_string(&new.seeds).map_err(|source| StoreError::Json {
-            what: "serialising the seeds".into(),
-            source,
-        })?;
+        let seeds = serde_json::to_string(&new.seeds)
+            .map_err(|source| StoreError::Json { what: "serialising the seeds".into(), source })?;
         self.write("beginning a run", |tx| {
             tx.execute(
                 "INSERT INTO runs (experiment, config_toml, seeds, code_revision, run_dir, quick, \
@@ -330,9 +312,8 @@ impl Store {
     pub fn log_metrics(&self, id: RunId, rows: &[MetricRow<'_>]) -> Result<(), StoreError> {
         self.write("logging metrics", |tx| {
             require_running(tx, &self.path, id)?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO metrics (run_id, seed, step, name, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO metrics (run_id, seed, step, name, value) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for (i, row) in rows.iter().enumerate() {
                 // Checked row by row inside the transaction: a bad row rolls back the rows before it.
                 if row.name.is_empty() {
@@ -347,13 +328,7 @@ impl Store {
                     .into());
                 }
                 let value = (!row.value.is_nan()).then_some(row.value);
-                insert.execute(params![
-                    id.0,
-                    row.seed.map(seed_to_sql),
-                    row.step,
-                    row.name.as_ref(),
-                    value
-                ])?;
+                insert.execute(params![id.0, row.seed.map(seed_to_sql), row.step, row.name.as_ref(), value])?;
             }
             Ok(())
         })
@@ -361,12 +336,7 @@ impl Store {
 
     /// The `(step, value)` samples of metric `name` for one seed (`None`: the cross-seed
     /// aggregates), ordered by step, then by the order they were logged.
-    pub fn metric_series(
-        &self,
-        id: RunId,
-        seed: Option<u64>,
-        name: &str,
-    ) -> Result<Vec<(i64, f64)>, StoreError> {
+    pub fn metric_series(&self, id: RunId, seed: Option<u64>, name: &str) -> Result<Vec<(i64, f64)>, StoreError> {
         self.read("reading a metric series", |conn| {
             require_exists(conn, &self.path, id)?;
             let mut query = conn.prepare_cached(
@@ -389,11 +359,8 @@ impl Store {
     pub fn metric_names(&self, id: RunId) -> Result<Vec<String>, StoreError> {
         self.read("listing metric names", |conn| {
             require_exists(conn, &self.path, id)?;
-            let mut query = conn
-                .prepare_cached("SELECT DISTINCT name FROM metrics WHERE run_id = ?1 ORDER BY name")?;
-            let names = query
-                .query_map([id.0], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+            let mut query = conn.prepare_cached("SELECT DISTINCT name FROM metrics WHERE run_id = ?1 ORDER BY name")?;
+            let names = query.query_map([id.0], |r| r.get(0))?.collect::<Result<_, _>>()?;
             Ok(names)
         })
     }
@@ -402,12 +369,10 @@ impl Store {
     pub fn metric_seeds(&self, id: RunId) -> Result<Vec<u64>, StoreError> {
         self.read("listing metric seeds", |conn| {
             require_exists(conn, &self.path, id)?;
-            let mut query = conn.prepare_cached(
-                "SELECT DISTINCT seed FROM metrics WHERE run_id = ?1 AND seed IS NOT NULL",
-            )?;
-            let mut seeds = query
-                .query_map([id.0], |r| r.get::<_, i64>(0).map(seed_from_sql))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut query =
+                conn.prepare_cached("SELECT DISTINCT seed FROM metrics WHERE run_id = ?1 AND seed IS NOT NULL")?;
+            let mut seeds =
+                query.query_map([id.0], |r| r.get::<_, i64>(0).map(seed_from_sql))?.collect::<Result<Vec<_>, _>>()?;
             seeds.sort_unstable();
             Ok(seeds)
         })
@@ -416,10 +381,7 @@ impl Store {
     /// Stores a result table on a `running` run, replacing any table of the same name.
     pub fn put_table(&self, id: RunId, table: &ResultTable) -> Result<(), StoreError> {
         if table.name.is_empty() {
-            return Err(StoreError::InvalidInput {
-                what: "table name",
-                reason: "it is empty".into(),
-            });
+            return Err(StoreError::InvalidInput { what: "table name", reason: "it is empty".into() });
         }
         for (i, row) in table.rows.iter().enumerate() {
             if row.len() != table.columns.len() {
@@ -487,22 +449,12 @@ impl Store {
 
     /// Stores any serialisable value as JSON under `name` on a `running` run, replacing any value of
     /// the same name.
-    pub fn put_json<T: Serialize + ?Sized>(
-        &self,
-        id: RunId,
-        name: &str,
-        value: &T,
-    ) -> Result<(), StoreError> {
+    pub fn put_json<T: Serialize + ?Sized>(&self, id: RunId, name: &str, value: &T) -> Result<(), StoreError> {
         if name.is_empty() {
-            return Err(StoreError::InvalidInput {
-                what: "JSON result name",
-                reason: "it is empty".into(),
-            });
+            return Err(StoreError::InvalidInput { what: "JSON result name", reason: "it is empty".into() });
         }
-        let text = serde_json::to_string(value).map_err(|source| StoreError::Json {
-            what: format!("serialising JSON result `{name}`"),
-            source,
-        })?;
+        let text = serde_json::to_string(value)
+            .map_err(|source| StoreError::Json { what: format!("serialising JSON result `{name}`"), source })?;
         self.write("storing a JSON result", |tx| {
             require_running(tx, &self.path, id)?;
             tx.execute(
@@ -516,19 +468,13 @@ impl Store {
 
     /// The JSON value stored under `name`, deserialised as `T` (use `serde_json::Value` for
     /// anything), if it was stored.
-    pub fn get_json<T: DeserializeOwned>(
-        &self,
-        id: RunId,
-        name: &str,
-    ) -> Result<Option<T>, StoreError> {
+    pub fn get_json<T: DeserializeOwned>(&self, id: RunId, name: &str) -> Result<Option<T>, StoreError> {
         let text: Option<String> = self.read("reading a JSON result", |conn| {
             require_exists(conn, &self.path, id)?;
             Ok(conn
-                .query_row(
-                    "SELECT value FROM result_json WHERE run_id = ?1 AND name = ?2",
-                    params![id.0, name],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT value FROM result_json WHERE run_id = ?1 AND name = ?2", params![id.0, name], |r| {
+                    r.get(0)
+                })
                 .optional()?)
         })?;
         text.map(|text| {
@@ -551,14 +497,10 @@ impl Store {
     /// Records a file of a `running` run, replacing any artifact of the same name.
     pub fn add_artifact(&self, id: RunId, artifact: &Artifact) -> Result<(), StoreError> {
         let path = artifact.validate()?;
-        let size = artifact
-            .size_bytes
-            .map(i64::try_from)
-            .transpose()
-            .map_err(|_| StoreError::InvalidInput {
-                what: "artifact size",
-                reason: format!("artifact `{}` is larger than 2^63 bytes", artifact.name),
-            })?;
+        let size = artifact.size_bytes.map(i64::try_from).transpose().map_err(|_| StoreError::InvalidInput {
+            what: "artifact size",
+            reason: format!("artifact `{}` is larger than 2^63 bytes", artifact.name),
+        })?;
         let sha256 = artifact.sha256.as_ref().map(|h| h.to_ascii_lowercase());
         self.write("recording an artifact", |tx| {
             require_running(tx, &self.path, id)?;
@@ -568,15 +510,7 @@ impl Store {
                  ON CONFLICT (run_id, name) DO UPDATE SET kind = excluded.kind, \
                  path = excluded.path, size_bytes = excluded.size_bytes, sha256 = excluded.sha256, \
                  created_at = excluded.created_at",
-                params![
-                    id.0,
-                    artifact.name,
-                    artifact.kind.as_str(),
-                    path,
-                    size,
-                    sha256,
-                    now_ms()
-                ],
+                params![id.0, artifact.name, artifact.kind.as_str(), path, size, sha256, now_ms()],
             )?;
             Ok(())
         })
@@ -606,13 +540,10 @@ impl Store {
         })?;
         rows.into_iter()
             .map(|(name, kind, path, size, sha256, created_at_ms)| {
-                let size_bytes = size
-                    .map(u64::try_from)
-                    .transpose()
-                    .map_err(|err| StoreError::Malformed {
-                        path: self.path.clone(),
-                        detail: format!("artifact `{name}` of run {id}: size: {err}"),
-                    })?;
+                let size_bytes = size.map(u64::try_from).transpose().map_err(|err| StoreError::Malformed {
+                    path: self.path.clone(),
+                    detail: format!("artifact `{name}` of run {id}: size: {err}"),
+                })?;
                 Ok(ArtifactRecord {
                     artifact: Artifact {
                         name,
@@ -631,11 +562,7 @@ impl Store {
     pub fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
         let raw = self.read("reading a run", |conn| {
             Ok(conn
-                .query_row(
-                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                    [id.0],
-                    RawRun::from_row,
-                )
+                .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id.0], RawRun::from_row)
                 .optional()?)
         })?;
         raw.map(|raw| raw.into_record(&self.path)).transpose()
@@ -644,16 +571,11 @@ impl Store {
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let raws = self.read("listing runs", |conn| {
-            let mut query =
-                conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC"))?;
-            let raws = query
-                .query_map([], RawRun::from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut query = conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC"))?;
+            let raws = query.query_map([], RawRun::from_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(raws)
         })?;
-        raws.into_iter()
-            .map(|raw| raw.into_record(&self.path))
-            .collect()
+        raws.into_iter().map(|raw| raw.into_record(&self.path)).collect()
     }
 
     /// The newest run whose run directory is `dir`. Both sides are compared canonicalised, so a
@@ -663,9 +585,7 @@ impl Store {
         let exact = self.read("finding a run by directory", |conn| {
             Ok(conn
                 .query_row(
-                    &format!(
-                        "SELECT {RUN_COLUMNS} FROM runs WHERE run_dir = ?1 ORDER BY id DESC LIMIT 1"
-                    ),
+                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_dir = ?1 ORDER BY id DESC LIMIT 1"),
                     [&key],
                     RawRun::from_row,
                 )
@@ -692,9 +612,8 @@ impl Store {
     pub fn mark_orphans_crashed(&self) -> Result<usize, StoreError> {
         self.write("marking crashed runs", |tx| {
             let candidates = {
-                let mut query = tx.prepare_cached(
-                    "SELECT id, pid FROM runs WHERE status = 'running' AND pid IS NOT NULL",
-                )?;
+                let mut query =
+                    tx.prepare_cached("SELECT id, pid FROM runs WHERE status = 'running' AND pid IS NOT NULL")?;
                 query
                     .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
                     .collect::<Result<Vec<_>, _>>()?
@@ -711,11 +630,7 @@ impl Store {
                 marked += tx.execute(
                     "UPDATE runs SET status = 'crashed', ended_at = ?2, error = ?3 \
                      WHERE id = ?1 AND status = 'running'",
-                    params![
-                        id,
-                        now,
-                        format!("process {pid} exited without ending the run")
-                    ],
+                    params![id, now, format!("process {pid} exited without ending the run")],
                 )?;
             }
             Ok(marked)
@@ -744,11 +659,7 @@ impl Store {
         result.map_err(|fail| self.fail(op, fail))
     }
 
-    fn read<T>(
-        &self,
-        op: &'static str,
-        f: impl FnOnce(&Connection) -> Result<T, Fail>,
-    ) -> Result<T, StoreError> {
+    fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T, Fail>) -> Result<T, StoreError> {
         let conn = self.lock();
         f(&conn).map_err(|fail| self.fail(op, fail))
     }
@@ -756,28 +667,16 @@ impl Store {
     fn fail(&self, op: &'static str, fail: Fail) -> StoreError {
         match fail {
             Fail::Store(err) => err,
-            Fail::Sql(source) => StoreError::Sqlite {
-                path: self.path.clone(),
-                op,
-                source,
-            },
+            Fail::Sql(source) => StoreError::Sqlite { path: self.path.clone(), op, source },
         }
     }
 
-    fn names(
-        &self,
-        op: &'static str,
-        table: &'static str,
-        id: RunId,
-    ) -> Result<Vec<String>, StoreError> {
+    fn names(&self, op: &'static str, table: &'static str, id: RunId) -> Result<Vec<String>, StoreError> {
         self.read(op, |conn| {
             require_exists(conn, &self.path, id)?;
-            let mut query = conn.prepare_cached(&format!(
-                "SELECT name FROM {table} WHERE run_id = ?1 ORDER BY name"
-            ))?;
-            let names = query
-                .query_map([id.0], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+            let mut query =
+                conn.prepare_cached(&format!("SELECT name FROM {table} WHERE run_id = ?1 ORDER BY name"))?;
+            let names = query.query_map([id.0], |r| r.get(0))?.collect::<Result<_, _>>()?;
             Ok(names)
         })
     }
@@ -785,23 +684,12 @@ impl Store {
 
 /// Applies the migrations the store lacks, in one transaction.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let open_err = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(open_err)?;
+    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
     // Read again under the write lock: another process may have migrated in the meantime.
-    let version: i64 = tx
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(open_err)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(open_err)?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema {
-            path: path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(StoreError::NewerSchema { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
     }
     if version == SCHEMA_VERSION {
         return Ok(());
@@ -810,10 +698,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     for migration in pending {
         tx.execute_batch(migration).map_err(open_err)?;
     }
-    tx.pragma_update(None, "application_id", schema::APPLICATION_ID)
-        .map_err(open_err)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(open_err)?;
+    tx.pragma_update(None, "application_id", schema::APPLICATION_ID).map_err(open_err)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open_err)?;
     tx.commit().map_err(open_err)
 }
 
@@ -825,11 +711,7 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
     if dir.is_dir() {
         return Ok(());
     }
-    let create_err = |source| StoreError::CreateDir {
-        path: path.to_path_buf(),
-        dir: dir.to_path_buf(),
-        source,
-    };
+    let create_err = |source| StoreError::CreateDir { path: path.to_path_buf(), dir: dir.to_path_buf(), source };
     if let Some(blocker) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
         return Err(create_err(std::io::Error::new(
             std::io::ErrorKind::NotADirectory,
@@ -839,64 +721,50 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(dir).map_err(create_err)
 }
 
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
 fn is_not_a_database(err: &rusqlite::Error) -> bool {
-    matches!(
-        err.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
-    )
+    matches!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
 }
 
 fn require_exists(conn: &Connection, store: &Path, id: RunId) -> Result<(), Fail> {
-    let found = conn
-        .query_row("SELECT 1 FROM runs WHERE id = ?1", [id.0], |_| Ok(()))
-        .optional()?;
+    let found = conn.query_row("SELECT 1 FROM runs WHERE id = ?1", [id.0], |_| Ok(())).optional()?;
     match found {
         Some(()) => Ok(()),
-        None => Err(StoreError::UnknownRun {
-            path: store.to_path_buf(),
-            id,
-        }
-        .into()),
+        None => Err(StoreError::UnknownRun { path: store.to_path_buf(), id }.into()),
     }
 }
 
 /// Fails unless run `id` exists and is `running`. Called inside the write transaction, so the
 /// answer holds until it commits.
 fn require_running(conn: &Connection, store: &Path, id: RunId) -> Result<(), Fail> {
-    let status: Option<String> = conn
-        .query_row("SELECT status FROM runs WHERE id = ?1", [id.0], |r| r.get(0))
-        .optional()?;
+    let status: Option<String> =
+        conn.query_row("SELECT status FROM runs WHERE id = ?1", [id.0], |r| r.get(0)).optional()?;
     let Some(status) = status else {
-        return Err(StoreError::UnknownRun {
-            path: store.to_path_buf(),
-            id,
-        }
-        .into());
+        return Err(StoreError::UnknownRun { path: store.to_path_buf(), id }.into());
     };
     match status.parse::<RunStatus>() {
         Ok(RunStatus::Running) => Ok(()),
         Ok(status) => Err(StoreError::RunEnded { id, status }.into()),
-        Err(detail) => Err(StoreError::Malformed {
-            path: store.to_path_buf(),
-            detail: format!("run {id}: {detail}"),
+        Err(detail) => {
+            Err(StoreError::Malformed { path: store.to_path_buf(), detail: format!("run {id}: {detail}") }.into())
         }
-        .into()),
     }
 }
 
 /// The form a run directory is stored and compared in: absolute, canonical if it exists, UTF-8.
 fn dir_key(dir: &Path) -> Result<String, StoreError> {
-    let invalid = |reason: String| StoreError::InvalidInput {
-        what: "run directory",
-        reason,
-    };
+    let invalid = |reason: String| StoreError::InvalidInput { what: "run directory", reason };
     if dir.as_os_str().is_empty() {
         return Err(invalid("it is empty".into()));
     }
     let absolute = match std::fs::canonicalize(dir) {
         Ok(canonical) => canonical,
-        Err(_) => std::path::absolute(dir)
-            .map_err(|err| invalid(format!("cannot make {} absolute: {err}", dir.display())))?,
+        Err(_) => {
+            std::path::absolute(dir).map_err(|err| invalid(format!("cannot make {} absolute: {err}", dir.display())))?
+        }
     };
     absolute.into_os_string().into_string().map_err(|raw| {
         invalid(format!(
@@ -929,9 +797,7 @@ fn process_alive(pid: u32) -> Option<bool> {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             // The state is the first field after the parenthesised command name.
             Ok(stat) => {
-                let state = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, rest)| rest.trim_start().chars().next());
+                let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
                 Some(!matches!(state, Some('Z' | 'X' | 'x')))
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(false),
@@ -976,14 +842,8 @@ mod unit_tests {
         let flag = Path::new("/tmp/flag.sqlite");
         let env = || Some(OsString::from("/tmp/env.sqlite"));
         assert_eq!(resolve_path_from(Some(flag), env()), flag);
-        assert_eq!(
-            resolve_path_from(None, env()),
-            Path::new("/tmp/env.sqlite")
-        );
-        assert_eq!(
-            resolve_path_from(None, Some(OsString::new())),
-            Path::new(DEFAULT_PATH)
-        );
+        assert_eq!(resolve_path_from(None, env()), Path::new("/tmp/env.sqlite"));
+        assert_eq!(resolve_path_from(None, Some(OsString::new())), Path::new(DEFAULT_PATH));
         assert_eq!(resolve_path_from(None, None), Path::new(DEFAULT_PATH));
     }
 
@@ -1010,9 +870,7 @@ mod unit_tests {
             return;
         }
         assert_eq!(process_alive(std::process::id()), Some(true));
-        let mut child = std::process::Command::new("true")
-            .spawn()
-            .expect("spawn `true`");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn `true`");
         let pid = child.id();
         child.wait().expect("wait for `true`");
         assert_eq!(process_alive(pid), Some(false));

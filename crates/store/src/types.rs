@@ -38,13 +38,8 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// Every status, in life order.
-    pub const ALL: [RunStatus; 5] = [
-        RunStatus::Running,
-        RunStatus::Finished,
-        RunStatus::Failed,
-        RunStatus::Interrupted,
-        RunStatus::Crashed,
-    ];
+    pub const ALL: [RunStatus; 5] =
+        [RunStatus::Running, RunStatus::Finished, RunStatus::Failed, RunStatus::Interrupted, RunStatus::Crashed];
 
     /// The name stored in the `runs.status` column.
     pub fn as_str(self) -> &'static str {
@@ -73,12 +68,9 @@ impl FromStr for RunStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RunStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown run status `{s}` (expected running, finished, failed, interrupted or crashed)")
-            })
+        RunStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| {
+            format!("unknown run status `{s}` (expected running, finished, failed, interrupted or crashed)")
+        })
     }
 }
 
@@ -169,12 +161,7 @@ pub struct MetricRow<'a> {
 impl<'a> MetricRow<'a> {
     /// A sample; `name` can be a `&str` or a `String`.
     pub fn new(seed: Option<u64>, step: i64, name: impl Into<Cow<'a, str>>, value: f64) -> Self {
-        MetricRow {
-            seed,
-            step,
-            name: name.into(),
-            value,
-        }
+        MetricRow { seed, step, name: name.into(), value }
     }
 }
 
@@ -254,13 +241,7 @@ pub struct Artifact {
 impl Artifact {
     /// An artifact with no size or hash recorded.
     pub fn new(name: impl Into<String>, kind: ArtifactKind, path: impl Into<PathBuf>) -> Self {
-        Artifact {
-            name: name.into(),
-            kind,
-            path: path.into(),
-            size_bytes: None,
-            sha256: None,
-        }
+        Artifact { name: name.into(), kind, path: path.into(), size_bytes: None, sha256: None }
     }
 
     /// Records the size of the file as it is now, at `run_dir.join(self.path)`.
@@ -268,10 +249,7 @@ impl Artifact {
         let file = run_dir.join(&self.path);
         let meta = std::fs::metadata(&file).map_err(|err| StoreError::InvalidInput {
             what: "artifact path",
-            reason: format!(
-                "cannot read {}: {err}; write the file before recording it",
-                file.display()
-            ),
+            reason: format!("cannot read {}: {err}; write the file before recording it", file.display()),
         })?;
         self.size_bytes = Some(meta.len());
         Ok(self)
@@ -290,10 +268,7 @@ impl Artifact {
             return Err(invalid("artifact name", "it is empty".into()));
         }
         if self.kind.as_str().is_empty() {
-            return Err(invalid(
-                "artifact kind",
-                format!("artifact `{}` has an empty kind", self.name),
-            ));
+            return Err(invalid("artifact kind", format!("artifact `{}` has an empty kind", self.name)));
         }
         let path_error = |why: &str| {
             invalid(
@@ -328,10 +303,7 @@ impl Artifact {
         {
             return Err(invalid(
                 "artifact sha256",
-                format!(
-                    "artifact `{}` has sha256 `{hash}`, which is not 64 hex digits",
-                    self.name
-                ),
+                format!("artifact `{}` has sha256 `{hash}`, which is not 64 hex digits", self.name),
             ));
         }
         Ok(parts.join("/"))

@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 
 use mesalab_store::{
-    Artifact, ArtifactKind, MetricRow, NewRun, ResultTable, RunId, RunOutcome, RunStatus,
-    SCHEMA_VERSION, Store, StoreError,
+    Artifact, ArtifactKind, MetricRow, NewRun, ResultTable, RunId, RunOutcome, RunStatus, SCHEMA_VERSION, Store,
+    StoreError,
 };
 use serde_json::json;
 
@@ -42,10 +42,7 @@ fn runs_round_trip_and_finish() {
     assert_eq!(run.config_toml, "[train]\nsteps = 100\n");
     assert_eq!(run.seeds, vec![0, 1, u64::MAX]);
     assert_eq!(run.code_revision.as_deref(), Some("abc1234-dirty"));
-    assert_eq!(
-        run.run_dir,
-        std::fs::canonicalize(&run_dir).expect("canonicalize")
-    );
+    assert_eq!(run.run_dir, std::fs::canonicalize(&run_dir).expect("canonicalize"));
     assert!(run.quick);
     assert_eq!(run.status, RunStatus::Running);
     assert_eq!(run.error, None);
@@ -60,13 +57,9 @@ fn runs_round_trip_and_finish() {
     assert!(ended >= run.started_at_ms);
 
     let failed = store.begin_run(&new_run(&run_dir)).expect("begin run");
-    store
-        .finish_run(failed, RunOutcome::Failed("loss diverged at step 7".into()))
-        .expect("fail run");
+    store.finish_run(failed, RunOutcome::Failed("loss diverged at step 7".into())).expect("fail run");
     let interrupted = store.begin_run(&new_run(&run_dir)).expect("begin run");
-    store
-        .finish_run(interrupted, RunOutcome::Interrupted)
-        .expect("interrupt run");
+    store.finish_run(interrupted, RunOutcome::Interrupted).expect("interrupt run");
 
     let runs = store.runs().expect("list runs");
     let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
@@ -101,9 +94,7 @@ fn metrics_round_trip() {
             ],
         )
         .expect("log");
-    store
-        .log_metrics(id, &[MetricRow::new(Some(1), 20, "train/loss", 0.25)])
-        .expect("log more");
+    store.log_metrics(id, &[MetricRow::new(Some(1), 20, "train/loss", 0.25)]).expect("log more");
 
     assert_eq!(
         store.metric_series(id, Some(1), "train/loss").expect("series"),
@@ -115,30 +106,17 @@ fn metrics_round_trip() {
         vec![(0, 2.5)],
         "None selects the aggregates only"
     );
-    assert_eq!(
-        store
-            .metric_series(id, Some(u64::MAX), "train/loss")
-            .expect("series"),
-        vec![(5, -1.0)]
-    );
+    assert_eq!(store.metric_series(id, Some(u64::MAX), "train/loss").expect("series"), vec![(5, -1.0)]);
     let special = store.metric_series(id, Some(1), &name).expect("series");
     assert_eq!(special.len(), 2);
     assert!(special[0].1.is_nan(), "NaN round-trips");
     assert_eq!(special[1], (4, f64::INFINITY));
-    assert!(
-        store
-            .metric_series(id, Some(3), "train/loss")
-            .expect("series")
-            .is_empty()
-    );
+    assert!(store.metric_series(id, Some(3), "train/loss").expect("series").is_empty());
     assert_eq!(
         store.metric_names(id).expect("names"),
         vec!["deploy/intended_return".to_string(), "train/loss".to_string()]
     );
-    assert_eq!(
-        store.metric_seeds(id).expect("seeds"),
-        vec![1, 2, u64::MAX]
-    );
+    assert_eq!(store.metric_seeds(id).expect("seeds"), vec![1, 2, u64::MAX]);
     assert!(matches!(
         store.metric_series(RunId(77), None, "train/loss"),
         Err(StoreError::UnknownRun { id: RunId(77), .. })
@@ -149,18 +127,12 @@ fn metrics_round_trip() {
 fn a_bad_row_rolls_back_the_whole_batch() {
     let store = Store::open_in_memory().expect("open");
     let id = store.begin_run(&new_run(Path::new("/tmp/x"))).expect("begin");
-    store
-        .log_metrics(id, &[MetricRow::new(Some(0), 0, "loss", 1.0)])
-        .expect("log");
-    let mut batch: Vec<MetricRow<'_>> = (1..100)
-        .map(|step| MetricRow::new(Some(0), step, "loss", 1.0 / step as f64))
-        .collect();
+    store.log_metrics(id, &[MetricRow::new(Some(0), 0, "loss", 1.0)]).expect("log");
+    let mut batch: Vec<MetricRow<'_>> =
+        (1..100).map(|step| MetricRow::new(Some(0), step, "loss", 1.0 / step as f64)).collect();
     batch.push(MetricRow::new(Some(0), 100, "", 0.0));
     let err = store.log_metrics(id, &batch).expect_err("empty name");
-    assert!(
-        matches!(err, StoreError::InvalidInput { what: "metric name", .. }),
-        "{err}"
-    );
+    assert!(matches!(err, StoreError::InvalidInput { what: "metric name", .. }), "{err}");
     assert!(err.to_string().contains("row 99"), "{err}");
     assert_eq!(
         store.metric_series(id, Some(0), "loss").expect("series"),
@@ -185,58 +157,30 @@ fn tables_and_json_round_trip_and_replace() {
     assert_eq!(store.table(id, "baselines").expect("get"), Some(table.clone()));
     assert_eq!(store.table(id, "missing").expect("get"), None);
 
-    let replaced = ResultTable {
-        rows: vec![vec![json!("ols"), json!(0.0), json!(null)]],
-        ..table.clone()
-    };
+    let replaced = ResultTable { rows: vec![vec![json!("ols"), json!(0.0), json!(null)]], ..table.clone() };
     store.put_table(id, &replaced).expect("replace table");
     assert_eq!(store.table(id, "baselines").expect("get"), Some(replaced));
-    let heatmap = ResultTable {
-        name: "heatmap".into(),
-        columns: vec![],
-        rows: vec![],
-    };
+    let heatmap = ResultTable { name: "heatmap".into(), columns: vec![], rows: vec![] };
     store.put_table(id, &heatmap).expect("put empty table");
     assert_eq!(store.table(id, "heatmap").expect("get"), Some(heatmap));
-    assert_eq!(
-        store.table_names(id).expect("names"),
-        vec!["baselines".to_string(), "heatmap".to_string()]
-    );
+    assert_eq!(store.table_names(id).expect("names"), vec!["baselines".to_string(), "heatmap".to_string()]);
 
-    let ragged = ResultTable {
-        name: "ragged".into(),
-        columns: vec!["a".into(), "b".into()],
-        rows: vec![vec![json!(1)]],
-    };
+    let ragged =
+        ResultTable { name: "ragged".into(), columns: vec!["a".into(), "b".into()], rows: vec![vec![json!(1)]] };
     let err = store.put_table(id, &ragged).expect_err("ragged rows");
     assert!(err.to_string().contains("row 0 has 1 cells"), "{err}");
     assert_eq!(store.table(id, "ragged").expect("get"), None);
 
     let blob = json!({"curve": [1.0, 0.5, 0.25], "label": "ood", "nested": {"k": true}});
     store.put_json(id, "ood_curve", &blob).expect("put json");
-    assert_eq!(
-        store
-            .get_json::<serde_json::Value>(id, "ood_curve")
-            .expect("get json"),
-        Some(blob)
-    );
+    assert_eq!(store.get_json::<serde_json::Value>(id, "ood_curve").expect("get json"), Some(blob));
     // Typed values too; replacing keeps one value per name.
-    store
-        .put_json(id, "ood_curve", &vec![3u32, 2, 1])
-        .expect("replace json");
-    assert_eq!(
-        store.get_json::<Vec<u32>>(id, "ood_curve").expect("get"),
-        Some(vec![3, 2, 1])
-    );
-    let err = store
-        .get_json::<String>(id, "ood_curve")
-        .expect_err("wrong shape");
+    store.put_json(id, "ood_curve", &vec![3u32, 2, 1]).expect("replace json");
+    assert_eq!(store.get_json::<Vec<u32>>(id, "ood_curve").expect("get"), Some(vec![3, 2, 1]));
+    let err = store.get_json::<String>(id, "ood_curve").expect_err("wrong shape");
     assert!(matches!(err, StoreError::Json { .. }), "{err}");
     assert_eq!(store.get_json::<u8>(id, "missing").expect("get"), None);
-    assert_eq!(
-        store.json_names(id).expect("names"),
-        vec!["ood_curve".to_string()]
-    );
+    assert_eq!(store.json_names(id).expect("names"), vec!["ood_curve".to_string()]);
 }
 
 #[test]
@@ -248,14 +192,10 @@ fn artifacts_round_trip() {
     std::fs::write(run_dir.join("checkpoints/final.safetensors"), [0u8; 1234]).expect("write");
     let id = store.begin_run(&new_run(&run_dir)).expect("begin");
 
-    let checkpoint = Artifact::new(
-        "final",
-        ArtifactKind::Checkpoint,
-        "checkpoints/final.safetensors",
-    )
-    .with_size_from(&run_dir)
-    .expect("stat")
-    .with_sha256("AB".repeat(32));
+    let checkpoint = Artifact::new("final", ArtifactKind::Checkpoint, "checkpoints/final.safetensors")
+        .with_size_from(&run_dir)
+        .expect("stat")
+        .with_sha256("AB".repeat(32));
     store.add_artifact(id, &checkpoint).expect("add");
     let report = Artifact::new("report", ArtifactKind::Report, "./report.html");
     store.add_artifact(id, &report).expect("add");
@@ -264,12 +204,7 @@ fn artifacts_round_trip() {
 
     let records = store.artifacts(id).expect("list");
     assert_eq!(records.len(), 3);
-    let find = |name: &str| {
-        records
-            .iter()
-            .find(|r| r.artifact.name == name)
-            .expect("artifact listed")
-    };
+    let find = |name: &str| records.iter().find(|r| r.artifact.name == name).expect("artifact listed");
     let stored = &find("final").artifact;
     assert_eq!(stored.kind, ArtifactKind::Checkpoint);
     assert_eq!(stored.path, Path::new("checkpoints/final.safetensors"));
@@ -277,10 +212,7 @@ fn artifacts_round_trip() {
     assert_eq!(stored.sha256, Some("ab".repeat(32)), "stored lowercase");
     assert_eq!(find("report").artifact.path, Path::new("report.html"));
     assert_eq!(find("report").artifact.size_bytes, None);
-    assert_eq!(
-        find("trace").artifact.kind,
-        ArtifactKind::Other("trace".into())
-    );
+    assert_eq!(find("trace").artifact.kind, ArtifactKind::Other("trace".into()));
     assert!(records.iter().all(|r| r.created_at_ms > 1_600_000_000_000));
 
     // Same name replaces.
@@ -311,14 +243,8 @@ fn ended_runs_are_never_modified() {
     let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
     let run_dir = dir.path().join("run");
     let done = store.begin_run(&new_run(&run_dir)).expect("begin");
-    store
-        .log_metrics(done, &[MetricRow::new(Some(0), 1, "loss", 1.0)])
-        .expect("log");
-    let table = ResultTable {
-        name: "t".into(),
-        columns: vec!["x".into()],
-        rows: vec![vec![json!(1)]],
-    };
+    store.log_metrics(done, &[MetricRow::new(Some(0), 1, "loss", 1.0)]).expect("log");
+    let table = ResultTable { name: "t".into(), columns: vec!["x".into()], rows: vec![vec![json!(1)]] };
     store.put_table(done, &table).expect("table");
     store.put_json(done, "j", &json!(1)).expect("json");
     let artifact = Artifact::new("a", ArtifactKind::Summary, "a.json");
@@ -329,62 +255,33 @@ fn ended_runs_are_never_modified() {
 
     // A later run in the same directory, with the same names, that fails.
     let later = store.begin_run(&new_run(&run_dir)).expect("begin");
-    store
-        .log_metrics(later, &[MetricRow::new(Some(0), 1, "loss", 9.0)])
-        .expect("log");
-    store
-        .put_table(
-            later,
-            &ResultTable {
-                rows: vec![vec![json!(9)]],
-                ..table.clone()
-            },
-        )
-        .expect("table");
+    store.log_metrics(later, &[MetricRow::new(Some(0), 1, "loss", 9.0)]).expect("log");
+    store.put_table(later, &ResultTable { rows: vec![vec![json!(9)]], ..table.clone() }).expect("table");
     store.put_json(later, "j", &json!(9)).expect("json");
-    store
-        .finish_run(later, RunOutcome::Failed("boom".into()))
-        .expect("fail");
+    store.finish_run(later, RunOutcome::Failed("boom".into())).expect("fail");
 
     // Every write aimed at an ended run is refused, naming the run and its status.
     let refused = |result: Result<(), StoreError>| match result {
         Err(StoreError::RunEnded { id, status }) => (id, status),
         other => panic!("expected RunEnded, got {other:?}"),
     };
-    assert_eq!(
-        refused(store.finish_run(done, RunOutcome::Failed("late error".into()))),
-        (done, RunStatus::Finished)
-    );
-    assert_eq!(
-        refused(store.finish_run(done, RunOutcome::Finished)),
-        (done, RunStatus::Finished)
-    );
-    assert_eq!(
-        refused(store.finish_run(later, RunOutcome::Finished)),
-        (later, RunStatus::Failed)
-    );
+    assert_eq!(refused(store.finish_run(done, RunOutcome::Failed("late error".into()))), (done, RunStatus::Finished));
+    assert_eq!(refused(store.finish_run(done, RunOutcome::Finished)), (done, RunStatus::Finished));
+    assert_eq!(refused(store.finish_run(later, RunOutcome::Finished)), (later, RunStatus::Failed));
     refused(store.log_metrics(done, &[MetricRow::new(Some(0), 2, "loss", 2.0)]));
     refused(store.put_table(done, &ResultTable { rows: vec![], ..table.clone() }));
     refused(store.put_json(done, "j", &json!(2)));
     refused(store.add_artifact(done, &Artifact::new("b", ArtifactKind::Plot, "b.svg")));
-    let err = store
-        .finish_run(done, RunOutcome::Interrupted)
-        .expect_err("ended");
+    let err = store.finish_run(done, RunOutcome::Interrupted).expect_err("ended");
     assert!(err.to_string().contains("never modified"), "{err}");
 
     assert_eq!(store.run(done).expect("read").expect("exists"), before);
-    assert_eq!(
-        store.metric_series(done, Some(0), "loss").expect("series"),
-        vec![(1, 1.0)]
-    );
+    assert_eq!(store.metric_series(done, Some(0), "loss").expect("series"), vec![(1, 1.0)]);
     assert_eq!(store.table(done, "t").expect("table"), Some(table));
     assert_eq!(store.get_json::<i32>(done, "j").expect("json"), Some(1));
     assert_eq!(store.artifacts(done).expect("artifacts"), artifacts_before);
 
-    assert!(matches!(
-        store.finish_run(RunId(12345), RunOutcome::Finished),
-        Err(StoreError::UnknownRun { .. })
-    ));
+    assert!(matches!(store.finish_run(RunId(12345), RunOutcome::Finished), Err(StoreError::UnknownRun { .. })));
 }
 
 #[test]
@@ -398,12 +295,7 @@ fn run_by_dir_compares_canonical_paths() {
 
     let first = store.begin_run(&new_run(&real)).expect("begin");
     let second = store.begin_run(&new_run(&link)).expect("begin");
-    for query in [
-        real.clone(),
-        link.clone(),
-        real.join("."),
-        dir.path().join("runs/../runs/exp-1"),
-    ] {
+    for query in [real.clone(), link.clone(), real.join("."), dir.path().join("runs/../runs/exp-1")] {
         let found = store.run_by_dir(&query).expect("lookup").expect("found");
         assert_eq!(found.id, second, "newest run in {}", query.display());
     }
@@ -415,14 +307,8 @@ fn run_by_dir_compares_canonical_paths() {
     std::fs::create_dir_all(&later).expect("mkdir");
     let link2 = dir.path().join("link2");
     std::os::unix::fs::symlink(&later, &link2).expect("symlink");
-    assert_eq!(
-        store.run_by_dir(&link2).expect("lookup").map(|r| r.id),
-        Some(third)
-    );
-    assert_eq!(
-        store.run_by_dir(&dir.path().join("nothing")).expect("lookup"),
-        None
-    );
+    assert_eq!(store.run_by_dir(&link2).expect("lookup").map(|r| r.id), Some(third));
+    assert_eq!(store.run_by_dir(&dir.path().join("nothing")).expect("lookup"), None);
 }
 
 #[test]
@@ -446,9 +332,8 @@ fn two_handles_write_concurrently() {
                 let store = store?;
                 let id = store.begin_run(&new_run(Path::new("/tmp/concurrent")))?;
                 for batch in 0..BATCHES {
-                    let rows: Vec<_> = (0..ROWS)
-                        .map(|i| MetricRow::new(Some(worker), batch * ROWS + i, "loss", i as f64))
-                        .collect();
+                    let rows: Vec<_> =
+                        (0..ROWS).map(|i| MetricRow::new(Some(worker), batch * ROWS + i, "loss", i as f64)).collect();
                     store.log_metrics(id, &rows)?;
                     if batch % 10 == 0 {
                         store.put_json(id, "progress", &batch)?;
@@ -460,22 +345,15 @@ fn two_handles_write_concurrently() {
             })
         })
         .collect();
-    let ids: Vec<RunId> = workers
-        .into_iter()
-        .map(|w| w.join().expect("worker panicked").expect("worker failed"))
-        .collect();
+    let ids: Vec<RunId> =
+        workers.into_iter().map(|w| w.join().expect("worker panicked").expect("worker failed")).collect();
     assert_ne!(ids[0], ids[1]);
 
     let store = Store::open(&path).expect("reopen");
     for (worker, id) in ids.into_iter().enumerate() {
-        let series = store
-            .metric_series(id, Some(worker as u64), "loss")
-            .expect("series");
+        let series = store.metric_series(id, Some(worker as u64), "loss").expect("series");
         assert_eq!(series.len(), (BATCHES * ROWS) as usize);
-        assert_eq!(
-            store.run(id).expect("read").expect("exists").status,
-            RunStatus::Finished
-        );
+        assert_eq!(store.run(id).expect("read").expect("exists").status, RunStatus::Finished);
     }
 }
 
@@ -488,9 +366,7 @@ fn one_handle_shared_across_threads() {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
                 for step in 0..100 {
-                    store
-                        .log_metrics(id, &[MetricRow::new(Some(seed), step, "loss", 0.0)])
-                        .expect("log");
+                    store.log_metrics(id, &[MetricRow::new(Some(seed), step, "loss", 0.0)]).expect("log");
                 }
             })
         })
@@ -513,12 +389,8 @@ fn crash_child() {
         return;
     };
     let store = Store::open(Path::new(&path)).expect("child: open");
-    let id = store
-        .begin_run(&new_run(Path::new("/tmp/crashing")))
-        .expect("child: begin");
-    store
-        .log_metrics(id, &[MetricRow::new(Some(0), 0, "loss", 1.0)])
-        .expect("child: log");
+    let id = store.begin_run(&new_run(Path::new("/tmp/crashing"))).expect("child: begin");
+    store.log_metrics(id, &[MetricRow::new(Some(0), 0, "loss", 1.0)]).expect("child: log");
     println!("RUN_ID={}", id.0);
     std::thread::sleep(std::time::Duration::from_secs(120));
 }
@@ -529,16 +401,12 @@ fn a_killed_process_leaves_a_crashed_run() {
     let path = dir.path().join("crash.sqlite");
     let store = Store::open(&path).expect("open");
     let finished = store.begin_run(&new_run(Path::new("/tmp/ok"))).expect("begin");
-    store
-        .finish_run(finished, RunOutcome::Finished)
-        .expect("finish");
+    store.finish_run(finished, RunOutcome::Finished).expect("finish");
     let finished_before = store.run(finished).expect("read").expect("exists");
     // A run of this (live) process whose handle is dropped without finishing stays running.
     let ours = {
         let other = Store::open(&path).expect("open second handle");
-        other
-            .begin_run(&new_run(Path::new("/tmp/ours")))
-            .expect("begin")
+        other.begin_run(&new_run(Path::new("/tmp/ours"))).expect("begin")
     };
 
     let mut child = Command::new(std::env::current_exe().expect("test binary path"))
@@ -558,11 +426,7 @@ fn a_killed_process_leaves_a_crashed_run() {
         let _ = child.kill();
         panic!("child did not report a run id");
     };
-    assert_eq!(
-        store.mark_orphans_crashed().expect("mark"),
-        0,
-        "child still alive"
-    );
+    assert_eq!(store.mark_orphans_crashed().expect("mark"), 0, "child still alive");
     child.kill().expect("kill child");
     child.wait().expect("reap child");
 
@@ -570,24 +434,13 @@ fn a_killed_process_leaves_a_crashed_run() {
     let crashed = store.run(child_run).expect("read").expect("exists");
     assert_eq!(crashed.status, RunStatus::Crashed);
     assert!(crashed.ended_at_ms.is_some());
-    assert!(
-        crashed
-            .error
-            .as_deref()
-            .is_some_and(|e| e.contains("exited without ending")),
-        "{:?}",
-        crashed.error
-    );
+    assert!(crashed.error.as_deref().is_some_and(|e| e.contains("exited without ending")), "{:?}", crashed.error);
     assert_eq!(
         store.metric_series(child_run, Some(0), "loss").expect("series"),
         vec![(0, 1.0)],
         "what the crashed run logged is kept"
     );
-    assert_eq!(
-        store.run(finished).expect("read").expect("exists"),
-        finished_before,
-        "a finished run stays untouched"
-    );
+    assert_eq!(store.run(finished).expect("read").expect("exists"), finished_before, "a finished run stays untouched");
     assert_eq!(
         store.run(ours).expect("read").expect("exists").status,
         RunStatus::Running,
@@ -596,10 +449,7 @@ fn a_killed_process_leaves_a_crashed_run() {
     assert_eq!(store.mark_orphans_crashed().expect("mark"), 0, "idempotent");
     assert!(matches!(
         store.finish_run(child_run, RunOutcome::Finished),
-        Err(StoreError::RunEnded {
-            status: RunStatus::Crashed,
-            ..
-        })
+        Err(StoreError::RunEnded { status: RunStatus::Crashed, .. })
     ));
 }
 
@@ -623,10 +473,7 @@ fn corrupt_file_is_refused_and_left_untouched() {
             Err(err) => err,
             Ok(_) => panic!("{name}: opened a file that is not a store"),
         };
-        assert!(
-            matches!(err, StoreError::NotADatabase { .. }),
-            "{name}: {err:?}"
-        );
+        assert!(matches!(err, StoreError::NotADatabase { .. }), "{name}: {err:?}");
         let message = err.to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
         assert!(message.contains("untouched"), "{message}");
@@ -650,18 +497,14 @@ fn another_programs_database_is_refused_and_left_untouched() {
     let path = dir.path().join("other.db");
     {
         let conn = rusqlite::Connection::open(&path).expect("create");
-        conn.execute_batch("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT);")
-            .expect("create table");
+        conn.execute_batch("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT);").expect("create table");
     }
     let bytes = std::fs::read(&path).expect("read");
     let err = match Store::open(&path) {
         Err(err) => err,
         Ok(_) => panic!("opened a foreign database"),
     };
-    assert!(
-        matches!(err, StoreError::ForeignDatabase { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::ForeignDatabase { .. }), "{err:?}");
     assert!(err.to_string().contains("other.db"), "{err}");
     assert_eq!(std::fs::read(&path).expect("read"), bytes);
 }
@@ -683,18 +526,12 @@ fn unwritable_locations_give_clear_errors() {
             Ok(_) => panic!("opened a store at {}", path.display()),
         };
         assert!(
-            matches!(
-                err,
-                StoreError::CreateDir { .. } | StoreError::Open { .. } | StoreError::ReadOnly { .. }
-            ),
+            matches!(err, StoreError::CreateDir { .. } | StoreError::Open { .. } | StoreError::ReadOnly { .. }),
             "{}: {err:?}",
             path.display()
         );
         let message = err.to_string();
-        assert!(
-            message.contains(&path.display().to_string()),
-            "{message}"
-        );
+        assert!(message.contains(&path.display().to_string()), "{message}");
         assert!(message.contains("MESALAB_STORE"), "{message}");
     }
     let err = match Store::open(&under_file) {
@@ -719,38 +556,27 @@ fn reopening_is_idempotent_and_newer_schemas_are_refused() {
         assert!(store.run(id).expect("read").is_some());
     }
     let conn = rusqlite::Connection::open(&path).expect("raw open");
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .expect("user_version");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("user_version");
     assert_eq!(version, SCHEMA_VERSION);
-    let mode: String = conn
-        .pragma_query_value(None, "journal_mode", |r| r.get(0))
-        .expect("journal_mode");
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("journal_mode");
     assert_eq!(mode, "wal");
     let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'", [], |r| r.get(0))
         .expect("count");
     assert_eq!(tables, 1);
 
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-        .expect("bump version");
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump version");
     drop(conn);
     let err = match Store::open(&path) {
         Err(err) => err,
         Ok(_) => panic!("opened a newer schema"),
     };
     match &err {
-        StoreError::NewerSchema {
-            found, supported, ..
-        } => {
+        StoreError::NewerSchema { found, supported, .. } => {
             assert_eq!(*found, SCHEMA_VERSION + 1);
             assert_eq!(*supported, SCHEMA_VERSION);
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
-    assert!(err.to_string().contains("upgrade mesalab"), "{err}");
+    assert!(err.to_string().contains("Upgrade mesalab"), "{err}");
 }

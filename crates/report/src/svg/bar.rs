@@ -1,8 +1,8 @@
 //! Bar charts: grouped (side by side) or stacked, with optional confidence-interval whiskers.
 
 use super::{
-    Axis, Doc, GRID, LegendItem, MUTED, Rect, Swatch, TEXT, TICK_FONT, color, draw_legend,
-    draw_y_title, finite_range, left_margin, legend_height, n, text_width, tick_target, wrap,
+    Axis, Doc, GRID, LegendItem, MUTED, Rect, Swatch, TEXT, TICK_FONT, color, draw_legend, draw_y_title, finite_range,
+    left_margin, legend_height, n, text_width, tick_target, wrap,
 };
 use crate::escape;
 use serde::{Deserialize, Serialize};
@@ -68,11 +68,7 @@ pub struct BarSeries {
 
 impl BarSeries {
     pub fn new(name: impl Into<String>, values: Vec<f64>) -> Self {
-        BarSeries {
-            name: name.into(),
-            values,
-            ..Default::default()
-        }
+        BarSeries { name: name.into(), values, ..Default::default() }
     }
     pub fn errors(mut self, errors: Vec<(f64, f64)>) -> Self {
         self.errors = Some(errors);
@@ -86,11 +82,7 @@ impl BarSeries {
         self.values.get(g).copied().filter(|v| v.is_finite())
     }
     fn error(&self, g: usize) -> Option<(f64, f64)> {
-        self.errors
-            .as_ref()?
-            .get(g)
-            .copied()
-            .filter(|(a, b)| a.is_finite() && b.is_finite())
+        self.errors.as_ref()?.get(g).copied().filter(|(a, b)| a.is_finite() && b.is_finite())
     }
 }
 
@@ -107,11 +99,7 @@ struct Bar {
 
 impl BarChart {
     pub fn new(title: impl Into<String>, groups: Vec<String>) -> Self {
-        BarChart {
-            title: title.into(),
-            groups,
-            ..Default::default()
-        }
+        BarChart { title: title.into(), groups, ..Default::default() }
     }
     pub fn y_label(mut self, s: impl Into<String>) -> Self {
         self.y_label = s.into();
@@ -156,17 +144,8 @@ impl BarChart {
                 if self.stacked {
                     if v >= 0.0 { pos = top } else { neg = top }
                 }
-                let err = ser
-                    .error(g)
-                    .map(|(lo, hi)| (base + lo.min(hi), base + lo.max(hi)));
-                bars.push(Bar {
-                    g,
-                    s,
-                    value: v,
-                    base,
-                    top,
-                    err,
-                });
+                let err = ser.error(g).map(|(lo, hi)| (base + lo.min(hi), base + lo.max(hi)));
+                bars.push(Bar { g, s, value: v, base, top, err });
             }
         }
         bars
@@ -174,37 +153,22 @@ impl BarChart {
 
     /// Renders the chart as a standalone `<svg>` element.
     pub fn to_svg(&self) -> String {
-        let width = if self.width >= 120.0 {
-            self.width
-        } else {
-            640.0
-        };
-        let height = if self.height >= 120.0 {
-            self.height
-        } else {
-            380.0
-        };
+        let width = if self.width >= 120.0 { self.width } else { 640.0 };
+        let height = if self.height >= 120.0 { self.height } else { 380.0 };
         let mut doc = Doc::new(width, height, &self.title);
         let title_bottom = doc.title(&self.title, width);
         let colors: Vec<String> = self
             .series
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                s.color
-                    .clone()
-                    .unwrap_or_else(|| color::palette(i).to_string())
-            })
+            .map(|(i, s)| s.color.clone().unwrap_or_else(|| color::palette(i).to_string()))
             .collect();
         let legend: Vec<LegendItem> = self
             .series
             .iter()
             .zip(&colors)
             .filter(|(s, _)| !s.name.is_empty())
-            .map(|(s, c)| LegendItem {
-                label: s.name.clone(),
-                swatch: Swatch::Box { color: c.clone() },
-            })
+            .map(|(s, c)| LegendItem { label: s.name.clone(), swatch: Swatch::Box { color: c.clone() } })
             .collect();
         let legend_y = title_bottom + 4.0;
         let legend_h = legend_height(&legend, width - 24.0);
@@ -217,23 +181,12 @@ impl BarChart {
             let (elo, ehi) = b.err.unwrap_or((b.top, b.top));
             [b.base, b.top, elo, ehi]
         });
-        let range = match self
-            .y_range
-            .filter(|(a, b)| a.is_finite() && b.is_finite() && a != b)
-        {
+        let range = match self.y_range.filter(|(a, b)| a.is_finite() && b.is_finite() && a != b) {
             Some(r) if !bars.is_empty() => Some(r),
             _ => finite_range(data.chain([0.0])).filter(|_| !bars.is_empty()),
         };
         let Some((lo, hi)) = range else {
-            doc.placeholder(
-                Rect {
-                    x0: 12.0,
-                    y0: top,
-                    x1: width - 12.0,
-                    y1: height - 12.0,
-                },
-                "No data",
-            );
+            doc.placeholder(Rect { x0: 12.0, y0: top, x1: width - 12.0, y1: height - 12.0 }, "No data");
             return doc.finish();
         };
 
@@ -243,30 +196,13 @@ impl BarChart {
         let left = left_margin(y_axis_guess.max_label_width(), !self.y_label.is_empty());
         let right = 16.0;
         let band = (width - left - right) / ng as f64;
-        let group_lines: Vec<Vec<String>> = self
-            .groups
-            .iter()
-            .map(|g| wrap(g, TICK_FONT, band - 8.0, 3))
-            .collect();
+        let group_lines: Vec<Vec<String>> = self.groups.iter().map(|g| wrap(g, TICK_FONT, band - 8.0, 3)).collect();
         let max_lines = group_lines.iter().map(Vec::len).max().unwrap_or(1).max(1);
         let bottom = 14.0 + max_lines as f64 * 13.0 + 8.0;
         let y_axis = Axis::new(lo, hi, false, tick_target(height - top - bottom, 55.0));
-        let plot = Rect {
-            x0: left,
-            y0: top,
-            x1: width - right,
-            y1: height - bottom,
-        };
+        let plot = Rect { x0: left, y0: top, x1: width - right, y1: height - bottom };
         if plot.y1 - plot.y0 < 40.0 || band < 4.0 {
-            doc.placeholder(
-                Rect {
-                    x0: 12.0,
-                    y0: top,
-                    x1: width - 12.0,
-                    y1: height - 12.0,
-                },
-                "Chart too small",
-            );
+            doc.placeholder(Rect { x0: 12.0, y0: top, x1: width - 12.0, y1: height - 12.0 }, "Chart too small");
             return doc.finish();
         }
         let sy = y_axis.scale(plot.y1, plot.y0);
@@ -290,36 +226,23 @@ impl BarChart {
         let cluster_w = bar_w * per_group as f64;
         let bar_x = |b: &Bar| {
             let gx = plot.x0 + (b.g as f64 + 0.5) * band - cluster_w / 2.0;
-            if self.stacked {
-                gx
-            } else {
-                gx + b.s as f64 * bar_w
-            }
+            if self.stacked { gx } else { gx + b.s as f64 * bar_w }
         };
         for b in &bars {
             let x = bar_x(b);
             let (y0, y1) = (sy.map(b.base.max(b.top)), sy.map(b.base.min(b.top)));
-            let gap = if !self.stacked && per_group > 1 {
-                bar_w.min(12.0) * 0.12
-            } else {
-                0.0
-            };
+            let gap = if !self.stacked && per_group > 1 { bar_w.min(12.0) * 0.12 } else { 0.0 };
             let tip = format!(
                 "{} — {}: {}{}",
                 self.groups[b.g],
                 self.series[b.s].name,
                 crate::fmt::number(b.value),
                 match self.series[b.s].error(b.g) {
-                    Some((l, h)) =>
-                        format!(" [{}, {}]", crate::fmt::number(l), crate::fmt::number(h)),
+                    Some((l, h)) => format!(" [{}, {}]", crate::fmt::number(l), crate::fmt::number(h)),
                     None => String::new(),
                 }
             );
-            let sep = if self.stacked {
-                r##" stroke="#ffffff" stroke-width="1""##
-            } else {
-                ""
-            };
+            let sep = if self.stacked { r##" stroke="#ffffff" stroke-width="1""## } else { "" };
             let _ = writeln!(
                 doc.out,
                 r#"<rect x="{}" y="{}" width="{}" height="{}" fill="{}"{sep}><title>{}</title></rect>"#,
@@ -351,24 +274,13 @@ impl BarChart {
                 if self.stacked {
                     let h = (sy.map(b.base) - sy.map(b.top)).abs();
                     if h >= 14.0 && tw + 4.0 <= bar_w {
-                        let ink =
-                            color::Rgb::parse_hex(&colors[b.s]).map_or("#ffffff", |c| c.text_on());
+                        let ink = color::Rgb::parse_hex(&colors[b.s]).map_or("#ffffff", |c| c.text_on());
                         let cy = (sy.map(b.base) + sy.map(b.top)) / 2.0 + 3.5;
                         doc.text(cx, cy, &label, 10.0, "middle", ink, "");
                     }
                 } else {
-                    let above = b.err.map_or(b.top, |(l, h)| {
-                        if b.value >= 0.0 {
-                            h.max(b.top)
-                        } else {
-                            l.min(b.top)
-                        }
-                    });
-                    let y = if b.value >= 0.0 {
-                        sy.map(above) - 4.0
-                    } else {
-                        sy.map(above) + 12.0
-                    };
+                    let above = b.err.map_or(b.top, |(l, h)| if b.value >= 0.0 { h.max(b.top) } else { l.min(b.top) });
+                    let y = if b.value >= 0.0 { sy.map(above) - 4.0 } else { sy.map(above) + 12.0 };
                     doc.text(cx, y, &label, 10.0, "middle", MUTED, "");
                 }
             }
@@ -378,15 +290,7 @@ impl BarChart {
         for (g, lines) in group_lines.iter().enumerate() {
             let cx = plot.x0 + (g as f64 + 0.5) * band;
             for (k, l) in lines.iter().enumerate() {
-                doc.text(
-                    cx,
-                    plot.y1 + 17.0 + k as f64 * 13.0,
-                    l,
-                    TICK_FONT,
-                    "middle",
-                    TEXT,
-                    "",
-                );
+                doc.text(cx, plot.y1 + 17.0 + k as f64 * 13.0, l, TICK_FONT, "middle", TEXT, "");
             }
         }
         doc.finish()
@@ -400,11 +304,7 @@ mod tests {
     #[test]
     fn empty_inputs_show_placeholder() {
         assert!(BarChart::new("e", vec![]).to_svg().contains("No data"));
-        assert!(
-            BarChart::new("e", vec!["a".into()])
-                .to_svg()
-                .contains("No data")
-        );
+        assert!(BarChart::new("e", vec!["a".into()]).to_svg().contains("No data"));
         let c = BarChart::new("e", vec!["a".into()]).series(BarSeries::new("s", vec![f64::NAN]));
         assert!(c.to_svg().contains("No data"));
     }

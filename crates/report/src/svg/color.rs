@@ -2,9 +2,7 @@
 
 /// Series colours (Okabe–Ito, colour-blind safe; yellow replaced by a dark grey for contrast on
 /// white). Series without an explicit colour take them in order.
-pub const PALETTE: [&str; 8] = [
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7F3C8D", "#4D4D4D",
-];
+pub const PALETTE: [&str; 8] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7F3C8D", "#4D4D4D"];
 
 /// The `i`-th palette colour, cycling.
 pub fn palette(i: usize) -> &'static str {
@@ -13,15 +11,11 @@ pub fn palette(i: usize) -> &'static str {
 
 /// Sequential map for non-negative quantities such as attention weights: near-white yellow (low)
 /// through green and blue to deep navy (high), similar to ColorBrewer YlGnBu.
-const SEQUENTIAL: [u32; 9] = [
-    0xffffd9, 0xedf8b1, 0xc7e9b4, 0x7fcdbb, 0x41b6c4, 0x1d91c0, 0x225ea8, 0x253494, 0x081d58,
-];
+const SEQUENTIAL: [u32; 9] = [0xffffd9, 0xedf8b1, 0xc7e9b4, 0x7fcdbb, 0x41b6c4, 0x1d91c0, 0x225ea8, 0x253494, 0x081d58];
 
 /// Diverging map, blue (negative) – white (0) – red (positive), similar to ColorBrewer RdBu.
-const DIVERGING: [u32; 11] = [
-    0x053061, 0x2166ac, 0x4393c3, 0x92c5de, 0xd1e5f0, 0xf7f7f7, 0xfddbc7, 0xf4a582, 0xd6604d,
-    0xb2182b, 0x67001f,
-];
+const DIVERGING: [u32; 11] =
+    [0x053061, 0x2166ac, 0x4393c3, 0x92c5de, 0xd1e5f0, 0xf7f7f7, 0xfddbc7, 0xf4a582, 0xd6604d, 0xb2182b, 0x67001f];
 
 /// An sRGB colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,22 +52,14 @@ impl Rgb {
     pub fn luminance(self) -> f64 {
         let lin = |c: u8| {
             let c = c as f64 / 255.0;
-            if c <= 0.04045 {
-                c / 12.92
-            } else {
-                ((c + 0.055) / 1.055).powf(2.4)
-            }
+            if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
         };
         0.2126 * lin(self.0) + 0.7152 * lin(self.1) + 0.0722 * lin(self.2)
     }
 
     /// Text colour (near-black or white) with the better contrast on this background.
     pub fn text_on(self) -> &'static str {
-        if self.luminance() > 0.30 {
-            "#111827"
-        } else {
-            "#ffffff"
-        }
+        if self.luminance() > 0.30 { "#111827" } else { "#ffffff" }
     }
 }
 

@@ -1,8 +1,8 @@
 //! Heatmaps of matrices (attention patterns, weight matrices) with a colour bar.
 
 use super::{
-    Doc, INK, LABEL_FONT, MUTED, Rect, TEXT, TICK_FONT, color, draw_y_title, ellipsize,
-    finite_range, n, scale, text_width,
+    Doc, INK, LABEL_FONT, MUTED, Rect, TEXT, TICK_FONT, color, draw_y_title, ellipsize, finite_range, n, scale,
+    text_width,
 };
 use crate::escape;
 use serde::{Deserialize, Serialize};
@@ -44,11 +44,7 @@ pub struct Heatmap {
 
 impl Heatmap {
     pub fn new(title: impl Into<String>, matrix: Vec<Vec<f64>>) -> Self {
-        Heatmap {
-            title: title.into(),
-            matrix,
-            ..Default::default()
-        }
+        Heatmap { title: title.into(), matrix, ..Default::default() }
     }
     pub fn row_labels(mut self, labels: Vec<String>) -> Self {
         self.row_labels = labels;
@@ -86,9 +82,7 @@ impl Heatmap {
     /// The colour range actually used: `value_range` or the data's, made non-empty, and symmetric
     /// around 0 when diverging.
     pub fn effective_range(&self) -> (f64, f64) {
-        let given = self
-            .value_range
-            .filter(|(a, b)| a.is_finite() && b.is_finite());
+        let given = self.value_range.filter(|(a, b)| a.is_finite() && b.is_finite());
         let (mut lo, mut hi) = given
             .map(|(a, b)| (a.min(b), a.max(b)))
             .or_else(|| finite_range(self.matrix.iter().flatten().copied()))
@@ -99,22 +93,14 @@ impl Heatmap {
             return (-m, m);
         }
         if hi <= lo {
-            (lo, hi) = if lo == 0.0 {
-                (0.0, 1.0)
-            } else {
-                (lo.min(0.0), lo.max(0.0))
-            };
+            (lo, hi) = if lo == 0.0 { (0.0, 1.0) } else { (lo.min(0.0), lo.max(0.0)) };
         }
         (lo, hi)
     }
 
     fn color_at(&self, v: f64, (lo, hi): (f64, f64)) -> color::Rgb {
         let t = (v - lo) / (hi - lo);
-        if self.diverging {
-            color::diverging(t)
-        } else {
-            color::sequential(t)
-        }
+        if self.diverging { color::diverging(t) } else { color::sequential(t) }
     }
 
     /// Renders the heatmap as a standalone `<svg>` element.
@@ -125,15 +111,7 @@ impl Heatmap {
             let (w, h) = (360.0, 220.0);
             let mut doc = Doc::new(w, h, &self.title);
             let top = doc.title(&self.title, w) + 10.0;
-            doc.placeholder(
-                Rect {
-                    x0: 12.0,
-                    y0: top,
-                    x1: w - 12.0,
-                    y1: h - 12.0,
-                },
-                "No data",
-            );
+            doc.placeholder(Rect { x0: 12.0, y0: top, x1: w - 12.0, y1: h - 12.0 }, "No data");
             return doc.finish();
         }
         let cell = if self.cell_size.is_finite() && self.cell_size >= 2.0 {
@@ -143,53 +121,27 @@ impl Heatmap {
         };
         let label_font = TICK_FONT.min(cell * 0.85).max(7.0);
         let label = |labels: &[String], i: usize| -> String {
-            if labels.is_empty() {
-                i.to_string()
-            } else {
-                labels.get(i).cloned().unwrap_or_default()
-            }
+            if labels.is_empty() { i.to_string() } else { labels.get(i).cloned().unwrap_or_default() }
         };
-        let row_labels: Vec<String> = (0..rows)
-            .map(|i| ellipsize(&label(&self.row_labels, i), label_font, 140.0))
-            .collect();
-        let col_labels: Vec<String> = (0..cols)
-            .map(|i| ellipsize(&label(&self.col_labels, i), label_font, 110.0))
-            .collect();
-        let row_w = row_labels
-            .iter()
-            .map(|l| text_width(l, label_font))
-            .fold(0.0, f64::max);
-        let col_w = col_labels
-            .iter()
-            .map(|l| text_width(l, label_font))
-            .fold(0.0, f64::max);
+        let row_labels: Vec<String> =
+            (0..rows).map(|i| ellipsize(&label(&self.row_labels, i), label_font, 140.0)).collect();
+        let col_labels: Vec<String> =
+            (0..cols).map(|i| ellipsize(&label(&self.col_labels, i), label_font, 110.0)).collect();
+        let row_w = row_labels.iter().map(|l| text_width(l, label_font)).fold(0.0, f64::max);
+        let col_w = col_labels.iter().map(|l| text_width(l, label_font)).fold(0.0, f64::max);
         let rotate = col_w > cell - 3.0;
-        let col_h = if rotate {
-            (col_w + label_font) * std::f64::consts::FRAC_1_SQRT_2 + 8.0
-        } else {
-            label_font + 8.0
-        };
+        let col_h =
+            if rotate { (col_w + label_font) * std::f64::consts::FRAC_1_SQRT_2 + 8.0 } else { label_font + 8.0 };
 
         let range = self.effective_range();
         let cb_ticks = {
             let t = scale::linear_ticks(range.0, range.1, 4);
             let eps = (range.1 - range.0) * 1e-9;
-            let inside: Vec<f64> = t
-                .major
-                .into_iter()
-                .filter(|&v| v >= range.0 - eps && v <= range.1 + eps)
-                .collect();
-            if inside.len() >= 2 {
-                inside
-            } else {
-                vec![range.0, range.1]
-            }
+            let inside: Vec<f64> = t.major.into_iter().filter(|&v| v >= range.0 - eps && v <= range.1 + eps).collect();
+            if inside.len() >= 2 { inside } else { vec![range.0, range.1] }
         };
         let cb_labels = crate::fmt::linear_tick_labels(&cb_ticks);
-        let cb_label_w = cb_labels
-            .iter()
-            .map(|l| text_width(l, TICK_FONT))
-            .fold(0.0, f64::max);
+        let cb_label_w = cb_labels.iter().map(|l| text_width(l, TICK_FONT)).fold(0.0, f64::max);
 
         let grid_w = cols as f64 * cell;
         let grid_h = rows as f64 * cell;
@@ -197,11 +149,8 @@ impl Heatmap {
         let cb_x = left + grid_w + 18.0;
         let cb_w = 12.0;
         let cb_h = grid_h.max(100.0);
-        let content_w = (cb_x + cb_w + 6.0 + cb_label_w + 12.0).max(
-            left + grid_w
-                + col_w * std::f64::consts::FRAC_1_SQRT_2 * f64::from(u8::from(rotate))
-                + 12.0,
-        );
+        let content_w = (cb_x + cb_w + 6.0 + cb_label_w + 12.0)
+            .max(left + grid_w + col_w * std::f64::consts::FRAC_1_SQRT_2 * f64::from(u8::from(rotate)) + 12.0);
         let title_w = text_width(&self.title, super::TITLE_FONT) + 24.0;
         let width = content_w.max(title_w.min(480.0)).max(200.0);
 
@@ -217,27 +166,10 @@ impl Heatmap {
         if !self.x_label.is_empty() {
             let l = ellipsize(&self.x_label, LABEL_FONT, width - left - 12.0);
             let cx = (left + (left + grid_w).min(width - 12.0)) / 2.0;
-            doc.text(
-                cx,
-                title_bottom + 8.0 + 13.0,
-                &l,
-                LABEL_FONT,
-                "middle",
-                INK,
-                "",
-            );
+            doc.text(cx, title_bottom + 8.0 + 13.0, &l, LABEL_FONT, "middle", INK, "");
         }
         if !self.y_label.is_empty() {
-            draw_y_title(
-                &mut doc,
-                &self.y_label,
-                Rect {
-                    x0: left,
-                    y0: top,
-                    x1: left + grid_w,
-                    y1: top + grid_h,
-                },
-            );
+            draw_y_title(&mut doc, &self.y_label, Rect { x0: left, y0: top, x1: left + grid_w, y1: top + grid_h });
         }
 
         // Cells.
@@ -251,35 +183,18 @@ impl Heatmap {
             0
         };
         let value_text = |v: f64| {
-            if v.is_finite() {
-                crate::fmt::minus(&crate::fmt::fixed(v, decimals))
-            } else {
-                "–".into()
-            }
+            if v.is_finite() { crate::fmt::minus(&crate::fmt::fixed(v, decimals)) } else { "–".into() }
         };
-        let widest = self
-            .matrix
-            .iter()
-            .flatten()
-            .map(|&v| value_text(v).chars().count())
-            .max()
-            .unwrap_or(1) as f64;
+        let widest = self.matrix.iter().flatten().map(|&v| value_text(v).chars().count()).max().unwrap_or(1) as f64;
         let value_font = (cell * 0.42).min((cell - 4.0) / (widest * 0.6)).min(11.0);
         let show_values = self.show_values && value_font >= 6.5;
-        let stroke = if cell >= 14.0 {
-            r##" stroke="#ffffff" stroke-width="1""##
-        } else {
-            ""
-        };
+        let stroke = if cell >= 14.0 { r##" stroke="#ffffff" stroke-width="1""## } else { "" };
         for r in 0..rows {
             for c in 0..cols {
                 let v = self.matrix[r].get(c).copied().unwrap_or(f64::NAN);
                 let (x, y) = (left + c as f64 * cell, top + r as f64 * cell);
-                let fill = if v.is_finite() {
-                    self.color_at(v.clamp(lo, hi), range)
-                } else {
-                    color::Rgb(0xf3, 0xf4, 0xf6)
-                };
+                let fill =
+                    if v.is_finite() { self.color_at(v.clamp(lo, hi), range) } else { color::Rgb(0xf3, 0xf4, 0xf6) };
                 let tip = format!(
                     "{}, {}: {}",
                     label(&self.row_labels, r),
@@ -381,9 +296,7 @@ mod tests {
 
     #[test]
     fn nan_and_ragged_cells_are_grey() {
-        let svg = Heatmap::new("h", vec![vec![1.0, f64::NAN], vec![2.0]])
-            .show_values()
-            .to_svg();
+        let svg = Heatmap::new("h", vec![vec![1.0, f64::NAN], vec![2.0]]).show_values().to_svg();
         assert_eq!(svg.matches("#f3f4f6").count(), 2, "{svg}");
         assert!(!svg.contains(">NaN<"));
     }
@@ -404,10 +317,8 @@ mod tests {
 
     #[test]
     fn labels_are_escaped() {
-        let svg = Heatmap::new("<t>", vec![vec![1.0]])
-            .row_labels(vec!["a&b".into()])
-            .col_labels(vec!["<c>".into()])
-            .to_svg();
+        let svg =
+            Heatmap::new("<t>", vec![vec![1.0]]).row_labels(vec!["a&b".into()]).col_labels(vec!["<c>".into()]).to_svg();
         assert!(svg.contains("&lt;t&gt;") && svg.contains("a&amp;b") && svg.contains("&lt;c&gt;"));
         assert!(!svg.contains("<c>"));
     }

@@ -2,9 +2,8 @@
 //! reference lines labelled at the right edge, linear or log axes.
 
 use super::{
-    Axis, Doc, LegendItem, Rect, Swatch, TICK_FONT, bottom_margin, color, draw_legend,
-    draw_xy_axes, ellipsize, finite_range, left_margin, legend_height, n, spread_labels,
-    text_width, tick_target,
+    Axis, Doc, LegendItem, Rect, Swatch, TICK_FONT, bottom_margin, color, draw_legend, draw_xy_axes, ellipsize,
+    finite_range, left_margin, legend_height, n, spread_labels, text_width, tick_target,
 };
 use crate::escape;
 use serde::{Deserialize, Serialize};
@@ -85,11 +84,7 @@ pub struct RefLine {
 
 impl Series {
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Series {
-            name: name.into(),
-            points,
-            ..Default::default()
-        }
+        Series { name: name.into(), points, ..Default::default() }
     }
     /// Sets the shaded band `(x, lo, hi)`.
     pub fn band(mut self, band: Vec<(f64, f64, f64)>) -> Self {
@@ -112,11 +107,7 @@ impl Series {
 
 impl RefLine {
     pub fn new(label: impl Into<String>, y: f64) -> Self {
-        RefLine {
-            label: label.into(),
-            y,
-            ..Default::default()
-        }
+        RefLine { label: label.into(), y, ..Default::default() }
     }
     pub fn dashed(mut self) -> Self {
         self.dashed = true;
@@ -133,10 +124,7 @@ const REF_LABEL_MAX_W: f64 = 150.0;
 
 impl LineChart {
     pub fn new(title: impl Into<String>) -> Self {
-        LineChart {
-            title: title.into(),
-            ..Default::default()
-        }
+        LineChart { title: title.into(), ..Default::default() }
     }
     pub fn x_label(mut self, s: impl Into<String>) -> Self {
         self.x_label = s.into();
@@ -179,16 +167,8 @@ impl LineChart {
 
     /// Renders the chart as a standalone `<svg>` element.
     pub fn to_svg(&self) -> String {
-        let width = if self.width >= 120.0 {
-            self.width
-        } else {
-            640.0
-        };
-        let height = if self.height >= 120.0 {
-            self.height
-        } else {
-            400.0
-        };
+        let width = if self.width >= 120.0 { self.width } else { 640.0 };
+        let height = if self.height >= 120.0 { self.height } else { 400.0 };
         let mut doc = Doc::new(width, height, &self.title);
         let title_bottom = doc.title(&self.title, width);
 
@@ -197,17 +177,10 @@ impl LineChart {
             .series
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                s.color
-                    .clone()
-                    .unwrap_or_else(|| color::palette(i).to_string())
-            })
+            .map(|(i, s)| s.color.clone().unwrap_or_else(|| color::palette(i).to_string()))
             .collect();
-        let runs: Vec<Vec<Vec<(f64, f64)>>> = self
-            .series
-            .iter()
-            .map(|s| split_runs(&s.points, |&(x, y)| self.ok_x(x) && self.ok_y(y)))
-            .collect();
+        let runs: Vec<Vec<Vec<(f64, f64)>>> =
+            self.series.iter().map(|s| split_runs(&s.points, |&(x, y)| self.ok_x(x) && self.ok_y(y))).collect();
         let bands: Vec<Vec<Vec<(f64, f64, f64)>>> = self
             .series
             .iter()
@@ -247,72 +220,26 @@ impl LineChart {
         let top = legend_y + legend_h + 12.0;
 
         let (Some((x_lo, x_hi)), Some((y_lo, y_hi))) = (finite_range(xs), finite_range(ys)) else {
-            doc.placeholder(
-                Rect {
-                    x0: 12.0,
-                    y0: top,
-                    x1: width - 12.0,
-                    y1: height - 12.0,
-                },
-                "No data",
-            );
+            doc.placeholder(Rect { x0: 12.0, y0: top, x1: width - 12.0, y1: height - 12.0 }, "No data");
             return doc.finish();
         };
 
         let bottom = bottom_margin(!self.x_label.is_empty());
-        let y_axis = Axis::new(
-            y_lo,
-            y_hi,
-            self.log_y,
-            tick_target(height - top - bottom, 55.0),
-        );
+        let y_axis = Axis::new(y_lo, y_hi, self.log_y, tick_target(height - top - bottom, 55.0));
         let left = left_margin(y_axis.max_label_width(), !self.y_label.is_empty());
         let ref_label_w = hlines
             .iter()
             .map(|h| text_width(&ellipsize(&h.label, TICK_FONT, REF_LABEL_MAX_W), TICK_FONT))
             .fold(0.0, f64::max);
-        let x_axis = Axis::new(
-            x_lo,
-            x_hi,
-            self.log_x,
-            tick_target(width - left - 40.0, 90.0),
-        );
-        let last_x_label = x_axis
-            .labels
-            .last()
-            .map_or(0.0, |l| text_width(l, TICK_FONT));
-        let right = if hlines.is_empty() {
-            16.0
-        } else {
-            ref_label_w + 14.0
-        }
-        .max(last_x_label / 2.0 + 6.0);
-        let plot = Rect {
-            x0: left,
-            y0: top,
-            x1: width - right,
-            y1: height - bottom,
-        };
+        let x_axis = Axis::new(x_lo, x_hi, self.log_x, tick_target(width - left - 40.0, 90.0));
+        let last_x_label = x_axis.labels.last().map_or(0.0, |l| text_width(l, TICK_FONT));
+        let right = if hlines.is_empty() { 16.0 } else { ref_label_w + 14.0 }.max(last_x_label / 2.0 + 6.0);
+        let plot = Rect { x0: left, y0: top, x1: width - right, y1: height - bottom };
         if plot.x1 - plot.x0 < 40.0 || plot.y1 - plot.y0 < 40.0 {
-            doc.placeholder(
-                Rect {
-                    x0: 12.0,
-                    y0: top,
-                    x1: width - 12.0,
-                    y1: height - 12.0,
-                },
-                "Chart too small",
-            );
+            doc.placeholder(Rect { x0: 12.0, y0: top, x1: width - 12.0, y1: height - 12.0 }, "Chart too small");
             return doc.finish();
         }
-        draw_xy_axes(
-            &mut doc,
-            plot,
-            &x_axis,
-            &y_axis,
-            &self.x_label,
-            &self.y_label,
-        );
+        draw_xy_axes(&mut doc, plot, &x_axis, &y_axis, &self.x_label, &self.y_label);
         let sx = x_axis.scale(plot.x0, plot.x1);
         let sy = y_axis.scale(plot.y1, plot.y0);
 
@@ -321,26 +248,12 @@ impl LineChart {
             for run in bs {
                 if run.len() == 1 {
                     let (x, lo, hi) = run[0];
-                    doc.line(
-                        sx.map(x),
-                        sy.map(lo),
-                        sx.map(x),
-                        sy.map(hi),
-                        c,
-                        3.0,
-                        r#"stroke-opacity="0.3""#,
-                    );
+                    doc.line(sx.map(x), sy.map(lo), sx.map(x), sy.map(hi), c, 3.0, r#"stroke-opacity="0.3""#);
                     continue;
                 }
                 let mut d = String::new();
                 for (k, &(x, _, hi)) in run.iter().enumerate() {
-                    let _ = write!(
-                        d,
-                        "{}{} {} ",
-                        if k == 0 { "M" } else { "L" },
-                        n(sx.map(x)),
-                        n(sy.map(hi))
-                    );
+                    let _ = write!(d, "{}{} {} ", if k == 0 { "M" } else { "L" }, n(sx.map(x)), n(sy.map(hi)));
                 }
                 for &(x, lo, _) in run.iter().rev() {
                     let _ = write!(d, "L{} {} ", n(sx.map(x)), n(sy.map(lo)));
@@ -359,11 +272,7 @@ impl LineChart {
         let placed = spread_labels(&desired, 13.0, plot.y0 - 4.0, plot.y1);
         for ((h, &y), &ly) in hlines.iter().zip(&desired).zip(&placed) {
             let c = h.color.as_deref().unwrap_or(REF_COLOR);
-            let dash = if h.dashed {
-                r#"stroke-dasharray="6 4""#
-            } else {
-                ""
-            };
+            let dash = if h.dashed { r#"stroke-dasharray="6 4""# } else { "" };
             doc.line(plot.x0, y, plot.x1, y, c, 1.4, dash);
             if (ly - y).abs() > 1.0 {
                 doc.line(plot.x1, y, plot.x1 + 5.0, ly, c, 0.8, "");
@@ -374,21 +283,11 @@ impl LineChart {
 
         // Lines, then markers on top.
         for ((s, rs), c) in self.series.iter().zip(&runs).zip(&colors) {
-            let dash = if s.dashed {
-                r#" stroke-dasharray="7 4""#
-            } else {
-                ""
-            };
+            let dash = if s.dashed { r#" stroke-dasharray="7 4""# } else { "" };
             for run in rs.iter().filter(|r| r.len() >= 2) {
                 let mut d = String::new();
                 for (k, &(x, y)) in run.iter().enumerate() {
-                    let _ = write!(
-                        d,
-                        "{}{} {}",
-                        if k == 0 { "M" } else { " L" },
-                        n(sx.map(x)),
-                        n(sy.map(y))
-                    );
+                    let _ = write!(d, "{}{} {}", if k == 0 { "M" } else { " L" }, n(sx.map(x)), n(sy.map(y)));
                 }
                 let _ = writeln!(
                     doc.out,
@@ -447,13 +346,8 @@ mod tests {
         for chart in [
             LineChart::new("empty"),
             LineChart::new("empty series").series(Series::new("a", vec![])),
-            LineChart::new("only nan").series(Series::new(
-                "a",
-                vec![(f64::NAN, 1.0), (1.0, f64::INFINITY)],
-            )),
-            LineChart::new("log of negatives")
-                .log_y(true)
-                .series(Series::new("a", vec![(0.0, -1.0), (1.0, 0.0)])),
+            LineChart::new("only nan").series(Series::new("a", vec![(f64::NAN, 1.0), (1.0, f64::INFINITY)])),
+            LineChart::new("log of negatives").log_y(true).series(Series::new("a", vec![(0.0, -1.0), (1.0, 0.0)])),
         ] {
             let svg = chart.to_svg();
             assert!(svg.contains("No data"), "{svg}");
@@ -464,16 +358,7 @@ mod tests {
     #[test]
     fn nan_points_break_the_line() {
         let svg = LineChart::new("t")
-            .series(Series::new(
-                "a",
-                vec![
-                    (0.0, 1.0),
-                    (1.0, 2.0),
-                    (2.0, f64::NAN),
-                    (3.0, 1.5),
-                    (4.0, 1.0),
-                ],
-            ))
+            .series(Series::new("a", vec![(0.0, 1.0), (1.0, 2.0), (2.0, f64::NAN), (3.0, 1.5), (4.0, 1.0)]))
             .to_svg();
         assert_eq!(count(&svg, "<path d=\"M"), 2, "{svg}");
         assert!(!svg.contains("NaN"));
@@ -482,14 +367,10 @@ mod tests {
 
     #[test]
     fn single_point_and_all_equal_values_render() {
-        let svg = LineChart::new("one")
-            .series(Series::new("a", vec![(3.0, 0.5)]))
-            .to_svg();
+        let svg = LineChart::new("one").series(Series::new("a", vec![(3.0, 0.5)])).to_svg();
         assert!(svg.contains("<circle"), "a lone point is drawn as a dot");
         assert!(!svg.contains("No data"));
-        let svg = LineChart::new("flat")
-            .series(Series::new("a", vec![(0.0, 2.0), (1.0, 2.0), (2.0, 2.0)]))
-            .to_svg();
+        let svg = LineChart::new("flat").series(Series::new("a", vec![(0.0, 2.0), (1.0, 2.0), (2.0, 2.0)])).to_svg();
         assert!(svg.contains("<path d=\"M"));
         assert!(!svg.contains("NaN"));
     }
@@ -499,10 +380,7 @@ mod tests {
         let svg = LineChart::new("log")
             .log_x(true)
             .log_y(true)
-            .series(Series::new(
-                "a",
-                vec![(0.0, 1.0), (1.0, 0.1), (10.0, 0.0), (100.0, 0.001)],
-            ))
+            .series(Series::new("a", vec![(0.0, 1.0), (1.0, 0.1), (10.0, 0.0), (100.0, 0.001)]))
             .to_svg();
         assert!(!svg.contains("NaN"));
         assert!(svg.contains(">0.001<") || svg.contains(">1e-3<"), "{svg}");

@@ -27,7 +27,8 @@ use scale::{Scale, Ticks};
 use std::fmt::Write as _;
 
 /// System font stack used inside every chart (and by the HTML page).
-pub const FONT_STACK: &str = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, 'Noto Sans', sans-serif";
+pub const FONT_STACK: &str =
+    "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, 'Noto Sans', sans-serif";
 
 pub(crate) const INK: &str = "#1f2328";
 pub(crate) const TEXT: &str = "#374151";
@@ -47,29 +48,24 @@ pub(crate) fn n(v: f64) -> String {
     if !r.is_finite() {
         return "0".into();
     }
-    if r == r.trunc() {
-        format!("{}", r as i64)
-    } else {
-        format!("{r:.1}")
-    }
+    if r == r.trunc() { format!("{}", r as i64) } else { format!("{r:.1}") }
 }
 
 /// Estimated rendered width of `s` at `size` px in a proportional sans-serif font. Generous, so
 /// that layout leaves enough room whichever system font is picked.
 pub(crate) fn text_width(s: &str, size: f64) -> f64 {
-    let em: f64 =
-        s.chars()
-            .map(|c| match c {
-                'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '\'' | '|' | '!' | '(' | ')' | '['
-                | ']' => 0.30,
-                'f' | 't' | 'r' | ' ' | 'I' | '1' | '-' => 0.38,
-                'm' | 'w' | 'M' | 'W' | '%' | '@' => 0.88,
-                'A'..='Z' | '±' | '≈' | '≤' | '≥' | '∞' | '×' => 0.68,
-                '0'..='9' => 0.58,
-                c if c.is_ascii() => 0.56,
-                _ => 0.70,
-            })
-            .sum();
+    let em: f64 = s
+        .chars()
+        .map(|c| match c {
+            'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '\'' | '|' | '!' | '(' | ')' | '[' | ']' => 0.30,
+            'f' | 't' | 'r' | ' ' | 'I' | '1' | '-' => 0.38,
+            'm' | 'w' | 'M' | 'W' | '%' | '@' => 0.88,
+            'A'..='Z' | '±' | '≈' | '≤' | '≥' | '∞' | '×' => 0.68,
+            '0'..='9' => 0.58,
+            c if c.is_ascii() => 0.56,
+            _ => 0.70,
+        })
+        .sum();
     em * size
 }
 
@@ -97,11 +93,7 @@ pub(crate) fn wrap(s: &str, size: f64, max_w: f64, max_lines: usize) -> Vec<Stri
     let mut lines: Vec<String> = Vec::new();
     let mut cur = String::new();
     for word in s.split_whitespace() {
-        let cand = if cur.is_empty() {
-            word.to_string()
-        } else {
-            format!("{cur} {word}")
-        };
+        let cand = if cur.is_empty() { word.to_string() } else { format!("{cur} {word}") };
         if text_width(&cand, size) <= max_w || cur.is_empty() {
             cur = cand;
         } else {
@@ -153,16 +145,7 @@ impl Doc {
 
     /// A text element; `attrs` is extra trusted attribute markup (e.g. `font-weight="600"`).
     #[allow(clippy::too_many_arguments)]
-    pub fn text(
-        &mut self,
-        x: f64,
-        y: f64,
-        s: &str,
-        size: f64,
-        anchor: &str,
-        fill: &str,
-        attrs: &str,
-    ) {
+    pub fn text(&mut self, x: f64, y: f64, s: &str, size: f64, anchor: &str, fill: &str, attrs: &str) {
         let _ = writeln!(
             self.out,
             r#"<text x="{}" y="{}" font-size="{}" text-anchor="{}" fill="{}"{}{}>{}</text>"#,
@@ -178,16 +161,7 @@ impl Doc {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn line(
-        &mut self,
-        x1: f64,
-        y1: f64,
-        x2: f64,
-        y2: f64,
-        stroke: &str,
-        width: f64,
-        attrs: &str,
-    ) {
+    pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, stroke: &str, width: f64, attrs: &str) {
         let _ = writeln!(
             self.out,
             r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="{}"{}{}/>"#,
@@ -226,15 +200,7 @@ impl Doc {
             n(r.x1 - r.x0),
             n(r.y1 - r.y0)
         );
-        self.text(
-            (r.x0 + r.x1) / 2.0,
-            (r.y0 + r.y1) / 2.0 + 5.0,
-            msg,
-            14.0,
-            "middle",
-            MUTED,
-            "",
-        );
+        self.text((r.x0 + r.x1) / 2.0, (r.y0 + r.y1) / 2.0 + 5.0, msg, 14.0, "middle", MUTED, "");
     }
 
     pub fn finish(mut self) -> String {
@@ -245,21 +211,10 @@ impl Doc {
 
 /// What a legend entry shows next to its label.
 pub(crate) enum Swatch {
-    Line {
-        color: String,
-        dashed: bool,
-        markers: bool,
-        band: bool,
-    },
-    Box {
-        color: String,
-    },
-    Dot {
-        color: String,
-    },
-    Dashed {
-        color: String,
-    },
+    Line { color: String, dashed: bool, markers: bool, band: bool },
+    Box { color: String },
+    Dot { color: String },
+    Dashed { color: String },
 }
 
 pub(crate) struct LegendItem {
@@ -306,12 +261,7 @@ pub(crate) fn draw_legend(doc: &mut Doc, items: &[LegendItem], x0: f64, y0: f64,
         let x = x0 + dx;
         let cy = y0 + row as f64 * LEGEND_ROW + LEGEND_ROW / 2.0;
         match &item.swatch {
-            Swatch::Line {
-                color,
-                dashed,
-                markers,
-                band,
-            } => {
+            Swatch::Line { color, dashed, markers, band } => {
                 if *band {
                     let _ = writeln!(
                         doc.out,
@@ -322,11 +272,7 @@ pub(crate) fn draw_legend(doc: &mut Doc, items: &[LegendItem], x0: f64, y0: f64,
                         escape::attr(color)
                     );
                 }
-                let dash = if *dashed {
-                    r#"stroke-dasharray="5 3""#
-                } else {
-                    ""
-                };
+                let dash = if *dashed { r#"stroke-dasharray="5 3""# } else { "" };
                 doc.line(x, cy, x + SWATCH_W, cy, color, 2.0, dash);
                 if *markers {
                     let _ = writeln!(
@@ -339,15 +285,7 @@ pub(crate) fn draw_legend(doc: &mut Doc, items: &[LegendItem], x0: f64, y0: f64,
                 }
             }
             Swatch::Dashed { color } => {
-                doc.line(
-                    x,
-                    cy,
-                    x + SWATCH_W,
-                    cy,
-                    color,
-                    1.5,
-                    r#"stroke-dasharray="4 3""#,
-                );
+                doc.line(x, cy, x + SWATCH_W, cy, color, 1.5, r#"stroke-dasharray="4 3""#);
             }
             Swatch::Box { color } => {
                 let _ = writeln!(
@@ -369,15 +307,7 @@ pub(crate) fn draw_legend(doc: &mut Doc, items: &[LegendItem], x0: f64, y0: f64,
             }
         }
         let label = ellipsize(&item.label, LEGEND_FONT, max_w - SWATCH_W - 8.0);
-        doc.text(
-            x + SWATCH_W + 6.0,
-            cy + 4.0,
-            &label,
-            LEGEND_FONT,
-            "start",
-            TEXT,
-            "",
-        );
+        doc.text(x + SWATCH_W + 6.0, cy + 4.0, &label, LEGEND_FONT, "start", TEXT, "");
     }
 }
 
@@ -391,15 +321,11 @@ pub(crate) struct Axis {
 impl Axis {
     /// Ticks for data in `[lo, hi]`. For log axes the bounds must contain a positive value.
     pub fn new(lo: f64, hi: f64, log: bool, target: usize) -> Axis {
-        let ticks = if log { scale::log_ticks(lo, hi) } else { None }
-            .unwrap_or_else(|| scale::linear_ticks(lo, hi, target));
+        let ticks =
+            if log { scale::log_ticks(lo, hi) } else { None }.unwrap_or_else(|| scale::linear_ticks(lo, hi, target));
         let log = log && ticks.domain.0 > 0.0;
         let labels = if log {
-            ticks
-                .major
-                .iter()
-                .map(|&v| crate::fmt::log_tick_label(v))
-                .collect()
+            ticks.major.iter().map(|&v| crate::fmt::log_tick_label(v)).collect()
         } else {
             crate::fmt::linear_tick_labels(&ticks.major)
         };
@@ -407,20 +333,11 @@ impl Axis {
     }
 
     pub fn scale(&self, r0: f64, r1: f64) -> Scale {
-        Scale {
-            d0: self.ticks.domain.0,
-            d1: self.ticks.domain.1,
-            r0,
-            r1,
-            log: self.log,
-        }
+        Scale { d0: self.ticks.domain.0, d1: self.ticks.domain.1, r0, r1, log: self.log }
     }
 
     pub fn max_label_width(&self) -> f64 {
-        self.labels
-            .iter()
-            .map(|l| text_width(l, TICK_FONT))
-            .fold(0.0, f64::max)
+        self.labels.iter().map(|l| text_width(l, TICK_FONT)).fold(0.0, f64::max)
     }
 }
 
@@ -430,9 +347,7 @@ fn thin(pos: &[f64], ext: &[f64], gap: f64) -> Vec<usize> {
     let nlab = pos.len();
     for k in 1..=nlab.max(1) {
         let idx: Vec<usize> = (0..nlab).step_by(k).collect();
-        let ok = idx
-            .windows(2)
-            .all(|w| (pos[w[1]] - pos[w[0]]).abs() >= (ext[w[0]] + ext[w[1]]) / 2.0 + gap);
+        let ok = idx.windows(2).all(|w| (pos[w[1]] - pos[w[0]]).abs() >= (ext[w[0]] + ext[w[1]]) / 2.0 + gap);
         if ok {
             return idx;
         }
@@ -441,14 +356,7 @@ fn thin(pos: &[f64], ext: &[f64], gap: f64) -> Vec<usize> {
 }
 
 /// Gridlines, axis lines, tick labels and axis titles of an x/y plot.
-pub(crate) fn draw_xy_axes(
-    doc: &mut Doc,
-    plot: Rect,
-    x: &Axis,
-    y: &Axis,
-    x_label: &str,
-    y_label: &str,
-) {
+pub(crate) fn draw_xy_axes(doc: &mut Doc, plot: Rect, x: &Axis, y: &Axis, x_label: &str, y_label: &str) {
     let xs = x.scale(plot.x0, plot.x1);
     let ys = y.scale(plot.y1, plot.y0);
     for &v in &x.ticks.minor {
@@ -476,41 +384,17 @@ pub(crate) fn draw_xy_axes(
     let ext: Vec<f64> = x.labels.iter().map(|l| text_width(l, TICK_FONT)).collect();
     for i in thin(&pos, &ext, 8.0) {
         doc.line(pos[i], plot.y1, pos[i], plot.y1 + 4.0, AXIS, 1.0, "");
-        doc.text(
-            pos[i],
-            plot.y1 + 17.0,
-            &x.labels[i],
-            TICK_FONT,
-            "middle",
-            TEXT,
-            "",
-        );
+        doc.text(pos[i], plot.y1 + 17.0, &x.labels[i], TICK_FONT, "middle", TEXT, "");
     }
     let pos: Vec<f64> = y.ticks.major.iter().map(|&v| ys.map(v)).collect();
     let ext = vec![TICK_FONT; pos.len()];
     for i in thin(&pos, &ext, 3.0) {
         doc.line(plot.x0 - 4.0, pos[i], plot.x0, pos[i], AXIS, 1.0, "");
-        doc.text(
-            plot.x0 - 7.0,
-            pos[i] + 4.0,
-            &y.labels[i],
-            TICK_FONT,
-            "end",
-            TEXT,
-            "",
-        );
+        doc.text(plot.x0 - 7.0, pos[i] + 4.0, &y.labels[i], TICK_FONT, "end", TEXT, "");
     }
     if !x_label.is_empty() {
         let l = ellipsize(x_label, LABEL_FONT, plot.x1 - plot.x0);
-        doc.text(
-            (plot.x0 + plot.x1) / 2.0,
-            plot.y1 + 37.0,
-            &l,
-            LABEL_FONT,
-            "middle",
-            INK,
-            "",
-        );
+        doc.text((plot.x0 + plot.x1) / 2.0, plot.y1 + 37.0, &l, LABEL_FONT, "middle", INK, "");
     }
     if !y_label.is_empty() {
         draw_y_title(doc, y_label, plot);
@@ -574,13 +458,10 @@ pub(crate) fn spread_labels(desired: &[f64], gap: f64, lo: f64, hi: f64) -> Vec<
 
 /// Finite min and max of an iterator, if any value is finite.
 pub(crate) fn finite_range(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
-    values
-        .into_iter()
-        .filter(|v| v.is_finite())
-        .fold(None, |acc, v| match acc {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-        })
+    values.into_iter().filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
 }
 
 #[cfg(test)]
@@ -601,10 +482,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[1].ends_with('…'));
         assert_eq!(wrap("short", 14.0, 120.0, 2), vec!["short"]);
-        assert_eq!(
-            ellipsize("abcdefghijklmnop", 10.0, 30.0).chars().last(),
-            Some('…')
-        );
+        assert_eq!(ellipsize("abcdefghijklmnop", 10.0, 30.0).chars().last(), Some('…'));
     }
 
     #[test]
@@ -612,10 +490,7 @@ mod tests {
         let p = spread_labels(&[100.0, 101.0, 99.0], 12.0, 0.0, 300.0);
         let mut s = p.clone();
         s.sort_by(f64::total_cmp);
-        assert!(
-            s[1] - s[0] >= 12.0 - 1e-9 && s[2] - s[1] >= 12.0 - 1e-9,
-            "{p:?}"
-        );
+        assert!(s[1] - s[0] >= 12.0 - 1e-9 && s[2] - s[1] >= 12.0 - 1e-9, "{p:?}");
         // Order of the inputs is kept: the lowest desired stays lowest.
         assert!(p[2] < p[0] && p[0] < p[1]);
         // Pressed against the bottom bound, labels move up instead.

@@ -20,10 +20,7 @@ pub fn nice_step(raw: f64) -> f64 {
     let exp = raw.log10().floor();
     let base = 10f64.powf(exp);
     let f = raw / base;
-    let m = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .into_iter()
-        .find(|&m| f <= m * (1.0 + 1e-9))
-        .unwrap_or(10.0);
+    let m = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().find(|&m| f <= m * (1.0 + 1e-9)).unwrap_or(10.0);
     clean(m * base)
 }
 
@@ -31,11 +28,7 @@ pub fn nice_step(raw: f64) -> f64 {
 /// to the enclosing multiples of the step. Equal or non-finite bounds are handled: a single value
 /// gets a small symmetric range around it, and non-finite input gives `[0, 1]`.
 pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Ticks {
-    let (mut lo, mut hi) = if lo.is_finite() && hi.is_finite() {
-        (lo.min(hi), lo.max(hi))
-    } else {
-        (0.0, 1.0)
-    };
+    let (mut lo, mut hi) = if lo.is_finite() && hi.is_finite() { (lo.min(hi), lo.max(hi)) } else { (0.0, 1.0) };
     if hi - lo <= 1e-12 * lo.abs().max(hi.abs()) {
         let d = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
         lo -= d;
@@ -43,23 +36,13 @@ pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Ticks {
     }
     if !(hi - lo).is_finite() {
         // Spans near f64::MAX: no nice ticks exist; label the ends.
-        return Ticks {
-            domain: (lo, hi),
-            major: vec![lo, hi],
-            minor: vec![],
-        };
+        return Ticks { domain: (lo, hi), major: vec![lo, hi], minor: vec![] };
     }
     let step = nice_step((hi - lo) / target.max(1) as f64);
     let start = (lo / step + 1e-9).floor();
     let end = (hi / step - 1e-9).ceil();
-    let major: Vec<f64> = (0..=((end - start) as i64).min(1000))
-        .map(|i| clean((start + i as f64) * step))
-        .collect();
-    Ticks {
-        domain: (clean(start * step), clean(end * step)),
-        major,
-        minor: vec![],
-    }
+    let major: Vec<f64> = (0..=((end - start) as i64).min(1000)).map(|i| clean((start + i as f64) * step)).collect();
+    Ticks { domain: (clean(start * step), clean(end * step)), major, minor: vec![] }
 }
 
 /// Log-10 ticks for positive data in `[lo, hi]`. Ranges of two decades or more snap to powers
@@ -80,10 +63,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> Option<Ticks> {
     }
     let wide = (hi / lo).log10() >= 2.0;
     let (d0, d1) = if wide {
-        (
-            pow10(lo.log10().floor() as i32),
-            pow10((hi.log10() - 1e-9).ceil() as i32),
-        )
+        (pow10(lo.log10().floor() as i32), pow10((hi.log10() - 1e-9).ceil() as i32))
     } else {
         (snap125(lo, false), snap125(hi, true))
     };
@@ -91,10 +71,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> Option<Ticks> {
     let e1 = d1.log10().ceil() as i32;
     let within = |v: f64| v >= d0 * (1.0 - 1e-9) && v <= d1 * (1.0 + 1e-9);
     let multiples = |ks: &[f64]| -> Vec<f64> {
-        (e0..=e1)
-            .flat_map(|e| ks.iter().map(move |&k| clean(k * pow10(e))))
-            .filter(|&v| within(v))
-            .collect()
+        (e0..=e1).flat_map(|e| ks.iter().map(move |&k| clean(k * pow10(e)))).filter(|&v| within(v)).collect()
     };
     let all: Vec<f64> = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
     let decades: Vec<f64> = multiples(&[1.0]);
@@ -104,11 +81,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> Option<Ticks> {
         let minor = if stride == 1 && decades.len() <= 6 {
             all.iter().copied().filter(|v| !major.contains(v)).collect()
         } else if stride > 1 {
-            decades
-                .iter()
-                .copied()
-                .filter(|v| !major.contains(v))
-                .collect()
+            decades.iter().copied().filter(|v| !major.contains(v)).collect()
         } else {
             vec![]
         };
@@ -119,11 +92,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> Option<Ticks> {
         let minor = all.iter().copied().filter(|v| !major.contains(v)).collect();
         (major, minor)
     };
-    Some(Ticks {
-        domain: (d0, d1),
-        major,
-        minor,
-    })
+    Some(Ticks { domain: (d0, d1), major, minor })
 }
 
 fn pow10(e: i32) -> f64 {
@@ -135,15 +104,9 @@ fn snap125(v: f64, up: bool) -> f64 {
     let e = v.log10().floor() as i32;
     let m = v / 10f64.powi(e);
     let c = if up {
-        [1.0, 2.0, 5.0, 10.0]
-            .into_iter()
-            .find(|&c| c >= m * (1.0 - 1e-9))
-            .unwrap_or(10.0)
+        [1.0, 2.0, 5.0, 10.0].into_iter().find(|&c| c >= m * (1.0 - 1e-9)).unwrap_or(10.0)
     } else {
-        [5.0, 2.0, 1.0]
-            .into_iter()
-            .find(|&c| c <= m * (1.0 + 1e-9))
-            .unwrap_or(1.0)
+        [5.0, 2.0, 1.0].into_iter().find(|&c| c <= m * (1.0 + 1e-9)).unwrap_or(1.0)
     };
     clean(c * 10f64.powi(e))
 }
@@ -168,11 +131,7 @@ pub(crate) struct Scale {
 
 impl Scale {
     pub fn map(&self, v: f64) -> f64 {
-        let (a, b, v) = if self.log {
-            (self.d0.log10(), self.d1.log10(), v.log10())
-        } else {
-            (self.d0, self.d1, v)
-        };
+        let (a, b, v) = if self.log { (self.d0.log10(), self.d1.log10(), v.log10()) } else { (self.d0, self.d1, v) };
         if b == a {
             return (self.r0 + self.r1) / 2.0;
         }
@@ -275,21 +234,9 @@ mod tests {
 
     #[test]
     fn scale_maps_both_kinds() {
-        let s = Scale {
-            d0: 0.0,
-            d1: 10.0,
-            r0: 100.0,
-            r1: 0.0,
-            log: false,
-        };
+        let s = Scale { d0: 0.0, d1: 10.0, r0: 100.0, r1: 0.0, log: false };
         assert_eq!(s.map(5.0), 50.0);
-        let s = Scale {
-            d0: 1.0,
-            d1: 100.0,
-            r0: 0.0,
-            r1: 200.0,
-            log: true,
-        };
+        let s = Scale { d0: 1.0, d1: 100.0, r0: 0.0, r1: 200.0, log: true };
         assert!((s.map(10.0) - 100.0).abs() < 1e-9);
     }
 }

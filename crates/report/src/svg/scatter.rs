@@ -1,8 +1,8 @@
 //! Scatter plots, e.g. a trained model's predictions against gradient descent's on the same tasks.
 
 use super::{
-    Axis, Doc, LegendItem, MUTED, Rect, Swatch, TICK_FONT, bottom_margin, color, draw_legend,
-    draw_xy_axes, finite_range, left_margin, legend_height, n, text_width, tick_target,
+    Axis, Doc, LegendItem, MUTED, Rect, Swatch, TICK_FONT, bottom_margin, color, draw_legend, draw_xy_axes,
+    finite_range, left_margin, legend_height, n, text_width, tick_target,
 };
 use crate::escape;
 use serde::{Deserialize, Serialize};
@@ -65,11 +65,7 @@ pub struct ScatterSeries {
 
 impl ScatterSeries {
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        ScatterSeries {
-            name: name.into(),
-            points,
-            color: None,
-        }
+        ScatterSeries { name: name.into(), points, color: None }
     }
     pub fn color(mut self, c: impl Into<String>) -> Self {
         self.color = Some(c.into());
@@ -79,10 +75,7 @@ impl ScatterSeries {
 
 impl Scatter {
     pub fn new(title: impl Into<String>) -> Self {
-        Scatter {
-            title: title.into(),
-            ..Default::default()
-        }
+        Scatter { title: title.into(), ..Default::default() }
     }
     pub fn x_label(mut self, s: impl Into<String>) -> Self {
         self.x_label = s.into();
@@ -108,16 +101,8 @@ impl Scatter {
 
     /// Renders the plot as a standalone `<svg>` element.
     pub fn to_svg(&self) -> String {
-        let width = if self.width >= 120.0 {
-            self.width
-        } else {
-            460.0
-        };
-        let height = if self.height >= 120.0 {
-            self.height
-        } else {
-            440.0
-        };
+        let width = if self.width >= 120.0 { self.width } else { 460.0 };
+        let height = if self.height >= 120.0 { self.height } else { 440.0 };
         // A shared range needs a shared scale type.
         let (log_x, log_y) = if self.diagonal {
             let l = self.log_x && self.log_y;
@@ -131,29 +116,17 @@ impl Scatter {
             .series
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                s.color
-                    .clone()
-                    .unwrap_or_else(|| color::palette(i).to_string())
-            })
+            .map(|(i, s)| s.color.clone().unwrap_or_else(|| color::palette(i).to_string()))
             .collect();
         let mut legend: Vec<LegendItem> = self
             .series
             .iter()
             .zip(&colors)
             .filter(|(s, _)| !s.name.is_empty())
-            .map(|(s, c)| LegendItem {
-                label: s.name.clone(),
-                swatch: Swatch::Dot { color: c.clone() },
-            })
+            .map(|(s, c)| LegendItem { label: s.name.clone(), swatch: Swatch::Dot { color: c.clone() } })
             .collect();
         if self.diagonal {
-            legend.push(LegendItem {
-                label: "y = x".into(),
-                swatch: Swatch::Dashed {
-                    color: MUTED.into(),
-                },
-            });
+            legend.push(LegendItem { label: "y = x".into(), swatch: Swatch::Dashed { color: MUTED.into() } });
         }
         let legend_y = title_bottom + 4.0;
         let legend_h = legend_height(&legend, width - 24.0);
@@ -164,26 +137,12 @@ impl Scatter {
         let pts: Vec<Vec<(f64, f64)>> = self
             .series
             .iter()
-            .map(|s| {
-                s.points
-                    .iter()
-                    .copied()
-                    .filter(|&(x, y)| ok(x, log_x) && ok(y, log_y))
-                    .collect()
-            })
+            .map(|s| s.points.iter().copied().filter(|&(x, y)| ok(x, log_x) && ok(y, log_y)).collect())
             .collect();
         let xr = finite_range(pts.iter().flatten().map(|p| p.0));
         let yr = finite_range(pts.iter().flatten().map(|p| p.1));
         let (Some(mut xr), Some(mut yr)) = (xr, yr) else {
-            doc.placeholder(
-                Rect {
-                    x0: 12.0,
-                    y0: top,
-                    x1: width - 12.0,
-                    y1: height - 12.0,
-                },
-                "No data",
-            );
+            doc.placeholder(Rect { x0: 12.0, y0: top, x1: width - 12.0, y1: height - 12.0 }, "No data");
             return doc.finish();
         };
         if self.diagonal {
@@ -199,16 +158,8 @@ impl Scatter {
         } else {
             Axis::new(xr.0, xr.1, log_x, tick_target(width - left - 40.0, 80.0))
         };
-        let last = x_axis
-            .labels
-            .last()
-            .map_or(0.0, |l| text_width(l, TICK_FONT));
-        let mut plot = Rect {
-            x0: left,
-            y0: top,
-            x1: width - (last / 2.0 + 6.0).max(16.0),
-            y1: height - bottom,
-        };
+        let last = x_axis.labels.last().map_or(0.0, |l| text_width(l, TICK_FONT));
+        let mut plot = Rect { x0: left, y0: top, x1: width - (last / 2.0 + 6.0).max(16.0), y1: height - bottom };
         if self.diagonal {
             // Square plot area so that y = x is at 45°.
             let side = (plot.x1 - plot.x0).min(plot.y1 - plot.y0);
@@ -216,39 +167,16 @@ impl Scatter {
             plot.y0 = plot.y1 - side;
         }
         if plot.x1 - plot.x0 < 40.0 || plot.y1 - plot.y0 < 40.0 {
-            doc.placeholder(
-                Rect {
-                    x0: 12.0,
-                    y0: top,
-                    x1: width - 12.0,
-                    y1: height - 12.0,
-                },
-                "Chart too small",
-            );
+            doc.placeholder(Rect { x0: 12.0, y0: top, x1: width - 12.0, y1: height - 12.0 }, "Chart too small");
             return doc.finish();
         }
-        draw_xy_axes(
-            &mut doc,
-            plot,
-            &x_axis,
-            &y_axis,
-            &self.x_label,
-            &self.y_label,
-        );
+        draw_xy_axes(&mut doc, plot, &x_axis, &y_axis, &self.x_label, &self.y_label);
         let sx = x_axis.scale(plot.x0, plot.x1);
         let sy = y_axis.scale(plot.y1, plot.y0);
 
         if self.diagonal {
             let (a, b) = y_axis.ticks.domain;
-            doc.line(
-                sx.map(a),
-                sy.map(a),
-                sx.map(b),
-                sy.map(b),
-                MUTED,
-                1.2,
-                r#"stroke-dasharray="6 4""#,
-            );
+            doc.line(sx.map(a), sy.map(a), sx.map(b), sy.map(b), MUTED, 1.2, r#"stroke-dasharray="6 4""#);
         }
         let total: usize = pts.iter().map(Vec::len).sum();
         let r = if total > 2000 {
@@ -259,18 +187,9 @@ impl Scatter {
             3.2
         };
         for (ps, c) in pts.iter().zip(&colors) {
-            let _ = writeln!(
-                doc.out,
-                r#"<g fill="{}" fill-opacity="0.6">"#,
-                escape::attr(c)
-            );
+            let _ = writeln!(doc.out, r#"<g fill="{}" fill-opacity="0.6">"#, escape::attr(c));
             for &(x, y) in ps {
-                let _ = writeln!(
-                    doc.out,
-                    r#"<circle cx="{}" cy="{}" r="{r}"/>"#,
-                    n(sx.map(x)),
-                    n(sy.map(y))
-                );
+                let _ = writeln!(doc.out, r#"<circle cx="{}" cy="{}" r="{r}"/>"#, n(sx.map(x)), n(sy.map(y)));
             }
             doc.out.push_str("</g>\n");
         }
@@ -293,10 +212,7 @@ mod tests {
     fn diagonal_shares_the_range() {
         let svg = Scatter::new("d")
             .diagonal()
-            .series(ScatterSeries::new(
-                "a",
-                vec![(0.0, 10.0), (1.0, 0.5), (f64::INFINITY, 1.0)],
-            ))
+            .series(ScatterSeries::new("a", vec![(0.0, 10.0), (1.0, 0.5), (f64::INFINITY, 1.0)]))
             .to_svg();
         assert!(svg.contains("y = x"));
         assert_eq!(svg.matches(r#"r="3.2"/>"#).count(), 2);
@@ -305,9 +221,7 @@ mod tests {
 
     #[test]
     fn single_point() {
-        let svg = Scatter::new("one")
-            .series(ScatterSeries::new("a", vec![(2.0, 2.0)]))
-            .to_svg();
+        let svg = Scatter::new("one").series(ScatterSeries::new("a", vec![(2.0, 2.0)])).to_svg();
         assert_eq!(svg.matches(r#"r="3.2"/>"#).count(), 1);
     }
 }

@@ -1,0 +1,60 @@
+//! Progress bars for long phases (training, evaluation); hidden when stdout is not a terminal,
+//! where a one-line note per finished phase goes to stderr instead.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mesalab_experiments::Progress;
+use std::cell::RefCell;
+use std::time::Instant;
+
+pub struct Bars {
+    interactive: bool,
+    current: RefCell<Option<(ProgressBar, String, Instant)>>,
+}
+
+impl Bars {
+    pub fn new(interactive: bool) -> Self {
+        Self { interactive, current: RefCell::new(None) }
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, label: &str, total: u64) {
+        self.finish();
+        let bar = if self.interactive {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>26} [{bar:32}] {pos}/{len} {elapsed_precise} eta {eta} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        } else {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+        };
+        bar.set_prefix(label.to_string());
+        *self.current.borrow_mut() = Some((bar, label.to_string(), Instant::now()));
+    }
+
+    fn advance(&self, units: u64) {
+        if let Some((bar, _, _)) = self.current.borrow().as_ref() {
+            bar.inc(units);
+        }
+    }
+
+    fn message(&self, message: &str) {
+        if let Some((bar, _, _)) = self.current.borrow().as_ref() {
+            bar.set_message(message.to_string());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((bar, label, started)) = self.current.borrow_mut().take() {
+            bar.finish_and_clear();
+            if !self.interactive {
+                let msg = bar.message();
+                let sep = if msg.is_empty() { "" } else { ", " };
+                eprintln!("  {label}: done in {:.1} s{sep}{msg}", started.elapsed().as_secs_f64());
+            }
+        }
+    }
+}

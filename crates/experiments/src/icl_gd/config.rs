@@ -1,0 +1,336 @@
+//! The `icl-gd` config: every field has a default, so a config file lists only what it changes.
+
+use mesalab_analysis::icl::{TaskSpec, XDist};
+use mesalab_core::config::{Invalid, Validate};
+use mesalab_nn::lsa::LsaSpec;
+use mesalab_train::supervised::AdamSettings;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Which experiment this file configures (`icl-gd`).
+    pub experiment: String,
+    pub run: RunSection,
+    pub task: TaskSection,
+    pub model: ModelSection,
+    pub train: TrainSection,
+    pub eval: EvalSection,
+    pub verdict: VerdictSection,
+    /// Overrides applied by `--quick`, as a nested table (`eval.validation_tasks = 4000`).
+    pub quick: toml::Table,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Base seed; seed i of the run uses `seed + i`. Baselines and validation tasks use the base seed.
+    pub seed: u64,
+    /// Number of independently trained models.
+    pub seeds: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XDistName {
+    Uniform,
+    Gaussian,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskSection {
+    /// Input dimension d.
+    pub d: usize,
+    /// Context pairs per task (N).
+    pub n_context: usize,
+    /// Input distribution: `uniform` or `gaussian`.
+    pub x_dist: XDistName,
+    /// Uniform inputs: x ~ U(−x_range, x_range) per coordinate.
+    pub x_range: f64,
+    /// Gaussian inputs: x ~ N(0, x_std²) per coordinate.
+    pub x_std: f64,
+    /// Teacher w ~ N(0, w_scale² I).
+    pub w_scale: f64,
+    /// Label noise standard deviation.
+    pub noise_std: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attention {
+    Linear,
+    Softmax,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub layers: usize,
+    pub heads: usize,
+    /// `linear` (LSA, as in the GD construction) or `softmax`.
+    pub attention: Attention,
+    /// Reuse one layer's weights in every layer.
+    pub shared_weights: bool,
+    /// Standard deviation of the normal weight init.
+    pub init_std: f64,
+    /// Clip tokens to [−clip, clip] after each layer; 0 disables.
+    pub clip_tokens: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Adam steps; every step draws a fresh batch of tasks.
+    pub steps: u64,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+    /// Per-parameter gradient L2 clip; 0 disables.
+    pub grad_clip_norm: f32,
+    /// Record the training loss every this many steps.
+    pub log_every: u64,
+    /// Evaluate on the validation tasks every this many steps.
+    pub eval_every: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Held-out tasks every model and baseline is scored on (the same tasks for all).
+    pub validation_tasks: usize,
+    /// Separate tasks on which baseline step sizes (η, γ, λ) are fitted.
+    pub fit_tasks: usize,
+    /// Reference k-step GD and GD++ for k = 1..=gd_steps_max (at least the model's depth).
+    pub gd_steps_max: usize,
+    /// Out-of-distribution scales α: x ~ U(−α, α), teacher scaled by α.
+    pub ood_alphas: Vec<f64>,
+    pub ood_tasks: usize,
+    /// Tasks on which ∂ŷ/∂x_q is computed by autodiff.
+    pub sensitivity_tasks: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerdictSection {
+    /// Largest model loss / reference-algorithm loss.
+    pub max_loss_ratio: f64,
+    /// Smallest mean cosine between the model's and the reference's sensitivities.
+    pub min_sensitivity_cosine: f64,
+    /// Largest mean |ŷ_model − ŷ_reference|.
+    pub max_mean_abs_pred_diff: f64,
+    /// Largest relative error of the learned η against η*/N (one-layer models).
+    pub max_eta_rel_error: f64,
+    /// Multi-layer models: largest loss / k-step GD++ loss.
+    pub max_loss_ratio_vs_gdpp: f64,
+    /// Fewest seeds a verdict may rest on.
+    pub min_seeds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            experiment: "icl-gd".into(),
+            run: RunSection { seed: 0, seeds: 3 },
+            task: TaskSection::default(),
+            model: ModelSection::default(),
+            train: TrainSection::default(),
+            eval: EvalSection::default(),
+            verdict: VerdictSection::default(),
+            quick: toml::Table::new(),
+        }
+    }
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self { seed: 0, seeds: 3 }
+    }
+}
+
+impl Default for TaskSection {
+    fn default() -> Self {
+        Self {
+            d: 10,
+            n_context: 10,
+            x_dist: XDistName::Uniform,
+            x_range: 0.5,
+            x_std: 1.0,
+            w_scale: 1.0,
+            noise_std: 0.0,
+        }
+    }
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            layers: 1,
+            heads: 1,
+            attention: Attention::Linear,
+            shared_weights: false,
+            init_std: 0.002,
+            clip_tokens: 0.0,
+        }
+    }
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            steps: 2000,
+            batch_size: 1024,
+            learning_rate: 1e-3,
+            beta1: 0.9,
+            beta2: 0.98,
+            epsilon: 1e-8,
+            grad_clip_norm: 10.0,
+            log_every: 20,
+            eval_every: 200,
+        }
+    }
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            validation_tasks: 10_000,
+            fit_tasks: 10_000,
+            gd_steps_max: 3,
+            ood_alphas: vec![0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
+            ood_tasks: 2000,
+            sensitivity_tasks: 2000,
+        }
+    }
+}
+
+impl Default for VerdictSection {
+    fn default() -> Self {
+        Self {
+            max_loss_ratio: 1.01,
+            min_sensitivity_cosine: 0.995,
+            max_mean_abs_pred_diff: 0.04,
+            max_eta_rel_error: 0.03,
+            max_loss_ratio_vs_gdpp: 1.05,
+            min_seeds: 3,
+        }
+    }
+}
+
+fn positive(key: &str, v: f64) -> Result<(), Invalid> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Invalid::new(key, format!("must be a positive number, got {v}")))
+    }
+}
+
+fn at_least(key: &str, v: u64, min: u64) -> Result<(), Invalid> {
+    if v >= min { Ok(()) } else { Err(Invalid::new(key, format!("must be at least {min}, got {v}"))) }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.experiment != "icl-gd" {
+            return Err(Invalid::new("experiment", format!("this config is for `icl-gd`, not `{}`", self.experiment)));
+        }
+        at_least("run.seeds", self.run.seeds, 1)?;
+        let t = &self.task;
+        at_least("task.d", t.d as u64, 1)?;
+        at_least("task.n_context", t.n_context as u64, 1)?;
+        positive("task.x_range", t.x_range)?;
+        positive("task.x_std", t.x_std)?;
+        positive("task.w_scale", t.w_scale)?;
+        if !(t.noise_std.is_finite() && t.noise_std >= 0.0) {
+            return Err(Invalid::new("task.noise_std", format!("must be ≥ 0, got {}", t.noise_std)));
+        }
+        let m = &self.model;
+        at_least("model.layers", m.layers as u64, 1)?;
+        at_least("model.heads", m.heads as u64, 1)?;
+        if !(m.init_std.is_finite() && m.init_std >= 0.0) {
+            return Err(Invalid::new("model.init_std", format!("must be ≥ 0, got {}", m.init_std)));
+        }
+        if !(m.clip_tokens.is_finite() && m.clip_tokens >= 0.0) {
+            return Err(Invalid::new("model.clip_tokens", "must be ≥ 0 (0 disables clipping)"));
+        }
+        let tr = &self.train;
+        at_least("train.steps", tr.steps, 1)?;
+        at_least("train.batch_size", tr.batch_size as u64, 1)?;
+        positive("train.learning_rate", tr.learning_rate)?;
+        for (key, beta) in [("train.beta1", tr.beta1), ("train.beta2", tr.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(Invalid::new(key, format!("must be in [0, 1), got {beta}")));
+            }
+        }
+        positive("train.epsilon", f64::from(tr.epsilon))?;
+        if !(tr.grad_clip_norm.is_finite() && tr.grad_clip_norm >= 0.0) {
+            return Err(Invalid::new("train.grad_clip_norm", "must be ≥ 0 (0 disables clipping)"));
+        }
+        at_least("train.log_every", tr.log_every, 1)?;
+        at_least("train.eval_every", tr.eval_every, 1)?;
+        let e = &self.eval;
+        at_least("eval.validation_tasks", e.validation_tasks as u64, 100)?;
+        at_least("eval.fit_tasks", e.fit_tasks as u64, 100)?;
+        at_least("eval.gd_steps_max", e.gd_steps_max as u64, 1)?;
+        if e.gd_steps_max > 10 {
+            return Err(Invalid::new("eval.gd_steps_max", "must be at most 10"));
+        }
+        at_least("eval.ood_tasks", e.ood_tasks as u64, 10)?;
+        at_least("eval.sensitivity_tasks", e.sensitivity_tasks as u64, 10)?;
+        for a in &e.ood_alphas {
+            positive("eval.ood_alphas", *a)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    pub fn task_spec(&self) -> TaskSpec {
+        let t = &self.task;
+        TaskSpec {
+            d: t.d,
+            n_context: t.n_context,
+            x: match t.x_dist {
+                XDistName::Uniform => XDist::Uniform { half_width: t.x_range },
+                XDistName::Gaussian => XDist::Gaussian { std: t.x_std },
+            },
+            w_scale: t.w_scale,
+            noise_std: t.noise_std,
+        }
+    }
+
+    pub fn lsa_spec(&self) -> LsaSpec {
+        LsaSpec {
+            d_token: self.task.d + 1,
+            layers: self.model.layers,
+            heads: self.model.heads,
+            softmax: self.model.attention == Attention::Softmax,
+            shared_weights: self.model.shared_weights,
+            clip_tokens: self.model.clip_tokens,
+        }
+    }
+
+    pub fn adam(&self) -> AdamSettings {
+        let t = &self.train;
+        AdamSettings {
+            learning_rate: t.learning_rate,
+            beta1: t.beta1,
+            beta2: t.beta2,
+            epsilon: t.epsilon,
+            grad_clip_norm: t.grad_clip_norm,
+        }
+    }
+
+    /// The model's depth, which fixes the reference algorithm (k-step GD with k = layers).
+    pub fn reference_steps(&self) -> usize {
+        self.model.layers
+    }
+
+    /// A one-layer linear model with one head: the setting of the GD construction, where η and
+    /// the interpolation test are defined.
+    pub fn is_gd_setting(&self) -> bool {
+        self.model.layers == 1 && self.model.heads == 1 && self.model.attention == Attention::Linear
+    }
+}

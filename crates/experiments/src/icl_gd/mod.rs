@@ -1,0 +1,543 @@
+//! # icl-gd: a transformer that learns to run gradient descent in its forward pass
+//!
+//! The cleanest known mesa-optimizer (von Oswald et al., ICML 2023). The base optimizer (Adam)
+//! minimises squared error on in-context linear regression; the learned model is itself a learning
+//! algorithm, applied to each new task's context. The question is *which* algorithm: this file
+//! trains the model and compares it, on the same held-out tasks, with the algorithms it may
+//! implement.
+//!
+//! Reading order: [`run`] builds the tasks and the baselines, trains one model per seed
+//! ([`train_one_seed`]), measures it against the reference algorithm ([`evaluate`]), aggregates
+//! across seeds and reaches a verdict ([`verdict`]). [`report`] draws the HTML report from the
+//! store alone.
+
+pub mod config;
+mod report;
+
+pub use config::Config;
+pub use report::report;
+
+use crate::context::RunContext;
+use anyhow::Context as _;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use mesalab_analysis::icl::{Algorithm, Tasks, fit_gd, fit_gd_pp, fit_one_step_gd, fit_ridge};
+use mesalab_analysis::stats::{Summary, cosine, half_mse, mean, norm};
+use mesalab_core::{Seed, Streams};
+use mesalab_nn::device::{cpu, cpu_autodiff};
+use mesalab_nn::lsa::{LayerWeights, Lsa, LsaSpec};
+use mesalab_store::{Artifact, ArtifactKind, MetricRow, ResultTable};
+use mesalab_train::supervised::Supervised;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Headline metrics of one trained model, under the stable names `summary.json` uses.
+/// `None` where a metric is undefined for the architecture (e.g. η for a two-layer model).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedMetrics {
+    pub seed: u64,
+    /// Validation loss (0.5·MSE) of the trained model.
+    pub loss: f64,
+    /// Validation loss of the reference algorithm: k-step GD with k = layers, η line-searched.
+    pub gd_loss: f64,
+    pub loss_ratio_vs_gd: f64,
+    /// Mean over tasks of cos(∂ŷ_model/∂x_q, the reference's implied weights).
+    pub sensitivity_cosine: f64,
+    /// Mean over tasks of ‖∂ŷ_model/∂x_q − reference weights‖₂.
+    pub sensitivity_l2: f64,
+    pub mean_abs_pred_diff: f64,
+    /// Squared prediction difference (Akyürek et al.'s SPD) to the reference and to OLS.
+    pub spd_gd: f64,
+    pub spd_ols: f64,
+    /// k-step GD++ loss and the model's ratio to it (multi-layer models).
+    pub gdpp_loss: Option<f64>,
+    pub loss_ratio_vs_gdpp: Option<f64>,
+    /// The learned step size read from the weights: −(P W_V)[y,y] · mean diag(W_KQ[x,x]).
+    pub eta_learned: Option<f64>,
+    pub eta_star_over_n: f64,
+    pub eta_rel_error: Option<f64>,
+    /// Largest |off-diagonal| of W_KQ[x,x]/β (β = its mean diagonal).
+    pub wkq_offdiag_max: Option<f64>,
+    /// Loss of the average of the rescaled trained weights and the GD construction.
+    pub interpolation_loss: Option<f64>,
+    /// Every per-seed check passed.
+    pub verdict: bool,
+}
+
+/// The baselines, fitted once per run on the fit tasks and scored on the validation tasks.
+struct Baselines {
+    /// k-step GD for k = 1..=max(gd_steps_max, layers).
+    gd: Vec<Algorithm>,
+    /// k-step GD++ for k = 2..=max(gd_steps_max, layers).
+    gd_pp: Vec<Algorithm>,
+    ols: Algorithm,
+    ridge: Algorithm,
+    eta_star_over_n: f64,
+}
+
+impl Baselines {
+    fn fit(fit: &Tasks, max_steps: usize) -> Self {
+        let gd = (1..=max_steps).map(|k| fit_gd(fit, k)).collect();
+        let gd_pp = (2..=max_steps).map(|k| fit_gd_pp(fit, k)).collect();
+        Self { gd, gd_pp, ols: Algorithm::Ols, ridge: fit_ridge(fit), eta_star_over_n: fit_one_step_gd(fit) }
+    }
+
+    fn reference(&self, steps: usize) -> &Algorithm {
+        &self.gd[steps - 1]
+    }
+
+    fn gd_pp(&self, steps: usize) -> Option<&Algorithm> {
+        steps.checked_sub(2).and_then(|i| self.gd_pp.get(i))
+    }
+
+    fn all(&self) -> Vec<&Algorithm> {
+        let mut all = vec![&Algorithm::Zero];
+        all.extend(self.gd.iter());
+        all.extend(self.gd_pp.iter());
+        all.push(&self.ridge);
+        all.push(&self.ols);
+        all
+    }
+}
+
+/// Runs the experiment; returns the JSON written to `summary.json`.
+pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
+    let spec = cfg.task_spec();
+    let base = Streams::new(Seed(cfg.run.seed));
+    let max_steps = cfg.eval.gd_steps_max.max(cfg.reference_steps());
+
+    // Held-out tasks and baselines: shared by every seed, so all models face the same tasks.
+    ctx.progress.start("fitting baselines", 1);
+    let fit = Tasks::sample(&spec, cfg.eval.fit_tasks, &mut base.stream("fit-tasks"));
+    let val = Tasks::sample(&spec, cfg.eval.validation_tasks, &mut base.stream("validation-tasks"));
+    let baselines = Baselines::fit(&fit, max_steps);
+    ctx.progress.advance(1);
+    ctx.progress.finish();
+    store_baselines(ctx, &baselines, &val)?;
+    let ood_sets: Vec<(f64, Tasks)> = cfg
+        .eval
+        .ood_alphas
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| {
+            (a, Tasks::sample(&spec.shifted(a), cfg.eval.ood_tasks, &mut base.indexed("ood-tasks", i as u64)))
+        })
+        .collect();
+
+    let mut per_seed = Vec::new();
+    let mut ood_rows = Vec::new();
+    let (mut pred_rows, mut sens_rows) = (Vec::new(), Vec::new());
+    let reference = baselines.reference(cfg.reference_steps());
+    for (a, tasks) in &ood_sets {
+        ood_rows.push(vec![json!(reference.label()), json!(null), json!(a), json!(reference.loss(tasks))]);
+    }
+    for i in 0..cfg.run.seeds {
+        let seed = cfg.run.seed + i;
+        let model = train_one_seed(cfg, ctx, seed, &val)?;
+        let dir = ctx.run_dir.join(format!("seed-{seed}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let ckpt = dir.join("model.safetensors");
+        mesalab_nn::checkpoint::save(&model, &ckpt).map_err(anyhow::Error::msg)?;
+        let rel = ckpt.strip_prefix(&ctx.run_dir).unwrap_or(&ckpt).to_path_buf();
+        ctx.store
+            .add_artifact(ctx.run_id, &Artifact::new(format!("seed-{seed}/model"), ArtifactKind::Checkpoint, rel))?;
+
+        ctx.progress.start(&format!("seed {seed}: evaluating"), 1);
+        let (m, samples) = evaluate(cfg, &model, seed, &val, &baselines, &fit)?;
+        pred_rows.extend(samples.predictions.iter().map(|(g, p)| vec![json!(seed), json!(g), json!(p)]));
+        sens_rows.extend(samples.sensitivities.iter().map(|(g, p)| vec![json!(seed), json!(g), json!(p)]));
+        for (a, tasks) in &ood_sets {
+            let loss = tasks.loss(&predict(&model.valid(), tasks));
+            ood_rows.push(vec![json!("model"), json!(seed), json!(a), json!(loss)]);
+        }
+        store_weights(ctx, &model, seed, baselines.eta_star_over_n)?;
+        ctx.progress.advance(1);
+        ctx.progress.finish();
+        log_seed_metrics(ctx, cfg, &m)?;
+        per_seed.push(m);
+    }
+    ctx.store.put_table(
+        ctx.run_id,
+        &ResultTable {
+            name: "ood".into(),
+            columns: vec!["predictor".into(), "seed".into(), "alpha".into(), "loss".into()],
+            rows: ood_rows,
+        },
+    )?;
+
+    let sample_columns = |x: &str, y: &str| vec!["seed".to_string(), x.to_string(), y.to_string()];
+    ctx.store.put_table(
+        ctx.run_id,
+        &ResultTable {
+            name: "prediction_sample".into(),
+            columns: sample_columns("reference", "model"),
+            rows: pred_rows,
+        },
+    )?;
+    ctx.store.put_table(
+        ctx.run_id,
+        &ResultTable {
+            name: "sensitivity_sample".into(),
+            columns: sample_columns("reference", "model"),
+            rows: sens_rows,
+        },
+    )?;
+    let verdict = verdict(cfg, &per_seed);
+    let summary = json!({
+        "experiment": "icl-gd",
+        "seeds": per_seed.iter().map(|m| m.seed).collect::<Vec<_>>(),
+        "per_seed": per_seed,
+        "aggregate": aggregate(&per_seed),
+        "baselines": baselines.all().iter().map(|a| (a.label(), a.loss(&val))).collect::<BTreeMap<_, _>>(),
+        "verdict": verdict,
+    });
+    ctx.store.put_json(ctx.run_id, "summary", &summary)?;
+    Ok(summary)
+}
+
+/// Trains one model with Adam on fresh tasks every step; logs losses to the store.
+fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64, val: &Tasks) -> anyhow::Result<Lsa> {
+    let streams = Streams::new(Seed(seed));
+    let device = cpu_autodiff();
+    let spec = cfg.task_spec();
+    let mut model = Lsa::init(cfg.lsa_spec(), cfg.model.init_std, &mut streams.stream("init"), &device);
+    let mut trainer = Supervised::new(&cfg.adam());
+    let mut data_rng = streams.stream("train-data");
+    let (b, n, d) = (cfg.train.batch_size, cfg.task.n_context, cfg.task.d);
+    let mut rows: Vec<MetricRow> = Vec::new();
+
+    ctx.progress.start(&format!("seed {seed}: training"), cfg.train.steps);
+    for step in 0..cfg.train.steps {
+        ctx.check_interrupt()?;
+        let batch = Tasks::sample(&spec, b, &mut data_rng);
+        let tokens = Tensor::<3>::from_data(TensorData::new(batch.tokens(), [b, n + 1, d + 1]), &device);
+        let targets: Vec<f32> = batch.targets().iter().map(|v| *v as f32).collect();
+        let targets = Tensor::<1>::from_data(TensorData::new(targets, [b]), &device);
+        let loss = (model.predict(tokens) - targets).powf_scalar(2.0).mean().mul_scalar(0.5);
+        let (next, value) = trainer.step(model, loss)?;
+        model = next;
+        let last = step + 1 == cfg.train.steps;
+        if step % cfg.train.log_every == 0 || last {
+            rows.push(MetricRow::new(Some(seed), step as i64, "train_loss", f64::from(value)));
+        }
+        if step % cfg.train.eval_every == 0 || last {
+            let val_loss = val.loss(&predict(&model.valid(), val));
+            rows.push(MetricRow::new(Some(seed), step as i64, "val_loss", val_loss));
+            ctx.progress.message(&format!("val loss {val_loss:.4}"));
+            ctx.store.log_metrics(ctx.run_id, &rows)?;
+            rows.clear();
+        }
+        ctx.progress.advance(1);
+    }
+    ctx.progress.finish();
+    Ok(model)
+}
+
+/// Predictions of `model` (on a plain device) for every task, in chunks.
+fn predict(model: &Lsa, tasks: &Tasks) -> Vec<f64> {
+    let device = cpu();
+    let (n, d) = (tasks.n_context, tasks.d);
+    let tokens = tasks.tokens();
+    let per_task = (n + 1) * (d + 1);
+    let mut out = Vec::with_capacity(tasks.count);
+    for chunk in tokens.chunks(2048 * per_task) {
+        let count = chunk.len() / per_task;
+        let x = Tensor::<3>::from_data(TensorData::new(chunk.to_vec(), [count, n + 1, d + 1]), &device);
+        let pred = model.predict(x).into_data().try_to_vec::<f32>().expect("f32 predictions");
+        out.extend(pred.into_iter().map(f64::from));
+    }
+    out
+}
+
+/// ∂ŷ/∂x_q for the first `count` tasks by autodiff, `[count, d]`.
+fn sensitivities(model: &Lsa, tasks: &Tasks, count: usize, device: &Device) -> Vec<f64> {
+    let (n, d) = (tasks.n_context, tasks.d);
+    let per_task = (n + 1) * (d + 1);
+    let tokens: Vec<f32> = tasks.tokens()[..count * per_task].to_vec();
+    let x = Tensor::<3>::from_data(TensorData::new(tokens, [count, n + 1, d + 1]), device).require_grad();
+    // Each prediction depends only on its own task, so the gradient of the sum is per-task.
+    let grads = model.predict(x.clone()).sum().backward();
+    let g = x.grad(&grads).expect("input gradient").into_data().try_to_vec::<f32>().expect("f32 gradient");
+    let mut out = Vec::with_capacity(count * d);
+    for t in 0..count {
+        let query = (t * (n + 1) + n) * (d + 1); // [t, N, 0]: the query token's x-part
+        out.extend(g[query..query + d].iter().map(|v| f64::from(*v)));
+    }
+    out
+}
+
+/// Paired (reference, model) values for the report's scatter plots.
+struct Samples {
+    predictions: Vec<(f64, f64)>,
+    /// Coordinates of ∂ŷ/∂x_q against the reference's implied weights.
+    sensitivities: Vec<(f64, f64)>,
+}
+
+/// Every per-seed metric: the model against the reference algorithm on the validation tasks.
+fn evaluate(
+    cfg: &Config,
+    model: &Lsa,
+    seed: u64,
+    val: &Tasks,
+    b: &Baselines,
+    fit: &Tasks,
+) -> anyhow::Result<(SeedMetrics, Samples)> {
+    let k = cfg.reference_steps();
+    let reference = b.reference(k);
+    let inference = model.valid();
+    let pred = predict(&inference, val);
+    let ref_pred = reference.predict(val);
+    let ols_pred = b.ols.predict(val);
+    let loss = val.loss(&pred);
+    let gd_loss = val.loss(&ref_pred);
+    let diffs: Vec<f64> = pred.iter().zip(&ref_pred).map(|(a, b)| (a - b).abs()).collect();
+
+    let count = cfg.eval.sensitivity_tasks.min(val.count);
+    let sens = sensitivities(model, val, count, &cpu_autodiff());
+    let ref_w = reference.implied_weights(val);
+    let d = val.d;
+    let (mut cos, mut l2) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    for t in 0..count {
+        let (s, w) = (&sens[t * d..(t + 1) * d], &ref_w[t * d..(t + 1) * d]);
+        cos.push(cosine(s, w));
+        let diff: Vec<f64> = s.iter().zip(w).map(|(a, b)| a - b).collect();
+        l2.push(norm(&diff));
+    }
+
+    let gdpp_loss = b.gd_pp(k).map(|a| a.loss(val));
+    let mut m = SeedMetrics {
+        seed,
+        loss,
+        gd_loss,
+        loss_ratio_vs_gd: loss / gd_loss,
+        sensitivity_cosine: mean(&cos),
+        sensitivity_l2: mean(&l2),
+        mean_abs_pred_diff: mean(&diffs),
+        spd_gd: 2.0 * half_mse(&pred, &ref_pred),
+        spd_ols: 2.0 * half_mse(&pred, &ols_pred),
+        gdpp_loss,
+        loss_ratio_vs_gdpp: gdpp_loss.map(|g| loss / g),
+        eta_star_over_n: b.eta_star_over_n,
+        ..SeedMetrics::default()
+    };
+    if cfg.is_gd_setting() {
+        let spec = cfg.lsa_spec();
+        let w = &model.weights()[0];
+        let g = GdReading::of(w, spec.d_token);
+        m.eta_learned = Some(g.eta);
+        m.eta_rel_error = Some((g.eta - b.eta_star_over_n).abs() / b.eta_star_over_n);
+        m.wkq_offdiag_max = Some(g.offdiag_max);
+        m.interpolation_loss = Some(interpolation_loss(w, &spec, b.eta_star_over_n, val, fit)?);
+    }
+    m.verdict = seed_passes(cfg, &m);
+    let samples = Samples {
+        predictions: ref_pred.iter().copied().zip(pred.iter().copied()).take(300).collect(),
+        sensitivities: ref_w.iter().copied().zip(sens.iter().copied()).take(40 * d).collect(),
+    };
+    Ok((m, samples))
+}
+
+/// What the one-layer, one-head weights say about GD: β = mean diag of W_KQ's x-block, the learned
+/// step size −(P W_V)[y,y]·β, and how diagonal W_KQ/β is.
+struct GdReading {
+    beta: f64,
+    eta: f64,
+    offdiag_max: f64,
+}
+
+impl GdReading {
+    fn of(w: &LayerWeights, d_token: usize) -> Self {
+        let dt = d_token;
+        let dx = dt - 1;
+        let wkq = w.w_kq(0, dt);
+        let pwv = w.p_w_v(0, dt);
+        let beta = (0..dx).map(|i| f64::from(wkq[i * dt + i])).sum::<f64>() / dx as f64;
+        let eta = -f64::from(pwv[dt * dt - 1]) * beta;
+        let mut offdiag_max: f64 = 0.0;
+        for i in 0..dx {
+            for j in 0..dx {
+                if i != j {
+                    offdiag_max = offdiag_max.max((f64::from(wkq[i * dt + j]) / beta).abs());
+                }
+            }
+        }
+        Self { beta, eta, offdiag_max }
+    }
+}
+
+/// von Oswald et al.'s interpolation test: rescale the trained weights to W_KQ/β and P·W_V·β (the
+/// same function), average them with the GD construction at η*/N, and score the average. A model
+/// that implements GD leaves the loss at GD's.
+fn interpolation_loss(
+    w: &LayerWeights,
+    spec: &LsaSpec,
+    eta_over_n: f64,
+    val: &Tasks,
+    _fit: &Tasks,
+) -> anyhow::Result<f64> {
+    let dt = spec.d_token;
+    let beta = GdReading::of(w, dt).beta as f32;
+    anyhow::ensure!(beta.is_finite() && beta != 0.0, "W_KQ has a zero diagonal; interpolation is undefined");
+    let gd = LayerWeights::gd_construction(dt, 1, eta_over_n as f32);
+    let wkq: Vec<f32> = w.w_kq(0, dt).iter().zip(gd.w_kq(0, dt)).map(|(t, g)| 0.5 * (t / beta + g)).collect();
+    let pwv: Vec<f32> = w.p_w_v(0, dt).iter().zip(gd.p_w_v(0, dt)).map(|(t, g)| 0.5 * (t * beta + g)).collect();
+    // Realise (W_KQ, P W_V) with W_K = I, W_Q = W_KQ, P = I, W_V = P W_V.
+    let mut identity = vec![0.0; dt * dt];
+    for i in 0..dt {
+        identity[i * dt + i] = 1.0;
+    }
+    let layer = LayerWeights { w_q: wkq, w_k: identity.clone(), w_v: pwv, p: identity };
+    let model = Lsa::from_weights(spec.clone(), vec![layer], &cpu());
+    Ok(val.loss(&predict(&model, val)))
+}
+
+fn seed_passes(cfg: &Config, m: &SeedMetrics) -> bool {
+    let v = &cfg.verdict;
+    if cfg.model.layers == 1 {
+        m.loss_ratio_vs_gd <= v.max_loss_ratio
+            && m.sensitivity_cosine >= v.min_sensitivity_cosine
+            && m.mean_abs_pred_diff <= v.max_mean_abs_pred_diff
+            && m.eta_rel_error.is_none_or(|e| e <= v.max_eta_rel_error)
+    } else {
+        match (m.gdpp_loss, m.loss_ratio_vs_gdpp) {
+            (Some(pp), Some(ratio)) => {
+                ratio <= v.max_loss_ratio_vs_gdpp && (m.loss - pp).abs() < (m.loss - m.gd_loss).abs()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One row of the verdict table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub threshold: String,
+    /// The worst value across seeds.
+    pub worst: f64,
+    pub pass: bool,
+}
+
+/// The claim, each check with its worst seed, and whether the claim holds on every seed.
+pub fn verdict(cfg: &Config, seeds: &[SeedMetrics]) -> serde_json::Value {
+    let v = &cfg.verdict;
+    let worst_max =
+        |f: &dyn Fn(&SeedMetrics) -> Option<f64>| seeds.iter().filter_map(f).fold(f64::NEG_INFINITY, f64::max);
+    let worst_min = |f: &dyn Fn(&SeedMetrics) -> Option<f64>| seeds.iter().filter_map(f).fold(f64::INFINITY, f64::min);
+    let mut checks = Vec::new();
+    let mut check = |name: &str, threshold: String, worst: f64, pass: bool| {
+        checks.push(Check { name: name.into(), threshold, worst, pass })
+    };
+    let claim;
+    if cfg.model.layers == 1 {
+        claim = "implements one step of gradient descent".to_string();
+        let w = worst_max(&|m| Some(m.loss_ratio_vs_gd));
+        check("loss / one-step GD loss", format!("≤ {}", v.max_loss_ratio), w, w <= v.max_loss_ratio);
+        let w = worst_min(&|m| Some(m.sensitivity_cosine));
+        check("sensitivity cosine vs GD", format!("≥ {}", v.min_sensitivity_cosine), w, w >= v.min_sensitivity_cosine);
+        let w = worst_max(&|m| Some(m.mean_abs_pred_diff));
+        check("mean |ŷ − ŷ_GD|", format!("≤ {}", v.max_mean_abs_pred_diff), w, w <= v.max_mean_abs_pred_diff);
+        if cfg.is_gd_setting() {
+            let w = worst_max(&|m| m.eta_rel_error);
+            check("|η_learned − η*/N| / (η*/N)", format!("≤ {}", v.max_eta_rel_error), w, w <= v.max_eta_rel_error);
+        }
+    } else {
+        let k = cfg.model.layers;
+        claim = format!("implements {k} steps of GD++ (closer to GD++ than to plain GD)");
+        let w = worst_max(&|m| m.loss_ratio_vs_gdpp);
+        check(
+            &format!("loss / {k}-step GD++ loss"),
+            format!("≤ {}", v.max_loss_ratio_vs_gdpp),
+            w,
+            w <= v.max_loss_ratio_vs_gdpp,
+        );
+        let closer =
+            seeds.iter().all(|m| m.gdpp_loss.is_some_and(|pp| (m.loss - pp).abs() < (m.loss - m.gd_loss).abs()));
+        let w = worst_max(&|m| m.gdpp_loss.map(|pp| (m.loss - pp).abs() - (m.loss - m.gd_loss).abs()));
+        check(&format!("|loss − GD++| − |loss − {k}-step GD|"), "< 0".into(), w, closer);
+    }
+    let enough = seeds.len() as u64 >= v.min_seeds;
+    check("seeds", format!("≥ {}", v.min_seeds), seeds.len() as f64, enough);
+    let holds = checks.iter().all(|c| c.pass);
+    json!({ "claim": claim, "holds": holds, "answer": if holds { "yes" } else { "no" }, "checks": checks })
+}
+
+/// Mean / min / max / std of every numeric per-seed metric.
+fn aggregate(seeds: &[SeedMetrics]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = seeds.iter().map(|m| serde_json::to_value(m).expect("serialisable")).collect();
+    let mut out = serde_json::Map::new();
+    if let Some(first) = rows.first().and_then(|r| r.as_object()) {
+        for key in first.keys() {
+            if key == "seed" || key == "verdict" {
+                continue;
+            }
+            let values: Vec<f64> = rows.iter().filter_map(|r| r[key].as_f64()).collect();
+            if let Some(s) = Summary::of(&values) {
+                out.insert(key.clone(), serde_json::to_value(s).expect("serialisable"));
+            }
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+fn log_seed_metrics(ctx: &RunContext, cfg: &Config, m: &SeedMetrics) -> anyhow::Result<()> {
+    let value = serde_json::to_value(m)?;
+    let step = cfg.train.steps as i64;
+    let rows: Vec<MetricRow> = value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "seed")
+        .filter_map(|(k, v)| v.as_f64().or(v.as_bool().map(|b| f64::from(u8::from(b)))).map(|x| (k, x)))
+        .map(|(k, x)| MetricRow::new(Some(m.seed), step, format!("final/{k}"), x))
+        .collect();
+    ctx.store.log_metrics(ctx.run_id, &rows)?;
+    Ok(())
+}
+
+fn store_baselines(ctx: &RunContext, b: &Baselines, val: &Tasks) -> anyhow::Result<()> {
+    let rows = b
+        .all()
+        .iter()
+        .map(|a| {
+            let (steps, eta, gamma, lambda) = match **a {
+                Algorithm::Gd { steps, eta_over_n, gamma } => {
+                    (json!(steps), json!(eta_over_n), json!(gamma), json!(null))
+                }
+                Algorithm::Ridge { lambda } => (json!(null), json!(null), json!(null), json!(lambda)),
+                _ => (json!(null), json!(null), json!(null), json!(null)),
+            };
+            vec![json!(a.label()), steps, eta, gamma, lambda, json!(a.loss(val))]
+        })
+        .collect();
+    let columns = ["algorithm", "steps", "eta_over_n", "gamma", "lambda", "validation_loss"];
+    ctx.store.put_table(
+        ctx.run_id,
+        &ResultTable { name: "baselines".into(), columns: columns.iter().map(|s| s.to_string()).collect(), rows },
+    )?;
+    Ok(())
+}
+
+/// Per seed, layer and head: W_KQ and P W_V (for the heatmaps), and the GD construction.
+fn store_weights(ctx: &RunContext, model: &Lsa, seed: u64, eta_star_over_n: f64) -> anyhow::Result<()> {
+    let spec = &model.spec;
+    let dt = spec.d_token;
+    let layers: Vec<serde_json::Value> = model
+        .weights()
+        .iter()
+        .map(|w| {
+            let heads: Vec<_> =
+                (0..spec.heads).map(|h| json!({ "w_kq": w.w_kq(h, dt), "p_w_v": w.p_w_v(h, dt) })).collect();
+            json!(heads)
+        })
+        .collect();
+    let gd = LayerWeights::gd_construction(dt, 1, eta_star_over_n as f32);
+    let value = json!({
+        "d_token": dt,
+        "layers": layers,
+        "gd_construction": { "w_kq": gd.w_kq(0, dt), "p_w_v": gd.p_w_v(0, dt) },
+    });
+    ctx.store.put_json(ctx.run_id, &format!("weights/seed-{seed}"), &value)?;
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The `icl-gd` HTML report, drawn from the store alone (so `mesalab report` can regenerate it).
+
+use crate::report_common::{metric_curves, run_header};
+use anyhow::Context as _;
+use mesalab_report::html::{Cell, Highlight, Page};
+use mesalab_report::svg::{Heatmap, LineChart, RefLine, Scatter, ScatterSeries, Series};
+use mesalab_store::{RunId, Store};
+use serde_json::Value;
+
+/// Metrics shown in the table, with how to read them.
+const METRICS: &[(&str, &str)] = &[
+    ("loss", "validation loss (0.5·MSE) of the trained model"),
+    ("gd_loss", "validation loss of the reference algorithm (k-step GD, k = layers, η line-searched)"),
+    ("loss_ratio_vs_gd", "model loss / reference loss"),
+    ("sensitivity_cosine", "mean cos(∂ŷ/∂x_q, reference's implied weights)"),
+    ("sensitivity_l2", "mean ‖∂ŷ/∂x_q − reference weights‖"),
+    ("mean_abs_pred_diff", "mean |ŷ_model − ŷ_reference|"),
+    ("spd_gd", "mean (ŷ_model − ŷ_reference)²"),
+    ("spd_ols", "mean (ŷ_model − ŷ_OLS)²"),
+    ("gdpp_loss", "k-step GD++ loss (multi-layer models)"),
+    ("loss_ratio_vs_gdpp", "model loss / GD++ loss"),
+    ("eta_learned", "η read from the weights: −(P W_V)[y,y] · mean diag W_KQ[x,x]"),
+    ("eta_star_over_n", "line-searched one-step GD η*/N"),
+    ("eta_rel_error", "|η_learned − η*/N| / (η*/N)"),
+    ("wkq_offdiag_max", "largest |off-diagonal| of W_KQ[x,x]/β"),
+    ("interpolation_loss", "loss of the average of rescaled trained weights and the GD construction"),
+];
+
+pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
+    let record = store.run(run)?.context("no such run in the store")?;
+    let summary: Value = store.get_json(run, "summary")?.unwrap_or(Value::Null);
+    let mut page = Page::new("icl-gd: does the trained transformer implement gradient descent?");
+    page.subtitle(format!("run {} · {}", run.0, record.run_dir.display()));
+
+    // Verdict first: the answer, then the evidence.
+    let verdict = &summary["verdict"];
+    let s = page.section("Verdict");
+    if verdict.is_null() {
+        s.callout(format!("No verdict: the run is {}.", record.status.as_str()), Highlight::Neutral);
+    } else {
+        let holds = verdict["holds"].as_bool().unwrap_or(false);
+        let claim = verdict["claim"].as_str().unwrap_or("?");
+        let tone = if holds { Highlight::Good } else { Highlight::Bad };
+        s.callout(format!("{} the trained model {claim}.", if holds { "Yes:" } else { "No: not shown that" }), tone);
+        let rows = verdict["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let pass = c["pass"].as_bool().unwrap_or(false);
+                vec![
+                    Cell::text(c["name"].as_str().unwrap_or("")),
+                    Cell::text(c["threshold"].as_str().unwrap_or("")),
+                    Cell::num(c["worst"].as_f64().unwrap_or(f64::NAN)),
+                    if pass { Cell::text("pass").good() } else { Cell::text("fail").bad() },
+                ]
+            })
+            .collect();
+        s.table_captioned("Each check uses the worst seed.", vec!["check", "threshold", "worst seed", "result"], rows);
+    }
+    run_header(s, &record);
+
+    // Metrics with their spread across seeds.
+    let per_seed: Vec<Value> = summary["per_seed"].as_array().cloned().unwrap_or_default();
+    let seeds: Vec<String> = per_seed.iter().map(|m| format!("seed {}", m["seed"])).collect();
+    let mut headers = vec!["metric".to_string(), "mean ± std".into(), "[min, max]".into()];
+    headers.extend(seeds.iter().cloned());
+    headers.push("meaning".into());
+    let rows = METRICS
+        .iter()
+        .filter(|(k, _)| !summary["aggregate"][*k].is_null())
+        .map(|(k, meaning)| {
+            let a = &summary["aggregate"][*k];
+            let f = |n: &str| a[n].as_f64().unwrap_or(f64::NAN);
+            let mut row = vec![
+                Cell::code(*k),
+                Cell::mean_pm(f("mean"), f("std")),
+                Cell::text(format!(
+                    "[{}, {}]",
+                    mesalab_report::fmt::number(f("min")),
+                    mesalab_report::fmt::number(f("max"))
+                )),
+            ];
+            row.extend(per_seed.iter().map(|m| Cell::num(m[*k].as_f64().unwrap_or(f64::NAN))));
+            row.push(Cell::text(*meaning));
+            row
+        })
+        .collect();
+    page.section("Metrics across seeds")
+        .paragraph(
+            "All numbers are measured on the same held-out validation tasks as the baselines. \
+         The reference algorithm is k-step gradient descent from w = 0 with k equal to the model's depth and the \
+         step size line-searched on separate tasks.",
+        )
+        .table(headers, rows);
+
+    // Loss curves against the baselines.
+    let baselines = store.table(run, "baselines")?;
+    let mut chart = LineChart::new("Validation loss during training")
+        .x_label("training step")
+        .y_label("loss (0.5·MSE)")
+        .log_y(true);
+    for series in metric_curves(store, run, "val_loss", "model (validation)")? {
+        chart = chart.series(series);
+    }
+    let mut baseline_rows = Vec::new();
+    if let Some(t) = &baselines {
+        for row in &t.rows {
+            let label = row[0].as_str().unwrap_or("?").to_string();
+            let loss = row[5].as_f64().unwrap_or(f64::NAN);
+            if label != "zero predictor" {
+                chart = chart.hline(RefLine::new(label.clone(), loss).dashed());
+            }
+            let opt = |v: &Value| v.as_f64().map(Cell::num).unwrap_or_else(|| Cell::text("–"));
+            baseline_rows.push(vec![
+                Cell::text(label),
+                opt(&row[1]),
+                opt(&row[2]),
+                opt(&row[3]),
+                opt(&row[4]),
+                Cell::num(loss),
+            ]);
+        }
+    }
+    page.section("Training against the algorithms it may implement")
+        .figure(chart.to_svg(), "Validation loss of each seed's model (mean line, min–max band) with the validation losses of GD, k-step GD, GD++, ridge and OLS as dashed reference lines.")
+        .table_captioned(
+            "Baselines: step sizes fitted on separate tasks, losses on the validation tasks.",
+            vec!["algorithm", "steps", "η/N", "γ", "λ", "validation loss"],
+            baseline_rows,
+        );
+
+    weights_section(&mut page, store, run)?;
+    alignment_section(&mut page, store, run)?;
+    ood_section(&mut page, store, run)?;
+
+    page.section("Configuration").details("resolved config (TOML)", record.config_toml.clone());
+    Ok(page.render())
+}
+
+fn matrix(values: &[Value], d: usize, scale: f64) -> Vec<Vec<f64>> {
+    (0..d)
+        .map(|i| (0..d).map(|j| values.get(i * d + j).and_then(Value::as_f64).unwrap_or(f64::NAN) * scale).collect())
+        .collect()
+}
+
+fn weights_section(page: &mut Page, store: &Store, run: RunId) -> anyhow::Result<()> {
+    let Some(first) = store.json_names(run)?.into_iter().find(|n| n.starts_with("weights/")) else { return Ok(()) };
+    let w: Value = store.get_json(run, &first)?.unwrap_or(Value::Null);
+    let d = w["d_token"].as_u64().unwrap_or(0) as usize;
+    if d == 0 {
+        return Ok(());
+    }
+    let labels: Vec<String> = (0..d).map(|i| if i + 1 == d { "y".into() } else { format!("x{}", i + 1) }).collect();
+    let heat = |title: &str, m: Vec<Vec<f64>>| {
+        Heatmap::new(title, m).row_labels(labels.clone()).col_labels(labels.clone()).diverging().to_svg()
+    };
+    let s = page.section("Weights beside the GD construction");
+    let layers = w["layers"].as_array().cloned().unwrap_or_default();
+    for (l, heads) in layers.iter().enumerate() {
+        for (h, head) in heads.as_array().into_iter().flatten().enumerate() {
+            let wkq = head["w_kq"].as_array().cloned().unwrap_or_default();
+            let pwv = head["p_w_v"].as_array().cloned().unwrap_or_default();
+            // β = mean diagonal of the x-block: the scale the model is free to move between the two.
+            let beta =
+                (0..d - 1).filter_map(|i| wkq.get(i * d + i).and_then(Value::as_f64)).sum::<f64>() / (d - 1) as f64;
+            let (beta, note) =
+                if beta.abs() > 1e-12 { (beta, format!("β = {beta:.4}")) } else { (1.0, "unscaled".into()) };
+            s.figure_row(vec![
+                (
+                    heat(&format!("layer {l} head {h}: W_KQ / β"), matrix(&wkq, d, 1.0 / beta)),
+                    format!("Trained W_Kᵀ W_Q of {first}, divided by {note}."),
+                ),
+                (
+                    heat(&format!("layer {l} head {h}: P·W_V · β"), matrix(&pwv, d, beta)),
+                    "Trained P·W_V, multiplied by β (the same function).".into(),
+                ),
+            ]);
+        }
+    }
+    let gd = &w["gd_construction"];
+    s.figure_row(vec![
+        (
+            heat("GD construction: W_KQ", matrix(gd["w_kq"].as_array().map(Vec::as_slice).unwrap_or(&[]), d, 1.0)),
+            "One step of GD: W_KQ = [[I, 0], [0, 0]].".into(),
+        ),
+        (
+            heat("GD construction: P·W_V", matrix(gd["p_w_v"].as_array().map(Vec::as_slice).unwrap_or(&[]), d, 1.0)),
+            "P·W_V = −η*/N in the y→y entry, 0 elsewhere.".into(),
+        ),
+    ]);
+    Ok(())
+}
+
+fn scatter_from(store: &Store, run: RunId, table: &str) -> anyhow::Result<Vec<ScatterSeries>> {
+    let Some(t) = store.table(run, table)? else { return Ok(Vec::new()) };
+    let mut by_seed: std::collections::BTreeMap<u64, Vec<(f64, f64)>> = Default::default();
+    for row in &t.rows {
+        if let (Some(seed), Some(x), Some(y)) = (row[0].as_u64(), row[1].as_f64(), row[2].as_f64()) {
+            by_seed.entry(seed).or_default().push((x, y));
+        }
+    }
+    Ok(by_seed.into_iter().map(|(seed, pts)| ScatterSeries::new(format!("seed {seed}"), pts)).collect())
+}
+
+fn alignment_section(page: &mut Page, store: &Store, run: RunId) -> anyhow::Result<()> {
+    let mut preds =
+        Scatter::new("Predictions: model vs reference").x_label("ŷ reference (GD)").y_label("ŷ model").diagonal();
+    for s in scatter_from(store, run, "prediction_sample")? {
+        preds = preds.series(s);
+    }
+    let mut sens = Scatter::new("Sensitivity ∂ŷ/∂x_q: model vs reference")
+        .x_label("reference implied weight")
+        .y_label("model ∂ŷ/∂x_q")
+        .diagonal();
+    for s in scatter_from(store, run, "sensitivity_sample")? {
+        sens = sens.series(s);
+    }
+    page.section("Sensitivity alignment").figure_row(vec![
+        (preds.to_svg(), "300 validation tasks per seed. On the diagonal, the model predicts what the reference algorithm predicts.".into()),
+        (sens.to_svg(), "Coordinates of the model's input gradient at the query against the reference's implied weights (40 tasks per seed).".into()),
+    ]);
+    Ok(())
+}
+
+fn ood_section(page: &mut Page, store: &Store, run: RunId) -> anyhow::Result<()> {
+    let Some(t) = store.table(run, "ood")? else { return Ok(()) };
+    let mut model: std::collections::BTreeMap<u64, Vec<f64>> = Default::default(); // alpha bits -> losses
+    let mut reference = Vec::new();
+    let mut reference_label = String::from("reference");
+    for row in &t.rows {
+        let (Some(alpha), Some(loss)) = (row[2].as_f64(), row[3].as_f64()) else { continue };
+        if row[1].is_null() {
+            reference_label = row[0].as_str().unwrap_or("reference").to_string();
+            reference.push((alpha, loss));
+        } else {
+            model.entry(alpha.to_bits()).or_default().push(loss);
+        }
+    }
+    let mut mean = Vec::new();
+    let mut band = Vec::new();
+    for (bits, losses) in &model {
+        let a = f64::from_bits(*bits);
+        let m = losses.iter().sum::<f64>() / losses.len() as f64;
+        mean.push((a, m));
+        band.push((
+            a,
+            losses.iter().copied().fold(f64::INFINITY, f64::min),
+            losses.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        ));
+    }
+    mean.sort_by(|a, b| a.0.total_cmp(&b.0));
+    band.sort_by(|a, b| a.0.total_cmp(&b.0));
+    reference.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let chart = LineChart::new("Out of distribution: x ~ U(−α, α), teacher scaled by α")
+        .x_label("α")
+        .y_label("loss (0.5·MSE)")
+        .log_y(true)
+        .series(Series::new("model (mean, min–max over seeds)", mean).band(band).markers())
+        .series(Series::new(reference_label, reference).dashed().markers());
+    page.section("Out-of-distribution behaviour").figure(
+        chart.to_svg(),
+        "Both are scored on the same shifted tasks; GD keeps the step size fitted in distribution. A model that implements GD degrades the way GD does.",
+    );
+    Ok(())
+}
