@@ -132,22 +132,31 @@ impl Lsa {
         for l in 0..self.spec.layers {
             let w = &self.blocks[if self.spec.shared_weights { 0 } else { l }];
             z = hooks.apply(|| format!("blocks.{l}.hook_resid_pre"), z);
-            // [B, T, D] -> [B, 1, T, D]: one broadcast matmul serves every head.
-            let z4 = z.clone().unsqueeze_dim::<4>(1);
-            // [H, D, D] -> transposed per head -> [1, H, D, D]; rows of z times W^T give W e.
-            let t = |p: &Param<Tensor<3>>| p.val().swap_dims(1, 2).unsqueeze_dim::<4>(0);
-            let ctx = z4.clone().narrow(2, 0, n_context); // [B, 1, N, D]
-            let q = hooks.apply(|| format!("blocks.{l}.attn.hook_q"), z4.matmul(t(&w.w_q))); // [B, H, T, D]
-            let k = hooks.apply(|| format!("blocks.{l}.attn.hook_k"), ctx.clone().matmul(t(&w.w_k))); // [B, H, N, D]
-            let v = hooks.apply(|| format!("blocks.{l}.attn.hook_v"), ctx.matmul(t(&w.w_v))); // [B, H, N, D]
+            let [batch, _, d] = z.dims();
+            let heads = self.spec.heads;
+            // All heads' projections as one 2-D matmul (small batched matmuls are slow on CPU):
+            // [B, T, D] -> [B·T, D] @ [D, H·D] -> [B, T, H, D] -> [B, H, T, D].
+            let z2 = z.clone().reshape([batch * positions, d]);
+            let project = |p: &Param<Tensor<3>>, rows: Tensor<2>, count: usize| -> Tensor<4> {
+                // [H, D_out, D_in] -> [D_in, H, D_out] -> [D_in, H·D_out]: column block h is W_hᵀ.
+                let w = p.val().permute([2, 0, 1]).reshape([d, heads * d]);
+                rows.matmul(w).reshape([batch, count, heads, d]).swap_dims(1, 2)
+            };
+            // Context rows only: [B, N, D] -> [B·N, D].
+            let ctx2 = z.clone().narrow(1, 0, n_context).reshape([batch * n_context, d]);
+            let q = hooks.apply(|| format!("blocks.{l}.attn.hook_q"), project(&w.w_q, z2, positions)); // [B, H, T, D]
+            let k = hooks.apply(|| format!("blocks.{l}.attn.hook_k"), project(&w.w_k, ctx2.clone(), n_context)); // [B, H, N, D]
+            let v = hooks.apply(|| format!("blocks.{l}.attn.hook_v"), project(&w.w_v, ctx2, n_context)); // [B, H, N, D]
             let scores = q.matmul(k.swap_dims(2, 3)); // [B, H, T, N]
             let scores = hooks.apply(|| format!("blocks.{l}.attn.hook_scores"), scores);
             let pattern = if self.spec.softmax { softmax(scores, 3) } else { scores };
             let pattern = hooks.apply(|| format!("blocks.{l}.attn.hook_pattern"), pattern);
             let head_out = pattern.matmul(v); // [B, H, T, D]
             let head_out = hooks.apply(|| format!("blocks.{l}.attn.hook_z"), head_out);
-            // Project each head, then sum heads: [B, H, T, D] -> [B, 1, T, D] -> [B, T, D].
-            let attn_out: Tensor<3> = head_out.matmul(t(&w.p)).sum_dim(1).squeeze_dim(1);
+            // Project each head and sum over heads in one matmul:
+            // [B, H, T, D] -> [B, T, H, D] -> [B·T, H·D] @ [H·D, D] -> [B, T, D].
+            let p_stacked = w.p.val().swap_dims(1, 2).reshape([heads * d, d]); // rows h·D..: P_hᵀ
+            let attn_out = head_out.swap_dims(1, 2).reshape([batch * positions, heads * d]).matmul(p_stacked).reshape([batch, positions, d]);
             let attn_out = hooks.apply(|| format!("blocks.{l}.hook_attn_out"), attn_out);
             z = z + attn_out;
             if self.spec.clip_tokens > 0.0 {

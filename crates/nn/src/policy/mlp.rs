@@ -8,7 +8,7 @@ use super::{HIDDEN_GAIN, POLICY_GAIN, Policy, PolicyOutput, VALUE_GAIN, linear_i
 use crate::hooks::{HookPoint, Hooks};
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use mesalab_core::StreamRng;
 use serde::{Deserialize, Serialize};
@@ -26,10 +26,21 @@ pub enum Activation {
 impl Activation {
     fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Activation::Tanh => tanh(x),
+            Activation::Tanh => fast_tanh(x),
             Activation::Relu => relu(x),
         }
     }
+}
+
+/// `tanh(x) = 1 − 2 / (e^{2x} + 1)`, built from vectorised element-wise ops.
+///
+/// burn-flex's `tanh` is a scalar loop (≈10 ns/element, and its backward evaluates it again);
+/// this form is ≈3× faster forward and ≈2.5× with backward on `[128, 64]`, which made it the
+/// bulk of a CleanRL-sized PPO update. It saturates correctly (`e^{2x} = ∞ → 1`, `0 → −1`);
+/// the absolute error against `f32::tanh` is below 2e-7 (tested), relative error is larger only
+/// for |x| < 1e-3, where it stays below 1e-7 in absolute terms.
+pub fn fast_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.mul_scalar(2.0).exp().add_scalar(1.0).recip().mul_scalar(-2.0).add_scalar(1.0)
 }
 
 /// Architecture of an [`MlpPolicy`].
@@ -254,6 +265,16 @@ mod tests {
         assert!(err.unwrap_err().to_string().contains("did you mean `policy.hook_logits`"));
         let err = Hooks::cache_only(&["encoder.fc.3.hook_out"]).validate(&model.hook_points()).unwrap_err();
         assert!(err.to_string().contains("encoder.fc.0.hook_out"), "{err}");
+    }
+
+    #[test]
+    fn fast_tanh_matches_tanh() {
+        let xs: Vec<f32> = (-4000..=4000).map(|i| i as f32 / 400.0).chain([-100.0, 100.0, 1e-6, -1e-6]).collect();
+        let n = xs.len();
+        let y = vec2(fast_tanh(Tensor::<2>::from_data(TensorData::new(xs.clone(), [1, n]), &cpu())));
+        for (x, y) in xs.iter().zip(&y) {
+            assert!((x.tanh() - y).abs() < 2e-7, "tanh({x}) = {} vs {y}", x.tanh());
+        }
     }
 
     #[test]
