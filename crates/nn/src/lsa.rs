@@ -156,7 +156,11 @@ impl Lsa {
             // Project each head and sum over heads in one matmul:
             // [B, H, T, D] -> [B, T, H, D] -> [B·T, H·D] @ [H·D, D] -> [B, T, D].
             let p_stacked = w.p.val().swap_dims(1, 2).reshape([heads * d, d]); // rows h·D..: P_hᵀ
-            let attn_out = head_out.swap_dims(1, 2).reshape([batch * positions, heads * d]).matmul(p_stacked).reshape([batch, positions, d]);
+            let attn_out = head_out
+                .swap_dims(1, 2)
+                .reshape([batch * positions, heads * d])
+                .matmul(p_stacked)
+                .reshape([batch, positions, d]);
             let attn_out = hooks.apply(|| format!("blocks.{l}.hook_attn_out"), attn_out);
             z = z + attn_out;
             if self.spec.clip_tokens > 0.0 {

@@ -128,7 +128,7 @@ impl Validate for PpoConfig {
         if self.num_steps == 0 {
             return Err(Invalid::new("num_steps", "must be at least 1"));
         }
-        if self.num_minibatches == 0 || self.batch_size() % self.num_minibatches != 0 {
+        if self.num_minibatches == 0 || !self.batch_size().is_multiple_of(self.num_minibatches) {
             return Err(Invalid::new(
                 "num_minibatches",
                 format!(

@@ -1,0 +1,153 @@
+//! End-to-end tests of the icl-gd experiment through the library: plan → execute → store →
+//! summary and report. Run in release mode (`cargo test --release`): they train real models.
+
+use mesalab_core::config::Override;
+use mesalab_experiments::{Plan, PlanOptions, RunError, Silent, execute, find, regenerate_report};
+use mesalab_store::{RunStatus, Store};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+fn plan(name: &str, sets: &[&str], opts: PlanOptions) -> Plan {
+    let e = find(name).unwrap();
+    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    Plan::new(e.config_path, e.config, &overrides, &opts).unwrap().named(e.name)
+}
+
+/// A small but real run: few steps and tasks, so it takes a second or two.
+const SMALL: &[&str] = &[
+    "train.steps=60",
+    "train.batch_size=128",
+    "train.eval_every=20",
+    "eval.validation_tasks=300",
+    "eval.fit_tasks=300",
+    "eval.ood_tasks=50",
+    "eval.sensitivity_tasks=50",
+    "eval.gd_steps_max=2",
+];
+
+fn run(store: &Store, dir: &std::path::Path, plan: &Plan) -> Result<mesalab_experiments::Finished, RunError> {
+    execute(plan, store, dir, &Silent, Arc::new(AtomicBool::new(false)), Some("test".into()))
+}
+
+#[test]
+fn same_seed_gives_identical_metrics_and_other_seeds_differ() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let p = plan("icl-gd", SMALL, PlanOptions { seeds: Some(2), ..Default::default() });
+    let a = run(&store, &tmp.path().join("a"), &p).unwrap();
+    let b = run(&store, &tmp.path().join("b"), &p).unwrap();
+    assert_eq!(a.summary["per_seed"], b.summary["per_seed"], "same seeds, different metrics");
+    let seed0 = &a.summary["per_seed"][0];
+    let seed1 = &a.summary["per_seed"][1];
+    assert_ne!(seed0["loss"], seed1["loss"], "different seeds gave the same model");
+    // The training curve in the store is identical too.
+    let curve = |id| store.metric_series(id, Some(0), "train_loss").unwrap();
+    assert_eq!(curve(a.run_id), curve(b.run_id));
+    assert!(curve(a.run_id).len() >= 3);
+}
+
+#[test]
+fn a_run_leaves_config_checkpoints_summary_and_a_regenerable_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let dir = tmp.path().join("run");
+    let p = plan("icl-gd", SMALL, PlanOptions { seeds: Some(1), seed: Some(7), ..Default::default() });
+    let done = run(&store, &dir, &p).unwrap();
+    for file in ["config.toml", "summary.json", "report.html", "seed-7/model.safetensors"] {
+        assert!(dir.join(file).is_file(), "missing {file}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "loss",
+        "gd_loss",
+        "loss_ratio_vs_gd",
+        "sensitivity_cosine",
+        "mean_abs_pred_diff",
+        "eta_learned",
+        "eta_star_over_n",
+        "verdict",
+    ] {
+        assert!(!summary["per_seed"][0][key].is_null(), "per-seed `{key}` missing");
+    }
+    for key in ["loss", "gd_loss", "loss_ratio_vs_gd", "sensitivity_cosine", "mean_abs_pred_diff", "eta_learned"] {
+        assert!(summary["aggregate"][key]["mean"].is_f64(), "aggregate `{key}` missing");
+    }
+    assert_eq!(summary["status"], "finished");
+    // One seed cannot support a verdict, whatever its numbers.
+    assert_eq!(summary["verdict"]["holds"], false);
+    let record = store.run(done.run_id).unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Finished);
+    assert_eq!(record.seeds, vec![7]);
+
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    let path = regenerate_report(&store, &dir).unwrap();
+    let html = std::fs::read_to_string(path).unwrap();
+    assert!(html.contains("Verdict") && html.contains("<svg"), "report lacks its sections");
+    assert!(!html.contains("http://") && !html.contains("https://"), "report must be self-contained");
+}
+
+#[test]
+fn a_diverging_run_is_marked_failed_and_earlier_runs_stay_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let ok = run(
+        &store,
+        &tmp.path().join("ok"),
+        &plan("icl-gd", SMALL, PlanOptions { seeds: Some(1), ..Default::default() }),
+    )
+    .unwrap();
+    let before = store.metric_series(ok.run_id, Some(0), "train_loss").unwrap();
+
+    let mut sets = SMALL.to_vec();
+    sets.extend(["train.learning_rate=1e6", "model.init_std=1.0", "train.grad_clip_norm=0"]);
+    let err = run(
+        &store,
+        &tmp.path().join("bad"),
+        &plan("icl-gd", &sets, PlanOptions { seeds: Some(1), ..Default::default() }),
+    )
+    .unwrap_err();
+    let RunError::Failed { run_id, message } = err else { panic!("expected a failed run, got {err}") };
+    assert!(message.contains("diverged"), "{message}");
+    let bad = store.runs().unwrap().into_iter().find(|r| r.id.0 == run_id).unwrap();
+    assert_eq!(bad.status, RunStatus::Failed);
+    // What it logged before failing is kept.
+    assert!(!store.metric_series(bad.id, Some(0), "train_loss").unwrap().is_empty());
+    assert_eq!(store.run(ok.run_id).unwrap().unwrap().status, RunStatus::Finished);
+    assert_eq!(store.metric_series(ok.run_id, Some(0), "train_loss").unwrap(), before);
+}
+
+#[test]
+fn an_interrupted_run_is_marked_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let p = plan("icl-gd", SMALL, PlanOptions { seeds: Some(1), ..Default::default() });
+    let stop = Arc::new(AtomicBool::new(true));
+    let err = execute(&p, &store, &tmp.path().join("r"), &Silent, stop, None).unwrap_err();
+    let RunError::Interrupted { run_id } = err else { panic!("expected an interruption, got {err}") };
+    let r = store.runs().unwrap().into_iter().find(|r| r.id.0 == run_id).unwrap();
+    assert_eq!(r.status, RunStatus::Interrupted);
+}
+
+/// The acceptance criterion of the shipped config: a 1-layer LSA trained with the defaults
+/// implements one step of GD on all 3 seeds (loss ratio ≤ 1.01, sensitivity cosine ≥ 0.995,
+/// mean |Δŷ| ≤ 0.04, η within 3% of η*/N). Takes ~40 s in release mode on 2 cores.
+#[test]
+fn one_layer_lsa_implements_one_step_of_gd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let p = plan("icl-gd", &[], PlanOptions::default());
+    assert_eq!(p.seeds.len(), 3);
+    let done = run(&store, &tmp.path().join("run"), &p).unwrap();
+    let s = &done.summary;
+    let verdict = serde_json::to_string_pretty(&s["verdict"]).unwrap();
+    assert_eq!(s["verdict"]["holds"], true, "{verdict}");
+    for m in s["per_seed"].as_array().unwrap() {
+        assert!(m["loss_ratio_vs_gd"].as_f64().unwrap() <= 1.01);
+        assert!(m["sensitivity_cosine"].as_f64().unwrap() >= 0.995);
+        assert!(m["mean_abs_pred_diff"].as_f64().unwrap() <= 0.04);
+        assert!(m["eta_rel_error"].as_f64().unwrap() <= 0.03);
+        // Control: a model that implements GD is far from OLS, which solves these tasks exactly.
+        assert!(m["spd_ols"].as_f64().unwrap() > 0.1);
+    }
+}
