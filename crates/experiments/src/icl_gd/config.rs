@@ -123,7 +123,7 @@ pub struct VerdictSection {
     pub max_mean_abs_pred_diff: f64,
     /// Largest relative error of the learned η against η*/N (one-layer models).
     pub max_eta_rel_error: f64,
-    /// Multi-layer models: largest loss / k-step GD++ loss.
+    /// Multi-layer models: loss / k-step GD++ loss must lie within 1 ± (this − 1).
     pub max_loss_ratio_vs_gdpp: f64,
     /// Fewest seeds a verdict may rest on.
     pub min_seeds: u64,
