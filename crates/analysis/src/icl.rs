@@ -432,7 +432,7 @@ mod tests {
         for task in 0..3 {
             let mut w = vec![0.0; 10];
             for _ in 0..2 {
-                let mut g = vec![0.0; 10];
+                let mut g = [0.0; 10];
                 for i in 0..10 {
                     let x = t.xi(task, i);
                     let r = t.yi(task, i) - crate::stats::dot(&w, x);

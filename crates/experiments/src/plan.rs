@@ -3,9 +3,8 @@
 //! Order of precedence (later wins): defaults in code < the config file < its `[quick]` table
 //! (with `--quick`) < `--set` overrides < `--seed` / `--seeds`.
 
-use crate::icl_gd;
-use crate::registry::{Runner, flatten_table, runner_of};
-use mesalab_core::config::{self, ConfigError, Override};
+use crate::registry::{Loaded, Runner, runner_of};
+use mesalab_core::config::{ConfigError, Override};
 
 /// CLI options that shape a plan.
 #[derive(Clone, Debug, Default)]
@@ -15,23 +14,27 @@ pub struct PlanOptions {
     pub quick: bool,
 }
 
-/// A loaded config per runner.
-#[derive(Clone, Debug)]
-pub enum LoadedConfig {
-    IclGd(icl_gd::Config),
-}
-
 /// A validated experiment run, ready to execute.
-#[derive(Clone, Debug)]
 pub struct Plan {
     /// Name shown in the store and reports: the shipped experiment's name or the config's runner.
     pub experiment: String,
-    pub runner: Runner,
-    pub config: LoadedConfig,
+    pub runner: &'static Runner,
+    pub config: Box<dyn Loaded>,
     /// The fully resolved config, as TOML (written to the run directory and the store).
     pub resolved_toml: String,
     pub seeds: Vec<u64>,
     pub quick: bool,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("experiment", &self.experiment)
+            .field("runner", &self.runner.name)
+            .field("seeds", &self.seeds)
+            .field("quick", &self.quick)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Plan {
@@ -45,36 +48,21 @@ impl Plan {
         if let Some(seeds) = opts.seeds {
             all.push(Override { key: "run.seeds".into(), raw: seeds.to_string() });
         }
-        match runner {
-            Runner::IclGd => {
-                let mut cfg: icl_gd::Config = config::load(origin, text, &all)?;
-                if opts.quick {
-                    let mut quick = Vec::new();
-                    flatten_table("", &cfg.quick, &mut quick);
-                    quick.extend(all.iter().cloned());
-                    cfg = config::load(origin, text, &quick)?;
-                }
-                let seeds = (0..cfg.run.seeds).map(|i| cfg.run.seed + i).collect();
-                let resolved_toml = toml::to_string(&cfg).map_err(|e| ConfigError {
-                    origin: origin.to_string(),
-                    line: None,
-                    key: None,
-                    message: format!("cannot write the resolved config: {e}"),
-                    suggestion: None,
-                })?;
-                Ok(Plan {
-                    experiment: String::new(),
-                    runner,
-                    config: LoadedConfig::IclGd(cfg),
-                    resolved_toml,
-                    seeds,
-                    quick: opts.quick,
-                })
-            }
-        }
-        .map(|mut p: Plan| {
-            p.experiment = runner.name().to_string();
-            p
+        let config = runner.load(origin, text, &all, opts.quick)?;
+        let resolved_toml = config.resolved_toml().map_err(|e| ConfigError {
+            origin: origin.to_string(),
+            line: None,
+            key: None,
+            message: format!("cannot write the resolved config: {e}"),
+            suggestion: None,
+        })?;
+        Ok(Plan {
+            experiment: runner.name.to_string(),
+            runner,
+            seeds: config.seeds(),
+            config,
+            resolved_toml,
+            quick: opts.quick,
         })
     }
 
@@ -98,10 +86,10 @@ mod tests {
     fn precedence_quick_then_set_then_seed_flags() {
         let text = "experiment = \"icl-gd\"\n[train]\nsteps = 50\n[quick]\ntrain.steps = 10\neval.fit_tasks = 200\n";
         let p = plan(text, &[], PlanOptions::default()).unwrap();
-        let LoadedConfig::IclGd(c) = &p.config;
+        let c: &crate::icl_gd::Config = p.config.as_any().downcast_ref().unwrap();
         assert_eq!(c.train.steps, 50);
         let p = plan(text, &["train.steps=7"], PlanOptions { quick: true, seed: Some(5), seeds: Some(2) }).unwrap();
-        let LoadedConfig::IclGd(c) = &p.config;
+        let c: &crate::icl_gd::Config = p.config.as_any().downcast_ref().unwrap();
         assert_eq!((c.train.steps, c.eval.fit_tasks), (7, 200));
         assert_eq!(p.seeds, vec![5, 6]);
         assert!(p.resolved_toml.contains("steps = 7"));

@@ -1,33 +1,103 @@
 //! The shipped experiments: name → config (embedded, so the binary runs anywhere) and runner.
 
+use crate::context::RunContext;
 use crate::icl_gd;
 use mesalab_core::config::{self, ConfigError, Override};
 use mesalab_store::{RunId, Store};
 
-/// Which runner a config belongs to (the `experiment = "…"` key of a config file).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Runner {
-    IclGd,
+/// A loaded, validated config that knows how to run its experiment.
+pub trait ExperimentConfig: serde::de::DeserializeOwned + serde::Serialize + config::Validate + 'static {
+    /// The `[quick]` table: overrides `--quick` applies.
+    fn quick(&self) -> &toml::Table;
+    /// The seeds this config trains (`run.seed`, `run.seed + 1`, …).
+    fn seeds(&self) -> Vec<u64>;
+    /// Runs the experiment; returns the experiment's part of `summary.json`.
+    fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+}
+
+/// A loaded config with its type erased, so plans of every experiment look alike.
+pub trait Loaded: std::any::Any {
+    fn seeds(&self) -> Vec<u64>;
+    fn resolved_toml(&self) -> Result<String, toml::ser::Error>;
+    fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<C: ExperimentConfig> Loaded for C {
+    fn seeds(&self) -> Vec<u64> {
+        ExperimentConfig::seeds(self)
+    }
+    fn resolved_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+    fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
+        ExperimentConfig::run(self, ctx)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// An experiment implementation, named by the `experiment = "…"` key of a config file.
+#[derive(Clone, Copy)]
+pub struct Runner {
+    pub name: &'static str,
+    load: fn(&str, &str, &[Override], bool) -> Result<Box<dyn Loaded>, ConfigError>,
+    report: fn(&Store, RunId) -> anyhow::Result<String>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("name", &self.name).finish()
+    }
 }
 
 impl Runner {
-    pub const ALL: [(&'static str, Runner); 1] = [("icl-gd", Runner::IclGd)];
-
-    pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, r)| *r == self).map(|(n, _)| *n).expect("every runner is listed")
+    /// The runner for config type `C` with report function `report`.
+    pub const fn of<C: ExperimentConfig>(
+        name: &'static str,
+        report: fn(&Store, RunId) -> anyhow::Result<String>,
+    ) -> Self {
+        Self { name, load: load_typed::<C>, report }
     }
 
-    fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+    /// Loads and validates a config: file, then (with `quick`) its `[quick]` table, then `overrides`.
+    pub fn load(
+        &self,
+        origin: &str,
+        text: &str,
+        overrides: &[Override],
+        quick: bool,
+    ) -> Result<Box<dyn Loaded>, ConfigError> {
+        (self.load)(origin, text, overrides, quick)
     }
 
-    /// Regenerates a run's report from the store.
-    pub fn report(self, store: &Store, run: RunId) -> anyhow::Result<String> {
-        match self {
-            Runner::IclGd => icl_gd::report(store, run),
-        }
+    /// Draws a run's report from the store.
+    pub fn report(&self, store: &Store, run: RunId) -> anyhow::Result<String> {
+        (self.report)(store, run)
     }
 }
+
+fn load_typed<C: ExperimentConfig>(
+    origin: &str,
+    text: &str,
+    overrides: &[Override],
+    quick: bool,
+) -> Result<Box<dyn Loaded>, ConfigError> {
+    let mut cfg: C = config::load(origin, text, overrides)?;
+    if quick {
+        let mut all = Vec::new();
+        flatten_table("", cfg.quick(), &mut all);
+        all.extend(overrides.iter().cloned());
+        cfg = config::load(origin, text, &all)?;
+    }
+    Ok(Box::new(cfg))
+}
+
+/// Every experiment implementation. Adding an experiment: a module with a config type
+/// implementing [`ExperimentConfig`] and a report function, one line here, and its shipped
+/// configs in [`EXPERIMENTS`].
+pub const RUNNERS: &[Runner] = &[Runner::of::<icl_gd::Config>("icl-gd", icl_gd::report)];
 
 /// A shipped experiment.
 #[derive(Clone, Copy, Debug)]
@@ -81,7 +151,7 @@ pub fn find(name: &str) -> Result<&'static Experiment, UnknownExperiment> {
 }
 
 /// The runner a config text names in its `experiment` key.
-pub fn runner_of(origin: &str, text: &str) -> Result<Runner, ConfigError> {
+pub fn runner_of(origin: &str, text: &str) -> Result<&'static Runner, ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
         origin: origin.to_string(),
         line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
@@ -89,9 +159,9 @@ pub fn runner_of(origin: &str, text: &str) -> Result<Runner, ConfigError> {
         message: e.message().to_string(),
         suggestion: None,
     })?;
-    let runners: Vec<&str> = Runner::ALL.iter().map(|(n, _)| *n).collect();
+    let runners: Vec<&str> = RUNNERS.iter().map(|r| r.name).collect();
     match table.get("experiment") {
-        Some(toml::Value::String(name)) => Runner::parse(name).ok_or_else(|| ConfigError {
+        Some(toml::Value::String(name)) => RUNNERS.iter().find(|r| r.name == name).ok_or_else(|| ConfigError {
             origin: origin.to_string(),
             line: config::locate_key(text, "experiment"),
             key: Some("experiment".into()),

@@ -6,8 +6,8 @@
 //! is never touched again (its report can be regenerated from the store at any time).
 
 use crate::context::{Interrupted, Progress, RunContext};
-use crate::plan::{LoadedConfig, Plan};
-use crate::{icl_gd, registry::Runner};
+use crate::plan::Plan;
+use crate::registry::Runner;
 use anyhow::Context as _;
 use mesalab_store::{Artifact, ArtifactKind, NewRun, RunId, RunOutcome, Store};
 use std::path::{Path, PathBuf};
@@ -66,9 +66,7 @@ pub fn execute(
         quick: plan.quick,
     })?;
     let ctx = RunContext { store, run_id, run_dir: run_dir.to_path_buf(), progress, interrupted };
-    let result = match &plan.config {
-        LoadedConfig::IclGd(cfg) => icl_gd::run(cfg, &ctx),
-    };
+    let result = plan.config.run(&ctx);
     let summary = match result {
         Ok(summary) => summary,
         Err(e) if e.is::<Interrupted>() => {
@@ -97,7 +95,7 @@ pub fn execute(
 fn write_outputs(
     store: &Store,
     run_id: RunId,
-    runner: Runner,
+    runner: &Runner,
     run_dir: &Path,
     summary: &serde_json::Value,
 ) -> anyhow::Result<()> {

@@ -285,8 +285,8 @@ mod tests {
             let x = |i: usize| &xs[(t * (n + 1) + i) * d..(t * (n + 1) + i + 1) * d];
             let mut w1 = vec![0.0_f32; d];
             for i in 0..n {
-                for k in 0..d {
-                    w1[k] += eta_over_n * ys[t * (n + 1) + i] * x(i)[k];
+                for (w, xk) in w1.iter_mut().zip(x(i)) {
+                    *w += eta_over_n * ys[t * (n + 1) + i] * xk;
                 }
             }
             let expected: f32 = w1.iter().zip(x(n)).map(|(a, b)| a * b).sum();

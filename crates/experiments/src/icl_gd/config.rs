@@ -334,3 +334,17 @@ impl Config {
         self.model.layers == 1 && self.model.heads == 1 && self.model.attention == Attention::Linear
     }
 }
+
+impl crate::registry::ExperimentConfig for Config {
+    fn quick(&self) -> &toml::Table {
+        &self.quick
+    }
+
+    fn seeds(&self) -> Vec<u64> {
+        (0..self.run.seeds).map(|i| self.run.seed + i).collect()
+    }
+
+    fn run(&self, ctx: &crate::context::RunContext) -> anyhow::Result<serde_json::Value> {
+        super::run(self, ctx)
+    }
+}
