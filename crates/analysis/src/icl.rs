@@ -139,6 +139,9 @@ impl Tasks {
     }
 }
 
+/// Most GD steps an [`Algorithm::GdPpPerStep`] holds.
+pub const MAX_STEPS: usize = 10;
+
 /// An algorithm the model may implement, with its fitted hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Algorithm {
@@ -147,6 +150,13 @@ pub enum Algorithm {
     Gd {
         steps: usize,
         eta_over_n: f64,
+        gamma: f64,
+    },
+    /// GD++ with its own step size per step, `etas[..steps]` (a model with separate weights per
+    /// layer can use them).
+    GdPpPerStep {
+        steps: usize,
+        etas: [f64; MAX_STEPS],
         gamma: f64,
     },
     Ols,
@@ -162,6 +172,7 @@ impl Algorithm {
             Algorithm::Gd { steps, gamma, .. } if *gamma > 0.0 => format!("{steps}-step GD++"),
             Algorithm::Gd { steps: 1, .. } => "one-step GD".into(),
             Algorithm::Gd { steps, .. } => format!("{steps}-step GD"),
+            Algorithm::GdPpPerStep { steps, .. } => format!("{steps}-step GD++ (η per step)"),
             Algorithm::Ols => "OLS".into(),
             Algorithm::Ridge { .. } => "ridge".into(),
         }
@@ -174,7 +185,10 @@ impl Algorithm {
             match *self {
                 Algorithm::Zero => out.extend(std::iter::repeat_n(0.0, tasks.d)),
                 Algorithm::Gd { steps, eta_over_n, gamma } => {
-                    out.extend(gd_pp_weights(tasks, t, steps, eta_over_n, gamma))
+                    out.extend(gd_pp_weights(tasks, t, &vec![eta_over_n; steps], gamma))
+                }
+                Algorithm::GdPpPerStep { steps, etas, gamma } => {
+                    out.extend(gd_pp_weights(tasks, t, &etas[..steps], gamma))
                 }
                 Algorithm::Ols => out.extend(least_squares(tasks, t, None)),
                 Algorithm::Ridge { lambda } => out.extend(least_squares(tasks, t, Some(lambda))),
@@ -198,7 +212,7 @@ impl Algorithm {
 /// residuals `r ← r − (η/N) Σ_j r_j (x_j·x_i)`, the query accumulates `(η/N) Σ_i r_i x_i·x_q`, and
 /// every input (context and query) is multiplied by `(I − γ X Xᵀ)`. The query's input is tracked
 /// as a linear map `M` (`x_q^(t) = M x_q`), which makes the implied weights exact.
-fn gd_pp_weights(tasks: &Tasks, t: usize, steps: usize, eta_over_n: f64, gamma: f64) -> Vec<f64> {
+fn gd_pp_weights(tasks: &Tasks, t: usize, etas: &[f64], gamma: f64) -> Vec<f64> {
     let (d, n) = (tasks.d, tasks.n_context);
     let mut xs: Vec<f64> = (0..n).flat_map(|i| tasks.xi(t, i).to_vec()).collect(); // [N, d]
     let mut r: Vec<f64> = (0..n).map(|i| tasks.yi(t, i)).collect();
@@ -207,7 +221,7 @@ fn gd_pp_weights(tasks: &Tasks, t: usize, steps: usize, eta_over_n: f64, gamma: 
         m[k * d + k] = 1.0;
     }
     let mut v = vec![0.0; d];
-    for _ in 0..steps {
+    for &eta_over_n in etas {
         // g = Σ_i r_i x_i  (the negative gradient times N)
         let mut g = vec![0.0; d];
         for i in 0..n {
@@ -317,6 +331,44 @@ pub fn fit_gd_pp(tasks: &Tasks, steps: usize) -> Algorithm {
     Algorithm::Gd { steps, eta_over_n: best_eta(gamma).0, gamma }
 }
 
+/// k-step GD++ with a step size per step (a model with separate weights per layer is free to use
+/// them): (γ, η_1..η_k) fitted by coordinate descent from the shared-η fit.
+pub fn fit_gd_pp_per_step(tasks: &Tasks, steps: usize) -> Algorithm {
+    let steps = steps.min(MAX_STEPS);
+    let Algorithm::Gd { eta_over_n, mut gamma, .. } = fit_gd_pp(tasks, steps) else {
+        unreachable!("fit_gd_pp returns Gd")
+    };
+    let c1 = fit_one_step_gd(tasks).max(1e-6);
+    let targets = tasks.targets();
+    let mut etas = vec![eta_over_n; steps];
+    let loss_at = |gamma: f64, etas: &[f64]| {
+        half_mse(&Unrolled::new(tasks, steps, gamma).predict_per_step(tasks, etas), &targets)
+    };
+    for _ in 0..3 {
+        let unrolled = Unrolled::new(tasks, steps, gamma);
+        for s in 0..steps {
+            let best = golden_min(
+                |e| {
+                    let mut trial = etas.clone();
+                    trial[s] = e;
+                    half_mse(&unrolled.predict_per_step(tasks, &trial), &targets)
+                },
+                0.0,
+                4.0 * c1,
+                24,
+            );
+            etas[s] = best;
+        }
+        let g = golden_min(|g| loss_at(g, &etas), 0.0, 2.0 * gamma.max(1e-3), 16);
+        if loss_at(g, &etas) < loss_at(gamma, &etas) {
+            gamma = g;
+        }
+    }
+    let mut fixed = [0.0; MAX_STEPS];
+    fixed[..steps].copy_from_slice(&etas);
+    Algorithm::GdPpPerStep { steps, etas: fixed, gamma }
+}
+
 /// GD++ with the input transforms precomputed. The inputs' trajectory depends on γ only, not on
 /// η, so for a fixed γ each candidate η costs O(steps·N·d) per task instead of O(steps·N·d²).
 struct Unrolled {
@@ -362,6 +414,11 @@ impl Unrolled {
     }
 
     fn predict(&self, tasks: &Tasks, eta_over_n: f64) -> Vec<f64> {
+        self.predict_per_step(tasks, &vec![eta_over_n; self.steps])
+    }
+
+    /// Predictions with step size `etas[s]` at step s.
+    fn predict_per_step(&self, tasks: &Tasks, etas: &[f64]) -> Vec<f64> {
         let (d, n, steps) = (tasks.d, tasks.n_context, self.steps);
         let mut out = Vec::with_capacity(tasks.count);
         let mut r = vec![0.0; n];
@@ -380,9 +437,9 @@ impl Unrolled {
                         g[k] += r[i] * xs[i * d + k];
                     }
                 }
-                y_hat += eta_over_n * crate::stats::dot(&g, q);
+                y_hat += etas[s] * crate::stats::dot(&g, q);
                 for i in 0..n {
-                    r[i] -= eta_over_n * crate::stats::dot(&xs[i * d..(i + 1) * d], &g);
+                    r[i] -= etas[s] * crate::stats::dot(&xs[i * d..(i + 1) * d], &g);
                 }
             }
             out.push(y_hat);
@@ -457,6 +514,19 @@ mod tests {
         let fast = Unrolled::new(&t, 3, 0.15).predict(&t, 0.9);
         for (a, b) in fast.iter().zip(alg.predict(&t)) {
             assert!((a - b).abs() < 1e-10, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn per_step_gd_pp_is_at_least_as_good_and_consistent() {
+        let fit = tasks(2000, "fit");
+        let shared = fit_gd_pp(&fit, 2);
+        let per_step = fit_gd_pp_per_step(&fit, 2);
+        assert!(per_step.loss(&fit) <= shared.loss(&fit) + 1e-12);
+        let Algorithm::GdPpPerStep { etas, gamma, .. } = per_step else { unreachable!() };
+        let fast = Unrolled::new(&fit, 2, gamma).predict_per_step(&fit, &etas[..2]);
+        for (a, b) in fast.iter().zip(per_step.predict(&fit)) {
+            assert!((a - b).abs() < 1e-10);
         }
     }
 

@@ -6,6 +6,7 @@
 //! [`context::Progress`]) and never reaches into another experiment.
 
 pub mod context;
+pub mod goal_misgen;
 pub mod icl_gd;
 pub mod plan;
 pub mod registry;

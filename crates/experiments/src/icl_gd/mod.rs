@@ -21,7 +21,7 @@ use crate::context::RunContext;
 use anyhow::Context as _;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use mesalab_analysis::icl::{Algorithm, Tasks, fit_gd, fit_gd_pp, fit_one_step_gd, fit_ridge};
+use mesalab_analysis::icl::{Algorithm, Tasks, fit_gd, fit_gd_pp, fit_gd_pp_per_step, fit_one_step_gd, fit_ridge};
 use mesalab_analysis::stats::{Summary, cosine, half_mse, mean, norm};
 use mesalab_core::{Seed, Streams};
 use mesalab_nn::device::{cpu, cpu_autodiff};
@@ -53,6 +53,9 @@ pub struct SeedMetrics {
     /// k-step GD++ loss and the model's ratio to it (multi-layer models).
     pub gdpp_loss: Option<f64>,
     pub loss_ratio_vs_gdpp: Option<f64>,
+    /// GD++ with one step size per layer, and the model's ratio to it (multi-layer models).
+    pub gdpp_per_step_loss: Option<f64>,
+    pub loss_ratio_vs_gdpp_per_step: Option<f64>,
     /// The learned step size read from the weights: −(P W_V)[y,y] · mean diag(W_KQ[x,x]).
     pub eta_learned: Option<f64>,
     pub eta_star_over_n: f64,
@@ -71,16 +74,26 @@ struct Baselines {
     gd: Vec<Algorithm>,
     /// k-step GD++ for k = 2..=max(gd_steps_max, layers).
     gd_pp: Vec<Algorithm>,
+    /// GD++ with a step size per step, k = layers (multi-layer models only).
+    gd_pp_per_step: Option<Algorithm>,
     ols: Algorithm,
     ridge: Algorithm,
     eta_star_over_n: f64,
 }
 
 impl Baselines {
-    fn fit(fit: &Tasks, max_steps: usize) -> Self {
+    fn fit(fit: &Tasks, max_steps: usize, layers: usize) -> Self {
         let gd = (1..=max_steps).map(|k| fit_gd(fit, k)).collect();
         let gd_pp = (2..=max_steps).map(|k| fit_gd_pp(fit, k)).collect();
-        Self { gd, gd_pp, ols: Algorithm::Ols, ridge: fit_ridge(fit), eta_star_over_n: fit_one_step_gd(fit) }
+        let gd_pp_per_step = (layers >= 2).then(|| fit_gd_pp_per_step(fit, layers));
+        Self {
+            gd,
+            gd_pp,
+            gd_pp_per_step,
+            ols: Algorithm::Ols,
+            ridge: fit_ridge(fit),
+            eta_star_over_n: fit_one_step_gd(fit),
+        }
     }
 
     fn reference(&self, steps: usize) -> &Algorithm {
@@ -95,6 +108,7 @@ impl Baselines {
         let mut all = vec![&Algorithm::Zero];
         all.extend(self.gd.iter());
         all.extend(self.gd_pp.iter());
+        all.extend(self.gd_pp_per_step.iter());
         all.push(&self.ridge);
         all.push(&self.ols);
         all
@@ -111,7 +125,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     ctx.progress.start("fitting baselines", 1);
     let fit = Tasks::sample(&spec, cfg.eval.fit_tasks, &mut base.stream("fit-tasks"));
     let val = Tasks::sample(&spec, cfg.eval.validation_tasks, &mut base.stream("validation-tasks"));
-    let baselines = Baselines::fit(&fit, max_steps);
+    let baselines = Baselines::fit(&fit, max_steps, cfg.model.layers);
     ctx.progress.advance(1);
     ctx.progress.finish();
     store_baselines(ctx, &baselines, &val)?;
@@ -318,6 +332,8 @@ fn evaluate(
         spd_ols: 2.0 * half_mse(&pred, &ols_pred),
         gdpp_loss,
         loss_ratio_vs_gdpp: gdpp_loss.map(|g| loss / g),
+        gdpp_per_step_loss: b.gd_pp_per_step.as_ref().map(|a| a.loss(val)),
+        loss_ratio_vs_gdpp_per_step: b.gd_pp_per_step.as_ref().map(|a| loss / a.loss(val)),
         eta_star_over_n: b.eta_star_over_n,
         ..SeedMetrics::default()
     };
@@ -504,6 +520,9 @@ fn store_baselines(ctx: &RunContext, b: &Baselines, val: &Tasks) -> anyhow::Resu
             let (steps, eta, gamma, lambda) = match **a {
                 Algorithm::Gd { steps, eta_over_n, gamma } => {
                     (json!(steps), json!(eta_over_n), json!(gamma), json!(null))
+                }
+                Algorithm::GdPpPerStep { steps, etas, gamma } => {
+                    (json!(steps), json!(etas[..steps].to_vec()), json!(gamma), json!(null))
                 }
                 Algorithm::Ridge { lambda } => (json!(null), json!(null), json!(null), json!(lambda)),
                 _ => (json!(null), json!(null), json!(null), json!(null)),

@@ -19,6 +19,8 @@ const METRICS: &[(&str, &str)] = &[
     ("spd_ols", "mean (ŷ_model − ŷ_OLS)²"),
     ("gdpp_loss", "k-step GD++ loss (multi-layer models)"),
     ("loss_ratio_vs_gdpp", "model loss / GD++ loss"),
+    ("gdpp_per_step_loss", "k-step GD++ with one η per step (multi-layer models)"),
+    ("loss_ratio_vs_gdpp_per_step", "model loss / per-step GD++ loss"),
     ("eta_learned", "η read from the weights: −(P W_V)[y,y] · mean diag W_KQ[x,x]"),
     ("eta_star_over_n", "line-searched one-step GD η*/N"),
     ("eta_rel_error", "|η_learned − η*/N| / (η*/N)"),
@@ -113,7 +115,12 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
             if label.contains("GD") {
                 chart = chart.hline(RefLine::new(label.clone(), loss).dashed());
             }
-            let opt = |v: &Value| v.as_f64().map(Cell::num).unwrap_or_else(|| Cell::text("–"));
+            let opt = |v: &Value| match v {
+                Value::Array(a) => Cell::text(
+                    a.iter().filter_map(Value::as_f64).map(mesalab_report::fmt::number).collect::<Vec<_>>().join(", "),
+                ),
+                _ => v.as_f64().map(Cell::num).unwrap_or_else(|| Cell::text("–")),
+            };
             baseline_rows.push(vec![
                 Cell::text(label),
                 opt(&row[1]),
