@@ -1,4 +1,4 @@
-//! `mesalab env render` and `mesalab env play`: look at a level, or play it in the terminal.
+//! `mesalab render` and `mesalab play`: look at a level, or play it in the terminal.
 //!
 //! Both build the env through the registry (`--split`, `--set key=value`) and draw the level from
 //! `Streams::new(Seed(seed)).indexed("env", 0)` — the same stream as slot 0 of a `VecEnv`, so
@@ -11,7 +11,7 @@ use mesalab_envs::{AnyEnv, Env, EpisodeStats, registry};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-/// Arguments of `mesalab env render`.
+/// Arguments of `mesalab render`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RenderArgs {
     /// Versioned env name, e.g. `cheese-maze-v1`.
@@ -30,7 +30,7 @@ pub struct RenderArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Arguments of `mesalab env play`.
+/// Arguments of `mesalab play`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlayArgs {
     /// Versioned env name, e.g. `coin-corridor-v1`.
@@ -114,7 +114,7 @@ fn key_action(env: &AnyEnv, key: &crossterm::event::KeyCode) -> Option<usize> {
 pub fn play(args: &PlayArgs) -> Result<()> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         bail!(
-            "`env play` needs an interactive terminal (stdin and stdout must be a TTY); try `mesalab env render` instead"
+            "`play` needs an interactive terminal (stdin and stdout must be a TTY); try `mesalab render` instead"
         );
     }
     let (env, mut rng) = build(&args.env, &args.split, &args.set, args.seed)?;
