@@ -113,9 +113,7 @@ fn key_action(env: &AnyEnv, key: &crossterm::event::KeyCode) -> Option<usize> {
 /// Plays an env in the terminal: arrows/WASD move, `r` resets, `q`/Esc quits.
 pub fn play(args: &PlayArgs) -> Result<()> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-        bail!(
-            "`play` needs an interactive terminal (stdin and stdout must be a TTY); try `mesalab render` instead"
-        );
+        bail!("`play` needs an interactive terminal (stdin and stdout must be a TTY); try `mesalab render` instead");
     }
     let (env, mut rng) = build(&args.env, &args.split, &args.set, args.seed)?;
     let spec = env.spec().clone();

@@ -394,7 +394,7 @@ pub fn train_policy<E: Env>(ctx: &RunContext, env: E, job: &TrainJob) -> anyhow:
             return ControlFlow::Break(());
         }
         if log.update % log_every == 0 || log.update == num_updates || log.update == 1 {
-            if let Err(e) = log_update(ctx, job, &spec, log) {
+            if let Err(e) = log_update(ctx, job, log) {
                 failure = Some(e);
                 return ControlFlow::Break(());
             }
@@ -436,7 +436,7 @@ pub fn train_policy<E: Env>(ctx: &RunContext, env: E, job: &TrainJob) -> anyhow:
     Ok(TrainedPolicy { policy, logs, checkpoint: rel, env_steps, seconds })
 }
 
-fn log_update(ctx: &RunContext, job: &TrainJob, spec: &mesalab_envs::EnvSpec, log: &UpdateLog) -> anyhow::Result<()> {
+fn log_update(ctx: &RunContext, job: &TrainJob, log: &UpdateLog) -> anyhow::Result<()> {
     let step = log.global_step as i64;
     let seed = Some(job.seed);
     let mut rows = vec![
@@ -463,7 +463,6 @@ fn log_update(ctx: &RunContext, job: &TrainJob, spec: &mesalab_envs::EnvSpec, lo
             rows.push(MetricRow::new(seed, step, job.metric(&format!("train/{event}")), *rate));
         }
     }
-    let _ = spec;
     ctx.store.log_metrics(ctx.run_id, &rows)?;
     Ok(())
 }
@@ -669,6 +668,42 @@ pub fn learning_curve(
         }
     }
     Ok(chart.to_svg())
+}
+
+/// The verdict callout and its checks (shared shape with the other experiments).
+pub fn verdict_section(
+    s: &mut mesalab_report::html::Section,
+    verdict: &serde_json::Value,
+    status: &str,
+    subject: &str,
+) {
+    if verdict.is_null() {
+        s.callout(format!("No verdict: the run is {status}."), mesalab_report::html::Highlight::Neutral);
+        return;
+    }
+    let holds = verdict["holds"].as_bool().unwrap_or(false);
+    let claim = verdict["claim"].as_str().unwrap_or("?");
+    let tone = if holds { mesalab_report::html::Highlight::Good } else { mesalab_report::html::Highlight::Bad };
+    s.callout(format!("{} {subject}: {claim}.", if holds { "Yes," } else { "No: not shown," }), tone);
+    let rows = verdict["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let pass = c["pass"].as_bool().unwrap_or(false);
+            vec![
+                mesalab_report::html::Cell::text(c["name"].as_str().unwrap_or("")),
+                mesalab_report::html::Cell::text(c["threshold"].as_str().unwrap_or("")),
+                mesalab_report::html::Cell::num(c["worst"].as_f64().unwrap_or(f64::NAN)),
+                if pass {
+                    mesalab_report::html::Cell::text("pass").good()
+                } else {
+                    mesalab_report::html::Cell::text("fail").bad()
+                },
+            ]
+        })
+        .collect();
+    s.table_captioned("Each check uses the worst seed.", vec!["check", "threshold", "worst seed", "result"], rows);
 }
 
 #[cfg(test)]

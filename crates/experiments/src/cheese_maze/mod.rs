@@ -111,13 +111,8 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         let mut visits = vec![vec![0.0f64; size]; size];
         let (mut deploy_all, mut train_all, mut decisions_all) = (Vec::new(), Vec::new(), Vec::new());
         for seed in cfg.seed_list() {
-            let job = TrainJob {
-                variant: &variant,
-                seed,
-                ppo: &cfg.ppo,
-                model: &cfg.model,
-                log_every: cfg.train.log_every,
-            };
+            let job =
+                TrainJob { variant: &variant, seed, ppo: &cfg.ppo, model: &cfg.model, log_every: cfg.train.log_every };
             let trained = goal_misgen::train_policy(ctx, train_env.clone(), &job)?;
             ctx.check_interrupt()?;
             ctx.progress.start(&format!("{variant} seed {seed}: evaluating"), 1);
@@ -348,13 +343,7 @@ pub fn decision_fit(decisions: &[Decision], ridge: f64) -> serde_json::Value {
     }
 }
 
-fn seed_metrics(
-    cfg: &Config,
-    r: usize,
-    seed: u64,
-    e: &SeedEval,
-    trained: &goal_misgen::TrainedPolicy,
-) -> SeedMetrics {
+fn seed_metrics(cfg: &Config, r: usize, seed: u64, e: &SeedEval, trained: &goal_misgen::TrainedPolicy) -> SeedMetrics {
     let far: Vec<&Episode> = e.deploy.iter().filter(|ep| ep.euclid_cheese_corner >= cfg.eval.far_distance).collect();
     let counts = Counts::from_classes(e.deploy.iter().map(|ep| ep.class));
     let share = |k: usize, n: usize| if n == 0 { f64::NAN } else { k as f64 / n as f64 };
@@ -433,7 +422,11 @@ fn rate_of(v: &serde_json::Value) -> f64 {
 }
 
 /// The claim and its checks, on pooled rates of the smallest and largest `rand_region`.
-fn verdict(cfg: &Config, variants: &serde_json::Map<String, serde_json::Value>, per_seed: &[SeedMetrics]) -> serde_json::Value {
+fn verdict(
+    cfg: &Config,
+    variants: &serde_json::Map<String, serde_json::Value>,
+    per_seed: &[SeedMetrics],
+) -> serde_json::Value {
     let v = &cfg.verdict;
     let lo = cfg.train.rand_regions.iter().min().copied().unwrap_or(1);
     let hi = cfg.train.rand_regions.iter().max().copied().unwrap_or(1);

@@ -21,12 +21,12 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::goal_misgen::{
-    self, Counts, EpisodeClass, EvalJob, EvalOutcome, Rate, TrainJob, classify, evaluate_policy, summarize,
+    self, Counts, EpisodeClass, EvalJob, EvalOutcome, PositionFn, Rate, TrainJob, classify, evaluate_policy, summarize,
     train_policy,
 };
 use mesalab_core::config::Validate as _;
+use mesalab_envs::EpisodeStats;
 use mesalab_envs::coin_corridor::{CoinCorridor, CorridorState, EV_COIN, EV_DIED, EV_END, EV_TIMEOUT};
-use mesalab_envs::{EpisodeStats, Env};
 use mesalab_store::{MetricRow, ResultTable};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -165,11 +165,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     }
     ctx.store.put_table(
         ctx.run_id,
-        &ResultTable {
-            name: "outcomes".into(),
-            columns: TABLE_COLUMNS.iter().map(|s| s.to_string()).collect(),
-            rows,
-        },
+        &ResultTable { name: "outcomes".into(), columns: TABLE_COLUMNS.iter().map(|s| s.to_string()).collect(), rows },
     )?;
     let verdict = verdict(cfg, &per_seed, &knobs);
     let sps: Vec<f64> = per_seed.iter().map(|r| r.steps_per_second).collect();
@@ -203,10 +199,11 @@ fn evaluate_seed(
         seed: cfg.eval.seed,
         trajectories,
     };
-    let pos = |s: &CorridorState| Some((s.agent.y.max(0) as usize, s.agent.x.max(0) as usize));
+    let pos: PositionFn<'_, CorridorState> =
+        &|s: &CorridorState| Some((s.agent.y.max(0) as usize, s.agent.x.max(0) as usize));
     let grid = (cfg.env.height, cfg.env.length);
     let train = evaluate_policy(policy, eval_train.clone(), &job(0), None)?;
-    let deploy = evaluate_policy(policy, eval_deploy.clone(), &job(3), Some((&pos, grid)))?;
+    let deploy = evaluate_policy(policy, eval_deploy.clone(), &job(3), Some((pos, grid)))?;
     Ok((train, deploy))
 }
 
@@ -301,7 +298,8 @@ pub fn verdict(cfg: &Config, per_seed: &[SeedResult], knobs: &[KnobResult]) -> s
         worst: worst_train,
         pass: worst_train >= v.min_train_success,
     });
-    let worst_of = at0.iter().map(|r| r.deploy_classes.rate(EpisodeClass::ObjectiveFailure)).fold(f64::INFINITY, f64::min);
+    let worst_of =
+        at0.iter().map(|r| r.deploy_classes.rate(EpisodeClass::ObjectiveFailure)).fold(f64::INFINITY, f64::min);
     checks.push(Check {
         name: format!("P(end without coin) on deploy levels, random_percent = {rp0}"),
         threshold: format!("≥ {}", v.min_objective_failure),

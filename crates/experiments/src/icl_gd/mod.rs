@@ -158,11 +158,12 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             .add_artifact(ctx.run_id, &Artifact::new(format!("seed-{seed}/model"), ArtifactKind::Checkpoint, rel))?;
 
         ctx.progress.start(&format!("seed {seed}: evaluating"), 1);
-        let (m, samples) = evaluate(cfg, &model, seed, &val, &baselines, &fit)?;
+        let (m, samples) = evaluate(cfg, &model, seed, &val, &baselines)?;
         pred_rows.extend(samples.predictions.iter().map(|(g, p)| vec![json!(seed), json!(g), json!(p)]));
         sens_rows.extend(samples.sensitivities.iter().map(|(g, p)| vec![json!(seed), json!(g), json!(p)]));
+        let inference = model.valid();
         for (a, tasks) in &ood_sets {
-            let loss = tasks.loss(&predict(&model.valid(), tasks));
+            let loss = tasks.loss(&predict(&inference, tasks));
             ood_rows.push(vec![json!("model"), json!(seed), json!(a), json!(loss)]);
         }
         store_weights(ctx, &model, seed, baselines.eta_star_over_n)?;
@@ -295,7 +296,6 @@ fn evaluate(
     seed: u64,
     val: &Tasks,
     b: &Baselines,
-    fit: &Tasks,
 ) -> anyhow::Result<(SeedMetrics, Samples)> {
     let k = cfg.reference_steps();
     let reference = b.reference(k);
@@ -344,7 +344,7 @@ fn evaluate(
         m.eta_learned = Some(g.eta);
         m.eta_rel_error = Some((g.eta - b.eta_star_over_n).abs() / b.eta_star_over_n);
         m.wkq_offdiag_max = Some(g.offdiag_max);
-        m.interpolation_loss = Some(interpolation_loss(w, &spec, b.eta_star_over_n, val, fit)?);
+        m.interpolation_loss = Some(interpolation_loss(w, &spec, b.eta_star_over_n, val)?);
     }
     m.verdict = seed_passes(cfg, &m);
     let samples = Samples {
