@@ -390,7 +390,6 @@ fn interpolation_loss(
     spec: &LsaSpec,
     eta_over_n: f64,
     val: &Tasks,
-    _fit: &Tasks,
 ) -> anyhow::Result<f64> {
     let dt = spec.d_token;
     let beta = GdReading::of(w, dt).beta as f32;
