@@ -283,13 +283,17 @@ fn demo(store_flag: Option<&Path>, out: Option<PathBuf>) -> Result<(), Failure> 
             .collect();
         entries.push(IndexEntry {
             name: e.name.to_string(),
-            description: e.description.to_string(),
+            description: if claim.is_empty() {
+                e.description.to_string()
+            } else {
+                format!("{} — claim: {claim}.", e.description)
+            },
             href: format!("{}/report.html", e.name),
             headline,
             status: if answer == "yes" {
-                Status::good(format!("yes: {claim}"))
+                Status::good("verdict: yes")
             } else {
-                Status::bad(format!("no: {claim}"))
+                Status::bad(format!("verdict: {answer}"))
             },
         });
     }
