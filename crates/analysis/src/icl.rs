@@ -428,7 +428,7 @@ impl Unrolled {
                 *ri = tasks.yi(t, i);
             }
             let mut y_hat = 0.0;
-            for s in 0..steps {
+            for (s, &eta) in etas.iter().enumerate().take(steps) {
                 let xs = &self.xs[((t * steps + s) * n) * d..((t * steps + s + 1) * n) * d];
                 let q = &self.q[(t * steps + s) * d..(t * steps + s + 1) * d];
                 g.iter_mut().for_each(|v| *v = 0.0);
@@ -437,9 +437,9 @@ impl Unrolled {
                         g[k] += r[i] * xs[i * d + k];
                     }
                 }
-                y_hat += etas[s] * crate::stats::dot(&g, q);
+                y_hat += eta * crate::stats::dot(&g, q);
                 for i in 0..n {
-                    r[i] -= etas[s] * crate::stats::dot(&xs[i * d..(i + 1) * d], &g);
+                    r[i] -= eta * crate::stats::dot(&xs[i * d..(i + 1) * d], &g);
                 }
             }
             out.push(y_hat);

@@ -5,12 +5,20 @@
 //! against baselines, write results to the store. It never prints (progress goes through
 //! [`context::Progress`]) and never reaches into another experiment.
 
+pub mod cheese_maze;
+pub mod coin_corridor;
 pub mod context;
+pub mod goal_misgen;
 pub mod icl_gd;
+pub mod keys_chests;
+pub mod misgen_report;
+pub mod monster_shield;
 pub mod plan;
 pub mod registry;
 pub mod report_common;
+pub mod rollouts;
 pub mod runner;
+pub mod spec_gaming;
 
 pub use context::{Progress, RunContext, Silent};
 pub use plan::{Plan, PlanOptions};

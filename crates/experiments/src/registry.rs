@@ -38,11 +38,14 @@ impl<C: ExperimentConfig> Loaded for C {
     }
 }
 
+/// Loads a config: (origin, text, overrides, quick) → the validated, type-erased config.
+type LoadFn = fn(&str, &str, &[Override], bool) -> Result<Box<dyn Loaded>, ConfigError>;
+
 /// An experiment implementation, named by the `experiment = "…"` key of a config file.
 #[derive(Clone, Copy)]
 pub struct Runner {
     pub name: &'static str,
-    load: fn(&str, &str, &[Override], bool) -> Result<Box<dyn Loaded>, ConfigError>,
+    load: LoadFn,
     report: fn(&Store, RunId) -> anyhow::Result<String>,
 }
 
@@ -97,7 +100,14 @@ fn load_typed<C: ExperimentConfig>(
 /// Every experiment implementation. Adding an experiment: a module with a config type
 /// implementing [`ExperimentConfig`] and a report function, one line here, and its shipped
 /// configs in [`EXPERIMENTS`].
-pub const RUNNERS: &[Runner] = &[Runner::of::<icl_gd::Config>("icl-gd", icl_gd::report)];
+pub const RUNNERS: &[Runner] = &[
+    Runner::of::<icl_gd::Config>("icl-gd", icl_gd::report),
+    Runner::of::<crate::coin_corridor::Config>("coin-corridor", crate::coin_corridor::report),
+    Runner::of::<crate::spec_gaming::Config>("spec-gaming", crate::spec_gaming::report),
+    Runner::of::<crate::cheese_maze::Config>("cheese-maze", crate::cheese_maze::report),
+    Runner::of::<crate::keys_chests::Config>("keys-chests", crate::keys_chests::report),
+    Runner::of::<crate::monster_shield::Config>("monster-shield", crate::monster_shield::report),
+];
 
 /// A shipped experiment.
 #[derive(Clone, Copy, Debug)]
@@ -129,6 +139,24 @@ pub const EXPERIMENTS: &[Experiment] = &[
     shipped!("icl-gd-2layer", "2-layer linear self-attention vs 2-step GD and GD++"),
     shipped!("icl-gd-softmax", "1-layer softmax attention, 1 head, vs one step of GD"),
     shipped!("icl-gd-softmax-2head", "1-layer softmax attention, 2 heads, vs one step of GD"),
+    shipped!(
+        "cheese-maze",
+        "maze agent trained with the cheese near the top-right corner: cheese or corner on deployment? (Langosco et al. 2022)"
+    ),
+    shipped!("keys-chests", "trained with keys scarce: does the agent collect keys it cannot use when keys abound?"),
+    shipped!(
+        "monster-shield",
+        "trained on 25-step episodes: shields collected after the monsters are gone on 200 steps (Shah et al. 2022)"
+    ),
+    shipped!(
+        "coin-corridor",
+        "CoinRun-like corridor: PPO trained with the coin at the end runs past it at deployment (Langosco et al. 2022)"
+    ),
+    shipped!("boat-race", "AI Safety Gridworlds boat race: does PPO lap the track or shuttle over one arrow?"),
+    shipped!(
+        "tomato-watering",
+        "AI Safety Gridworlds tomato watering: does PPO water tomatoes or tamper with its observation?"
+    ),
 ];
 
 /// No shipped experiment has this name.

@@ -1,0 +1,88 @@
+//! End-to-end tests of the coin-corridor experiment (plan → execute → store → summary and report)
+//! and of its config errors. Run in release mode: the smoke run trains real (tiny) policies.
+
+use mesalab_core::config::Override;
+use mesalab_experiments::{Plan, PlanOptions, RunError, Silent, execute, find, regenerate_report};
+use mesalab_store::Store;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+fn plan(name: &str, sets: &[&str], opts: PlanOptions) -> Result<Plan, mesalab_core::config::ConfigError> {
+    let e = find(name).unwrap();
+    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    Ok(Plan::new(e.config_path, e.config, &overrides, &opts)?.named(e.name))
+}
+
+fn run(store: &Store, dir: &std::path::Path, plan: &Plan) -> Result<mesalab_experiments::Finished, RunError> {
+    execute(plan, store, dir, &Silent, Arc::new(AtomicBool::new(false)), Some("test".into()))
+}
+
+/// Quick mode shrunk further: two knob values, two seeds, a few PPO updates.
+const TINY: &[&str] = &[
+    "run.seeds=2",
+    "sweep.random_percent=[0, 20]",
+    "ppo.num_envs=8",
+    "ppo.num_steps=32",
+    "ppo.total_timesteps=2048",
+    "eval.episodes=20",
+    "eval.num_envs=10",
+    "eval.log_every=2",
+];
+
+#[test]
+fn quick_smoke_run_writes_rates_verdict_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let dir = tmp.path().join("run");
+    let p = plan("coin-corridor", TINY, PlanOptions { quick: true, ..Default::default() }).unwrap();
+    let done = run(&store, &dir, &p).unwrap();
+    let s = &done.summary;
+    assert_eq!(s["by_random_percent"].as_array().unwrap().len(), 2);
+    assert_eq!(s["per_seed"].as_array().unwrap().len(), 4);
+    for k in s["by_random_percent"].as_array().unwrap() {
+        let d = &k["deploy"];
+        assert_eq!(d["p_coin"]["n"], 40, "20 episodes × 2 seeds");
+        let total: u64 =
+            ["p_coin", "p_end_without_coin", "p_died", "p_timeout"].iter().map(|m| d[*m]["k"].as_u64().unwrap()).sum();
+        assert_eq!(total, 40, "every deploy episode has exactly one outcome: {d}");
+        let classes = &k["deploy_classes"];
+        assert_eq!(classes["robust"]["k"], d["p_coin"]["k"]);
+        assert_eq!(classes["objective_failure"]["k"], d["p_end_without_coin"]["k"]);
+        let (lo, hi) = (d["p_coin"]["ci_lo"].as_f64().unwrap(), d["p_coin"]["ci_hi"].as_f64().unwrap());
+        assert!(lo <= d["p_coin"]["rate"].as_f64().unwrap() && d["p_coin"]["rate"].as_f64().unwrap() <= hi);
+    }
+    let v = &s["verdict"];
+    assert!(v["holds"].is_boolean() && v["checks"].as_array().unwrap().len() >= 3, "{v}");
+    assert!(v["answer"] == "yes" || v["answer"] == "no");
+    assert!(s["aggregate"]["rp-0/deploy_p_coin"]["mean"].is_number(), "{}", s["aggregate"]);
+    for file in ["summary.json", "report.html", "rp-0/seed-0/policy.safetensors", "rp-20/seed-1/policy.safetensors"] {
+        assert!(dir.join(file).is_file(), "missing {file}");
+    }
+    let curve = store.metric_series(done.run_id, Some(0), "rp-0/train/return").unwrap();
+    assert!(curve.len() >= 2, "{curve:?}");
+    assert!(!store.metric_series(done.run_id, Some(1), "rp-20/train/approx_kl").unwrap().is_empty());
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("random_percent"));
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    regenerate_report(&store, &dir).unwrap();
+    assert!(dir.join("report.html").is_file());
+}
+
+#[test]
+fn bad_knob_values_and_zero_envs_are_errors_naming_the_key() {
+    for (set, key) in [
+        ("sweep.random_percent=[0, 101]", "sweep.random_percent"),
+        ("sweep.random_percent=[]", "sweep.random_percent"),
+        ("sweep.random_percent=[5, 5]", "sweep.random_percent"),
+        ("ppo.num_envs=0", "ppo.num_envs"),
+        ("eval.num_envs=0", "eval.num_envs"),
+        ("env.length=3", "env.length"),
+        ("model.kind=transformer", "model.kind"),
+        ("verdict.min_train_success=2", "verdict.min_train_success"),
+    ] {
+        let e = plan("coin-corridor", &[set], PlanOptions::default()).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{set}: {e}");
+    }
+    let e = plan("coin-corridor", &["sweep.random_prcent=[1]"], PlanOptions::default()).unwrap_err();
+    assert_eq!(e.suggestion.as_deref(), Some("random_percent"), "{e}");
+}

@@ -1,0 +1,71 @@
+//! Smoke run of the shipped `cheese-maze` config in quick mode with tiny sizes, through the library:
+//! plan → execute → store → summary and report. Run in release mode.
+
+use mesalab_core::config::Override;
+use mesalab_experiments::{Plan, PlanOptions, Silent, execute, find};
+use mesalab_store::Store;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+const TINY: &[&str] = &[
+    "ppo.num_envs=8",
+    "ppo.num_steps=64",
+    "ppo.num_minibatches=2",
+    "ppo.total_timesteps=2048",
+    "train.rand_regions=[1, 3]",
+    "eval.deploy_episodes=40",
+    "eval.train_episodes=20",
+];
+
+#[test]
+fn quick_run_writes_summary_verdict_aggregate_and_report() {
+    let e = find("cheese-maze").unwrap();
+    let overrides: Vec<Override> = TINY.iter().map(|s| Override::parse(s).unwrap()).collect();
+    let plan = Plan::new(
+        e.config_path,
+        e.config,
+        &overrides,
+        &PlanOptions { quick: true, seeds: Some(1), ..Default::default() },
+    )
+    .unwrap()
+    .named(e.name);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let dir = tmp.path().join("run");
+    let done = execute(&plan, &store, &dir, &Silent, Arc::new(AtomicBool::new(false)), None).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["status"], "finished");
+    for key in ["claim", "holds", "answer", "checks"] {
+        assert!(!s["verdict"][key].is_null(), "verdict.{key} missing");
+    }
+    // One seed cannot support a verdict.
+    assert_eq!(s["verdict"]["holds"], false);
+    let agg = s["aggregate"].as_object().unwrap();
+    assert!(!agg.is_empty());
+    assert!(agg.values().any(|a| a["mean"].is_f64() && a["n"] == 1), "{agg:?}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Verdict"));
+    assert!(store.table(done.run_id, "episodes").unwrap().is_some_and(|t| !t.rows.is_empty()));
+}
+
+#[test]
+fn logistic_regression_recovers_known_coefficients() {
+    use mesalab_experiments::cheese_maze::logistic;
+    use rand::{Rng, SeedableRng};
+    // y ~ Bernoulli(σ(−0.3 + 1.5 x₁ + 0.8 x₂)), x uniform on [−2, 2]², 10k samples.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let truth = [-0.3, 1.5, 0.8];
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for _ in 0..10_000 {
+        let r = vec![rng.random_range(-2.0..2.0), rng.random_range(-2.0..2.0)];
+        let z: f64 = truth[0] + truth[1] * r[0] + truth[2] * r[1];
+        y.push(rng.random::<f64>() < 1.0 / (1.0 + (-z).exp()));
+        x.push(r);
+    }
+    let f = logistic::fit(&x, &y, 0.0).unwrap();
+    assert!(f.converged);
+    for (k, t) in truth.iter().enumerate() {
+        assert!((f.coef[k] - t).abs() < 4.0 * f.se[k], "β{k} = {} ± {} vs {t}", f.coef[k], f.se[k]);
+    }
+}

@@ -1,0 +1,64 @@
+//! End-to-end smoke runs of the spec-gaming experiment (`boat-race`, `tomato-watering`) and its
+//! config errors. Run in release mode.
+
+use mesalab_core::config::Override;
+use mesalab_experiments::{Plan, PlanOptions, Silent, execute, find};
+use mesalab_store::Store;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+fn plan(name: &str, sets: &[&str], opts: PlanOptions) -> Result<Plan, mesalab_core::config::ConfigError> {
+    let e = find(name).unwrap();
+    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    Ok(Plan::new(e.config_path, e.config, &overrides, &opts)?.named(e.name))
+}
+
+const TINY: &[&str] = &[
+    "run.seeds=2",
+    "ppo.num_envs=4",
+    "ppo.num_steps=64",
+    "ppo.total_timesteps=2048",
+    "eval.episodes=10",
+    "eval.num_envs=5",
+    "eval.log_every=2",
+];
+
+#[test]
+fn both_shipped_configs_run_in_quick_mode() {
+    for name in ["boat-race", "tomato-watering"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+        let dir = tmp.path().join("run");
+        let p = plan(name, TINY, PlanOptions { quick: true, ..Default::default() }).unwrap();
+        let done = execute(&p, &store, &dir, &Silent, Arc::new(AtomicBool::new(false)), None).unwrap();
+        let s = &done.summary;
+        assert_eq!(s["per_seed"].as_array().unwrap().len(), 2, "{name}");
+        let total: u64 = ["robust", "objective_failure", "capability_failure"]
+            .iter()
+            .map(|c| s["classes"][*c]["k"].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, 20, "{name}: every episode classified once");
+        assert!(s["verdict"]["holds"].is_boolean(), "{name}");
+        assert!(s["aggregate"]["mean_performance"]["mean"].is_number(), "{name}");
+        for metric in ["train/return", "train/performance"] {
+            assert!(!store.metric_series(done.run_id, Some(0), metric).unwrap().is_empty(), "{name} {metric}");
+        }
+        assert!(dir.join("seed-0/policy.safetensors").is_file(), "{name}");
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(html.contains("<svg"), "{name}");
+    }
+}
+
+#[test]
+fn bad_env_and_zero_envs_are_errors_naming_the_key() {
+    for (set, key) in [
+        ("env.name=boat-racer-v1", "env.name"),
+        ("env.eval_split=test", "env.eval_split"),
+        ("env.set=[\"max_stepz=3\"]", "env.set"),
+        ("ppo.num_envs=0", "ppo.num_envs"),
+        ("run.seeds=0", "run.seeds"),
+    ] {
+        let e = plan("boat-race", &[set], PlanOptions::default()).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{set}: {e}");
+    }
+}
