@@ -36,8 +36,8 @@ pub struct Hooks {
     cache_names: Option<Vec<String>>,
     cache: BTreeMap<String, TensorData>,
     patches: BTreeMap<String, TensorData>,
-    /// (vector along the last dim, coefficient).
-    additions: BTreeMap<String, (Vec<f32>, f32)>,
+    /// (vector over the activation's trailing dims, coefficient).
+    additions: BTreeMap<String, (TensorData, f32)>,
     errors: Vec<HookError>,
 }
 
@@ -64,7 +64,16 @@ impl Hooks {
     }
 
     /// Add `coefficient * vector` along the last dimension of the activation at `name`.
-    pub fn add(mut self, name: &str, vector: Vec<f32>, coefficient: f32) -> Self {
+    pub fn add(self, name: &str, vector: Vec<f32>, coefficient: f32) -> Self {
+        let len = vector.len();
+        self.add_tensor(name, TensorData::new(vector, [len]), coefficient)
+    }
+
+    /// Add `coefficient * vector` to the activation at `name`, broadcast over its leading dims:
+    /// `vector`'s shape must equal the activation's trailing dims (e.g. `[channel, height, width]`
+    /// for a conv activation `[batch, channel, height, width]`, or `[d]` for `[batch, pos, d]`).
+    /// This is how a steering vector (a mean activation difference) is applied.
+    pub fn add_tensor(mut self, name: &str, vector: TensorData, coefficient: f32) -> Self {
         self.additions.insert(name.to_string(), (vector, coefficient));
         self
     }
@@ -112,18 +121,21 @@ impl Hooks {
         }
         if let Some((vector, coefficient)) = self.additions.get(&name) {
             let dims = x.dims();
-            let last = dims[D - 1];
-            if vector.len() == last {
-                let v: Tensor<1> = Tensor::from_data(TensorData::new(vector.clone(), [last]), &x.device());
-                // [last] -> [1, …, 1, last] so it broadcasts over every leading dim.
+            let trailing = vector.shape().to_vec();
+            let k = trailing.len();
+            let flat = vector.try_to_vec::<f32>().ok().filter(|_| k >= 1 && k <= D && dims[D - k..] == trailing[..]);
+            if let Some(flat) = flat {
+                let v: Tensor<1> =
+                    Tensor::from_data(TensorData::new(flat, [trailing.iter().product::<usize>()]), &x.device());
+                // [trailing…] -> [1, …, 1, trailing…] so it broadcasts over every leading dim.
                 let mut shape = [1usize; D];
-                shape[D - 1] = last;
+                shape[D - k..].copy_from_slice(&trailing);
                 x = x + v.reshape(shape).mul_scalar(*coefficient);
             } else {
                 self.errors.push(HookError::ShapeMismatch {
                     name: name.clone(),
                     what: "the steering vector",
-                    got: vec![vector.len()],
+                    got: vector.shape().to_vec(),
                     expected: dims.to_vec(),
                 });
             }

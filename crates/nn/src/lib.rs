@@ -1,6 +1,7 @@
 //! mesalab-nn: models with named hook points, on burn (flex CPU backend).
 //!
 //! - [`hooks`]: cache / patch / steer activations at named hook points (TransformerLens names).
+//! - [`interp`]: activation patching sweeps, steering vectors (mean differences), hook shapes.
 //! - [`lsa`]: the linear (or softmax) self-attention transformer of von Oswald et al. 2023 for
 //!   in-context regression, whose trained forward pass can implement gradient descent.
 //! - [`device`]: the CPU devices mesalab trains and evaluates on.
@@ -9,6 +10,7 @@
 pub mod checkpoint;
 pub mod device;
 pub mod hooks;
+pub mod interp;
 pub mod lsa;
 pub mod policy;
 
