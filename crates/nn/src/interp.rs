@@ -157,12 +157,25 @@ pub fn mean_difference(name: &str, a: &ActivationCache, b: &ActivationCache) -> 
     Ok(TensorData::new(mean, sa[1..].to_vec()))
 }
 
-/// Every hook point with its dim names and the shape it had in `cache` (`None` if not cached).
-pub fn hook_shapes(
-    points: &[HookPoint],
-    cache: &ActivationCache,
-) -> Vec<(String, Vec<&'static str>, Option<Vec<usize>>)> {
-    points.iter().map(|p| (p.name.clone(), p.dims.clone(), cache.get(&p.name).map(|d| d.shape().to_vec()))).collect()
+/// A hook point with the shape its activation had in one cached pass.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HookShape {
+    pub name: String,
+    pub dims: Vec<&'static str>,
+    /// `None` when the hook was not cached.
+    pub shape: Option<Vec<usize>>,
+}
+
+/// Every hook point with its dim names and the shape it had in `cache`.
+pub fn hook_shapes(points: &[HookPoint], cache: &ActivationCache) -> Vec<HookShape> {
+    points
+        .iter()
+        .map(|p| HookShape {
+            name: p.name.clone(),
+            dims: p.dims.clone(),
+            shape: cache.get(&p.name).map(|d| d.shape().to_vec()),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -302,7 +315,7 @@ mod tests {
         let head = head_patch("x", a.get("blocks.0.attn.hook_z").unwrap(), a.get("blocks.0.attn.hook_z").unwrap(), 3);
         assert!(matches!(head, Err(InterpError::NoHeadDim { .. })));
         let shapes = hook_shapes(&points, &a);
-        assert!(shapes.iter().all(|(_, _, s)| s.is_some()));
-        assert_eq!(shapes[0].2.as_deref(), Some(&[2, 3, 3][..]));
+        assert!(shapes.iter().all(|h| h.shape.is_some()));
+        assert_eq!(shapes[0].shape.as_deref(), Some(&[2, 3, 3][..]));
     }
 }
