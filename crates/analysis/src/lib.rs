@@ -3,7 +3,13 @@
 //!
 //! - [`icl`]: in-context linear regression tasks and the algorithms a transformer may implement on
 //!   them (zero, one/k-step GD, GD++, OLS, ridge), with their step sizes fitted on held-out tasks.
+//! - [`probe`]: linear probes on activations (logistic, difference of means, ridge) judged on a
+//!   held-out split against their controls (random-direction null, shuffled labels).
+//! - [`irl`]: maximum-entropy inverse RL on tabular deterministic MDPs (gridworlds), to recover the
+//!   reward an agent's trajectories imply.
 //! - [`stats`]: summaries across seeds (mean, min, max, std) and small vector helpers.
 
 pub mod icl;
+pub mod irl;
+pub mod probe;
 pub mod stats;
