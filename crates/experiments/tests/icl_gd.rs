@@ -150,4 +150,17 @@ fn one_layer_lsa_implements_one_step_of_gd() {
         // Control: a model that implements GD is far from OLS, which solves these tasks exactly.
         assert!(m["spd_ols"].as_f64().unwrap() > 0.1);
     }
+    // Looking inside (mean over seeds): the GD prediction becomes linearly decodable from the
+    // residual stream after the layer, not before it and not in the untrained model; patching
+    // the values restores the clean prediction while keys (which see only x) restore nothing.
+    let r2 = |model: &str, layer: &str| {
+        s["inside"]["probe_test_r2"][model]["ŷ of one-step GD"][layer]["mean"].as_f64().unwrap()
+    };
+    assert!(r2("trained", "layer 1") > 0.95, "{}", r2("trained", "layer 1"));
+    assert!(r2("trained", "layer 0") < 0.2);
+    assert!(r2("untrained", "layer 1") < 0.2);
+    let restored = |hook: &str| s["inside"]["patching_restored"][hook]["mean"].as_f64().unwrap();
+    assert!(restored("blocks.0.attn.hook_v") > 0.95);
+    assert!(restored("blocks.0.attn.hook_k").abs() < 0.05);
+    assert!((restored("blocks.0.hook_resid_post") - 1.0).abs() < 1e-3);
 }

@@ -17,6 +17,8 @@ pub struct Config {
     pub train: TrainSection,
     pub eval: EvalSection,
     pub verdict: VerdictSection,
+    /// Looking inside the trained models: probes per layer and activation patching.
+    pub inside: InsideSection,
     /// Overrides applied by `--quick`, as a nested table (`eval.validation_tasks = 4000`).
     pub quick: toml::Table,
 }
@@ -114,6 +116,21 @@ pub struct EvalSection {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct InsideSection {
+    /// Run the probes and the patching sweep after training (off: skip both).
+    pub enabled: bool,
+    /// Fresh tasks whose cached activations the ridge probes are fitted and tested on.
+    pub probe_tasks: usize,
+    /// Share of the probe tasks held out to score the probes.
+    pub probe_test_fraction: f64,
+    /// L2 penalty of the ridge probes.
+    pub probe_l2: f64,
+    /// Tasks of the patching sweep (clean labels vs labels from another teacher).
+    pub patch_tasks: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct VerdictSection {
     /// Largest model loss / reference-algorithm loss.
     pub max_loss_ratio: f64,
@@ -139,6 +156,7 @@ impl Default for Config {
             train: TrainSection::default(),
             eval: EvalSection::default(),
             verdict: VerdictSection::default(),
+            inside: InsideSection::default(),
             quick: toml::Table::new(),
         }
     }
@@ -203,6 +221,12 @@ impl Default for EvalSection {
             ood_tasks: 2000,
             sensitivity_tasks: 2000,
         }
+    }
+}
+
+impl Default for InsideSection {
+    fn default() -> Self {
+        Self { enabled: true, probe_tasks: 4000, probe_test_fraction: 0.25, probe_l2: 1e-3, patch_tasks: 1000 }
     }
 }
 
@@ -281,6 +305,18 @@ impl Validate for Config {
         at_least("eval.sensitivity_tasks", e.sensitivity_tasks as u64, 10)?;
         for a in &e.ood_alphas {
             positive("eval.ood_alphas", *a)?;
+        }
+        let i = &self.inside;
+        at_least("inside.probe_tasks", i.probe_tasks as u64, 40)?;
+        at_least("inside.patch_tasks", i.patch_tasks as u64, 2)?;
+        if !(i.probe_test_fraction > 0.0 && i.probe_test_fraction < 1.0) {
+            return Err(Invalid::new(
+                "inside.probe_test_fraction",
+                format!("must be in (0, 1), got {}", i.probe_test_fraction),
+            ));
+        }
+        if !(i.probe_l2.is_finite() && i.probe_l2 >= 0.0) {
+            return Err(Invalid::new("inside.probe_l2", format!("must be ≥ 0, got {}", i.probe_l2)));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! store alone.
 
 pub mod config;
+pub mod inside;
 mod report;
 
 pub use config::Config;
@@ -139,6 +140,16 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         })
         .collect();
 
+    // Looking inside: the same fresh probe / patching tasks for every seed.
+    let inside_data = cfg.inside.enabled.then(|| {
+        let probe = Tasks::sample(&spec, cfg.inside.probe_tasks, &mut base.stream("probe-tasks"));
+        let targets = inside::probe_targets(&probe, cfg.model.layers, &baselines.gd, reference_of(&baselines, cfg));
+        let clean = Tasks::sample(&spec, cfg.inside.patch_tasks, &mut base.stream("patch-tasks"));
+        let corrupted = inside::corrupt_labels(&clean, spec.w_scale, &mut base.stream("patch-corruption"));
+        (probe, targets, clean, corrupted)
+    });
+    let (mut probe_rows, mut patch_rows) = (Vec::new(), Vec::new());
+
     let mut per_seed = Vec::new();
     let mut ood_rows = Vec::new();
     let (mut pred_rows, mut sens_rows) = (Vec::new(), Vec::new());
@@ -169,6 +180,29 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         store_weights(ctx, &model, seed, baselines.eta_star_over_n)?;
         ctx.progress.advance(1);
         ctx.progress.finish();
+        if let Some((probe, targets, clean, corrupted)) = &inside_data {
+            ctx.progress.start(&format!("seed {seed}: probes and patching"), 1);
+            let seed_streams = Streams::new(Seed(seed));
+            // The untrained control: the very weights this seed's training started from.
+            let untrained = Lsa::init(cfg.lsa_spec(), cfg.model.init_std, &mut seed_streams.stream("init"), &cpu());
+            let scores =
+                inside::probe_layers(cfg, &inference, &untrained, probe, targets, &mut seed_streams.stream("probes"))?;
+            probe_rows.extend(scores.iter().map(|p| {
+                vec![
+                    json!(seed),
+                    json!(p.model),
+                    json!(p.layer),
+                    json!(p.target),
+                    json!(p.test_r2),
+                    json!(p.shuffled_r2),
+                ]
+            }));
+            let effects = inside::patching(&inference, clean, corrupted)?;
+            patch_rows
+                .extend(effects.iter().map(|e| vec![json!(seed), json!(e.hook), json!(e.head), json!(e.restored)]));
+            ctx.progress.advance(1);
+            ctx.progress.finish();
+        }
         log_seed_metrics(ctx, cfg, &m)?;
         per_seed.push(m);
     }
@@ -198,6 +232,25 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             rows: sens_rows,
         },
     )?;
+    if inside_data.is_some() {
+        let columns = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        ctx.store.put_table(
+            ctx.run_id,
+            &ResultTable {
+                name: "probes".into(),
+                columns: columns(&["seed", "model", "layer", "target", "test_r2", "shuffled_r2"]),
+                rows: probe_rows.clone(),
+            },
+        )?;
+        ctx.store.put_table(
+            ctx.run_id,
+            &ResultTable {
+                name: "patching".into(),
+                columns: columns(&["seed", "hook", "head", "restored"]),
+                rows: patch_rows.clone(),
+            },
+        )?;
+    }
     let verdict = verdict(cfg, &per_seed);
     let summary = json!({
         "experiment": "icl-gd",
@@ -206,9 +259,47 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         "aggregate": aggregate(&per_seed),
         "baselines": baselines.all().iter().map(|a| (a.label(), a.loss(&val))).collect::<BTreeMap<_, _>>(),
         "verdict": verdict,
+        "inside": inside_summary(&probe_rows, &patch_rows),
     });
     ctx.store.put_json(ctx.run_id, "summary", &summary)?;
     Ok(summary)
+}
+
+fn reference_of<'a>(b: &'a Baselines, cfg: &Config) -> &'a Algorithm {
+    b.reference(cfg.reference_steps())
+}
+
+/// Probe R² and patching effects aggregated over seeds (`null` when the analysis was off):
+/// `probes[model][target][layer]` and `patching[hook or hook/head h]`, each a [`Summary`].
+fn inside_summary(probe_rows: &[Vec<serde_json::Value>], patch_rows: &[Vec<serde_json::Value>]) -> serde_json::Value {
+    if probe_rows.is_empty() && patch_rows.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let mut probes: BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
+    for r in probe_rows {
+        let (model, layer, target) =
+            (r[1].as_str().unwrap_or(""), r[2].as_u64().unwrap_or(0), r[3].as_str().unwrap_or(""));
+        let cell = probes.entry(model.into()).or_default().entry(target.into()).or_default();
+        cell.entry(format!("layer {layer}")).or_default().extend(r[4].as_f64());
+    }
+    let mut patching: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in patch_rows {
+        let key = match r[2].as_u64() {
+            Some(h) => format!("{} head {h}", r[1].as_str().unwrap_or("")),
+            None => r[1].as_str().unwrap_or("").to_string(),
+        };
+        patching.entry(key).or_default().extend(r[3].as_f64());
+    }
+    let summarize = |v: &Vec<f64>| Summary::of(v).map(|s| serde_json::to_value(s).expect("serialisable"));
+    json!({
+        "probe_test_r2": probes
+            .iter()
+            .map(|(m, t)| (m.clone(), t.iter().map(|(name, layers)| {
+                (name.clone(), layers.iter().map(|(l, v)| (l.clone(), summarize(v))).collect::<BTreeMap<_, _>>())
+            }).collect::<BTreeMap<_, _>>()))
+            .collect::<BTreeMap<_, _>>(),
+        "patching_restored": patching.iter().map(|(k, v)| (k.clone(), summarize(v))).collect::<BTreeMap<_, _>>(),
+    })
 }
 
 /// Trains one model with Adam on fresh tasks every step; logs losses to the store.

@@ -142,6 +142,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
     weights_section(&mut page, store, run)?;
     alignment_section(&mut page, store, run)?;
     ood_section(&mut page, store, run)?;
+    probes_section(&mut page, store, run)?;
+    patching_section(&mut page, store, run)?;
 
     page.section("Configuration").details("resolved config (TOML)", record.config_toml.clone());
     Ok(page.render())
@@ -270,6 +272,131 @@ fn ood_section(page: &mut Page, store: &Store, run: RunId) -> anyhow::Result<()>
     page.section("Out-of-distribution behaviour").figure(
         chart.to_svg(),
         "Both are scored on the same shifted tasks; GD keeps the step size fitted in distribution. A model that implements GD degrades the way GD does.",
+    );
+    Ok(())
+}
+
+/// Mean over seeds of `value(row)` grouped by `key(row)`, keys in first-seen order.
+fn grouped_means(rows: &[Vec<Value>], key: impl Fn(&[Value]) -> Option<String>, value: usize) -> Vec<(String, f64)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut sums: std::collections::HashMap<String, (f64, usize)> = Default::default();
+    for row in rows {
+        let (Some(k), Some(v)) = (key(row), row.get(value).and_then(Value::as_f64)) else { continue };
+        let e = sums.entry(k.clone()).or_insert_with(|| {
+            order.push(k);
+            (0.0, 0)
+        });
+        e.0 += v;
+        e.1 += 1;
+    }
+    order.into_iter().map(|k| (k.clone(), sums[&k].0 / sums[&k].1 as f64)).collect()
+}
+
+fn probes_section(page: &mut Page, store: &Store, run: RunId) -> anyhow::Result<()> {
+    let Some(t) = store.table(run, "probes")? else { return Ok(()) };
+    let layers = t.rows.iter().filter_map(|r| r[2].as_u64()).max().unwrap_or(0) as usize + 1;
+    let mut targets: Vec<String> = Vec::new();
+    for r in &t.rows {
+        let name = r[3].as_str().unwrap_or("").to_string();
+        if !targets.contains(&name) {
+            targets.push(name);
+        }
+    }
+    let layer_labels: Vec<String> =
+        (0..layers).map(|l| if l == 0 { "input".to_string() } else { format!("after block {}", l - 1) }).collect();
+    let matrix_of = |model: &str, column: usize| {
+        let means = grouped_means(
+            &t.rows,
+            |r| (r[1].as_str() == Some(model)).then(|| format!("{}|{}", r[3].as_str().unwrap_or(""), r[2])),
+            column,
+        );
+        let lookup: std::collections::HashMap<String, f64> = means.into_iter().collect();
+        targets
+            .iter()
+            .map(|name| (0..layers).map(|l| lookup.get(&format!("{name}|{l}")).copied().unwrap_or(f64::NAN)).collect())
+            .collect::<Vec<Vec<f64>>>()
+    };
+    let heat = |title: &str, m: Vec<Vec<f64>>| {
+        Heatmap::new(title, m)
+            .row_labels(targets.clone())
+            .col_labels(layer_labels.clone())
+            .value_range(0.0, 1.0)
+            .show_values()
+            .x_label("residual stream at")
+            .to_svg()
+    };
+    let trained = matrix_of("trained", 4);
+    let untrained = matrix_of("untrained", 4);
+    let shuffled = matrix_of("trained", 5);
+    let worst_shuffled = shuffled.iter().flatten().copied().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+    page.section("Looking inside: what is linearly decodable where")
+        .paragraph(
+            "Ridge probes read the residual stream (every position, flattened) at each layer boundary and are scored \
+             by R² on held-out tasks (mean over seeds; the colour scale is clipped at 0, the printed values are not). Targets: Xᵀy = Σ yᵢxᵢ, the weights \
+             the reference GD and OLS would fit, and the predictions of k-step GD and OLS at the query. Controls: the \
+             same probes on the untrained model (each seed's initial weights) and on shuffled targets.",
+        )
+        .figure_row(vec![
+            (heat("trained model: test R²", trained), "Mean over seeds.".into()),
+            (heat("untrained control: test R²", untrained), "Same architecture, the seed's initial weights.".into()),
+        ])
+        .paragraph(format!(
+            "Shuffled-target control: the largest mean test R² over all targets and layers is {}. Reading: a \
+             target decodable after a block but not before it (and not in the untrained model) is computed by that \
+             block. A linear probe cannot read Xᵀy or a weight vector from a residual stream of d + 1 numbers per \
+             token unless the model writes it there; a model can implement GD without ever storing w.",
+            mesalab_report::fmt::number(worst_shuffled)
+        ));
+    Ok(())
+}
+
+fn patching_section(page: &mut Page, store: &Store, run: RunId) -> anyhow::Result<()> {
+    let Some(t) = store.table(run, "patching")? else { return Ok(()) };
+    // Rows: hook kind (and head); columns: layer.
+    let split = |hook: &str| -> Option<(usize, String)> {
+        let rest = hook.strip_prefix("blocks.")?;
+        let (layer, kind) = rest.split_once('.')?;
+        Some((layer.parse().ok()?, kind.to_string()))
+    };
+    let means = grouped_means(
+        &t.rows,
+        |r| {
+            let (layer, kind) = split(r[1].as_str()?)?;
+            let kind = match r[2].as_u64() {
+                Some(h) => format!("{kind} (head {h})"),
+                None => kind,
+            };
+            Some(format!("{kind}|{layer}"))
+        },
+        3,
+    );
+    let mut kinds: Vec<String> = Vec::new();
+    let mut layers = 0;
+    for (key, _) in &means {
+        let (kind, layer) = key.rsplit_once('|').unwrap_or((key, "0"));
+        layers = layers.max(layer.parse::<usize>().unwrap_or(0) + 1);
+        if !kinds.iter().any(|k| k == kind) {
+            kinds.push(kind.to_string());
+        }
+    }
+    let lookup: std::collections::HashMap<String, f64> = means.into_iter().collect();
+    let matrix: Vec<Vec<f64>> = kinds
+        .iter()
+        .map(|k| (0..layers).map(|l| lookup.get(&format!("{k}|{l}")).copied().unwrap_or(f64::NAN)).collect())
+        .collect();
+    let heat = Heatmap::new("Activation patching: share of the clean prediction restored", matrix)
+        .row_labels(kinds)
+        .col_labels((0..layers).map(|l| format!("block {l}")).collect())
+        .value_range(0.0, 1.0)
+        .show_values()
+        .to_svg();
+    page.section("Looking inside: activation patching").figure(
+        heat,
+        "Clean tasks vs corrupted tasks (same inputs, context labels from another teacher). Each activation (and each \
+         head's slice) is patched from the clean run into the corrupted run; the value is the least-squares share of \
+         the clean − corrupted prediction difference it restores (1 = all, 0 = none), mean over seeds. Keys, queries \
+         and attention scores see only x, which the corruption leaves unchanged, so in a model that implements GD they \
+         restore nothing; the values carry everything.",
     );
     Ok(())
 }
