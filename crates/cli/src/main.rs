@@ -57,6 +57,18 @@ enum Command {
     Render(env_cmds::RenderArgs),
     /// Play an environment in the terminal (arrow keys / WASD).
     Play(env_cmds::PlayArgs),
+    /// List the hook points of an experiment's model (name, dims, shape on a batch of 2), for
+    /// caching, patching and steering.
+    Hooks(HooksArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct HooksArgs {
+    /// Experiment name or path to a .toml config.
+    experiment: String,
+    /// Override a config value, e.g. `--set model.layers=2` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -127,6 +139,26 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Render(args) => env_cmds::render(&args).map_err(Failure::Input),
         Command::Play(args) => env_cmds::play(&args).map_err(Failure::Input),
+        Command::Hooks(args) => {
+            let run_args = RunArgs {
+                experiment: args.experiment,
+                set: args.set,
+                seed: None,
+                seeds: None,
+                out: None,
+                quick: false,
+            };
+            let (plan, _) = plan_from_args(&run_args)?;
+            let shapes = plan.config.hook_shapes().map_err(Failure::Input)?;
+            let width = shapes.iter().map(|h| h.name.len()).max().unwrap_or(0);
+            let dims: Vec<String> = shapes.iter().map(|h| format!("[{}]", h.dims.join(", "))).collect();
+            let dims_width = dims.iter().map(|d| d.chars().count()).max().unwrap_or(0);
+            for (h, d) in shapes.into_iter().zip(dims) {
+                let shape = h.shape.map(|s| format!("{s:?}")).unwrap_or_else(|| "(not reached)".into());
+                println!("{:width$}  {d:dims_width$}  {shape}", h.name);
+            }
+            Ok(())
+        }
         Command::Report { run_dir } => {
             let store = open_store(cli.store.as_deref())?;
             let path = regenerate_report(&store, &run_dir).map_err(Failure::Input)?;

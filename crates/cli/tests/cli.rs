@@ -117,3 +117,19 @@ fn small_run_then_report_from_the_command_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.join("report.html").is_file());
 }
+
+#[test]
+fn hooks_lists_every_hook_point_with_its_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s.sqlite");
+    let out = mesalab(&store, &["hooks", "icl-gd", "--set", "model.layers=2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // d = 10, N = 10: tokens of width 11, 11 positions, 10 keys (the query is not a key).
+    assert!(text.contains("blocks.1.hook_resid_post") && text.contains("[2, 11, 11]"), "{text}");
+    assert!(text.contains("blocks.0.attn.hook_k") && text.contains("[2, 1, 10, 11]"), "{text}");
+    assert_eq!(text.lines().count(), 18, "9 hooks per layer: {text}");
+    let bad = mesalab(&store, &["hooks", "icl-gdd"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("icl-gd"), "{}", stderr(&bad));
+}

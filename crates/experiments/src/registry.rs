@@ -13,6 +13,11 @@ pub trait ExperimentConfig: serde::de::DeserializeOwned + serde::Serialize + con
     fn seeds(&self) -> Vec<u64>;
     /// Runs the experiment; returns the experiment's part of `summary.json`.
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+    /// The hook points of the model this config trains (untrained), with the shape each has on a
+    /// batch of two inputs.
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        anyhow::bail!("this experiment trains no model with hook points")
+    }
 }
 
 /// A loaded config with its type erased, so plans of every experiment look alike.
@@ -20,6 +25,7 @@ pub trait Loaded: std::any::Any {
     fn seeds(&self) -> Vec<u64>;
     fn resolved_toml(&self) -> Result<String, toml::ser::Error>;
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>>;
     fn as_any(&self) -> &dyn std::any::Any;
 }
 
@@ -32,6 +38,9 @@ impl<C: ExperimentConfig> Loaded for C {
     }
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
         ExperimentConfig::run(self, ctx)
+    }
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        ExperimentConfig::hook_shapes(self)
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

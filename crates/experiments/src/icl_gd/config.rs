@@ -383,4 +383,8 @@ impl crate::registry::ExperimentConfig for Config {
     fn run(&self, ctx: &crate::context::RunContext) -> anyhow::Result<serde_json::Value> {
         super::run(self, ctx)
     }
+
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        super::inside::hook_shapes(self)
+    }
 }

@@ -160,3 +160,15 @@ pub fn patching(model: &Lsa, clean: &Tasks, corrupted: &Tasks) -> anyhow::Result
     )?;
     Ok(effects)
 }
+
+/// The hook points of an untrained model of this config, with their shapes on two tasks.
+pub fn hook_shapes(cfg: &Config) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+    let streams = mesalab_core::Streams::new(mesalab_core::Seed(cfg.run.seed));
+    let model = Lsa::init(cfg.lsa_spec(), cfg.model.init_std, &mut streams.stream("init"), &cpu());
+    let tasks = Tasks::sample(&cfg.task_spec(), 2, &mut streams.stream("hook-shapes"));
+    let (n, d) = (tasks.n_context, tasks.d);
+    let mut hooks = Hooks::cache_all();
+    model
+        .predict_hooked(Tensor::<3>::from_data(TensorData::new(tasks.tokens(), [2, n + 1, d + 1]), &cpu()), &mut hooks);
+    Ok(mesalab_nn::interp::hook_shapes(&model.hook_points(), &hooks.finish()?))
+}
