@@ -5,7 +5,7 @@
 //! against the trait works on it. The cost is one virtual call and one downcast per step and per
 //! observation write — a few nanoseconds; monomorphised envs stay available for hot loops.
 
-use crate::api::{Env, EnvSpec, Step};
+use crate::api::{Env, EnvSpec, Step, SvgGeometry};
 use mesalab_core::StreamRng;
 use std::any::Any;
 use std::fmt;
@@ -62,6 +62,7 @@ trait DynEnv: Send + Sync {
     fn write_obs(&self, state: &AnyState, out: &mut [f32]);
     fn render_ascii(&self, state: &AnyState) -> String;
     fn render_svg(&self, state: &AnyState) -> String;
+    fn svg_geometry(&self) -> Option<SvgGeometry>;
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -85,6 +86,9 @@ impl<E: Env + 'static> DynEnv for E {
     }
     fn render_svg(&self, state: &AnyState) -> String {
         Env::render_svg(self, state.downcast_ref::<E::State>().expect(WRONG_STATE))
+    }
+    fn svg_geometry(&self) -> Option<SvgGeometry> {
+        Env::svg_geometry(self)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -147,5 +151,8 @@ impl Env for AnyEnv {
     }
     fn render_svg(&self, state: &AnyState) -> String {
         self.inner.render_svg(state)
+    }
+    fn svg_geometry(&self) -> Option<SvgGeometry> {
+        self.inner.svg_geometry()
     }
 }

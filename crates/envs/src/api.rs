@@ -84,6 +84,18 @@ impl EnvSpec {
     }
 }
 
+/// Where [`Env::render_svg`] draws its grid, so a report can overlay an agent's path on a render
+/// without parsing the SVG: cell `(row, col)` is the square of side `cell` pixels whose top-left
+/// corner is `(x0 + col·cell, y0 + row·cell)`, for `rows × cols` cells.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SvgGeometry {
+    pub x0: f64,
+    pub y0: f64,
+    pub cell: f64,
+    pub rows: usize,
+    pub cols: usize,
+}
+
 /// An environment: an immutable description plus pure-ish dynamics driven by an explicit RNG.
 pub trait Env: Send + Sync {
     type State: Clone + Send + Sync + std::fmt::Debug;
@@ -104,4 +116,9 @@ pub trait Env: Send + Sync {
 
     /// A standalone `<svg>` element picturing the state, for reports.
     fn render_svg(&self, state: &Self::State) -> String;
+
+    /// The grid layout of [`Env::render_svg`]; `None` when the render is not a grid of cells.
+    fn svg_geometry(&self) -> Option<SvgGeometry> {
+        None
+    }
 }

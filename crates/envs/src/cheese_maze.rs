@@ -363,10 +363,14 @@ impl Env for CheeseMaze {
         })
     }
 
+    fn svg_geometry(&self) -> Option<crate::api::SvgGeometry> {
+        Some(grid::svg_geometry(self.params.size, self.params.size, SVG_CELL_PX))
+    }
+
     fn render_svg(&self, s: &MazeState) -> String {
         let n = self.params.size;
         let caption = format!("{NAME} t={}", s.t);
-        grid::svg(n, n, 16, &caption, |p| {
+        grid::svg(n, n, SVG_CELL_PX, &caption, |p| {
             if p == s.agent {
                 SvgCell { fill: "#0984e3", glyph: Some(("@", "#ffffff")) }
             } else if s.level.walls.is_wall(p) {
@@ -379,6 +383,9 @@ impl Env for CheeseMaze {
         })
     }
 }
+
+/// Side of one cell in [`Env::render_svg`] pixels (also reported by [`Env::svg_geometry`]).
+const SVG_CELL_PX: usize = 16;
 
 #[cfg(test)]
 mod tests {

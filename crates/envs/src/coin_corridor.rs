@@ -515,9 +515,13 @@ impl Env for CoinCorridor {
         grid::ascii(self.params.length, self.params.height, |p| self.cell_char(s, p))
     }
 
+    fn svg_geometry(&self) -> Option<crate::api::SvgGeometry> {
+        Some(grid::svg_geometry(self.params.length, self.params.height, SVG_CELL_PX))
+    }
+
     fn render_svg(&self, s: &CorridorState) -> String {
         let caption = format!("{NAME} t={}", s.t);
-        grid::svg(self.params.length, self.params.height, 20, &caption, |p| match self.cell_char(s, p) {
+        grid::svg(self.params.length, self.params.height, SVG_CELL_PX, &caption, |p| match self.cell_char(s, p) {
             '@' => SvgCell { fill: "#0984e3", glyph: Some(("@", "#ffffff")) },
             '#' => SvgCell { fill: "#6d4c41", glyph: None },
             '$' => SvgCell { fill: "#fdcb6e", glyph: Some(("$", "#8a6d00")) },
@@ -544,6 +548,9 @@ impl CoinCorridor {
         }
     }
 }
+
+/// Side of one cell in [`Env::render_svg`] pixels (also reported by [`Env::svg_geometry`]).
+const SVG_CELL_PX: usize = 20;
 
 #[cfg(test)]
 mod tests {

@@ -291,6 +291,11 @@ pub fn svg(w: usize, h: usize, px: usize, caption: &str, mut cell: impl FnMut(Po
     s
 }
 
+/// The layout [`svg`] uses for `w × h` cells of `px` pixels: cells from the top-left corner.
+pub fn svg_geometry(w: usize, h: usize, px: usize) -> crate::api::SvgGeometry {
+    crate::api::SvgGeometry { x0: 0.0, y0: 0.0, cell: px as f64, rows: h, cols: w }
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

@@ -352,10 +352,14 @@ impl Env for KeysChests {
         out
     }
 
+    fn svg_geometry(&self) -> Option<crate::api::SvgGeometry> {
+        Some(grid::svg_geometry(self.params.size, self.params.size, SVG_CELL_PX))
+    }
+
     fn render_svg(&self, s: &KcState) -> String {
         let n = self.params.size;
         let caption = format!("{NAME} t={} keys held={}", s.t, s.held);
-        grid::svg(n, n, 20, &caption, |p| match cell_char(s, p) {
+        grid::svg(n, n, SVG_CELL_PX, &caption, |p| match cell_char(s, p) {
             '@' => SvgCell { fill: "#0984e3", glyph: Some(("@", "#ffffff")) },
             '#' => SvgCell { fill: "#2d3436", glyph: None },
             'k' => SvgCell { fill: "#ffeaa7", glyph: Some(("k", "#b8860b")) },
@@ -379,6 +383,9 @@ fn cell_char(s: &KcState, p: Pos) -> char {
         '.'
     }
 }
+
+/// Side of one cell in [`Env::render_svg`] pixels (also reported by [`Env::svg_geometry`]).
+const SVG_CELL_PX: usize = 20;
 
 #[cfg(test)]
 mod tests {

@@ -26,7 +26,7 @@ pub mod registry;
 pub mod vec_env;
 
 pub use any::{AnyEnv, AnyState};
-pub use api::{End, Env, EnvSpec, Events, Step};
+pub use api::{End, Env, EnvSpec, Events, Step, SvgGeometry};
 pub use episode::{AutoReset, EpisodeStats};
 pub use error::EnvError;
 pub use params::EnvParams;

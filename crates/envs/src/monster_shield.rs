@@ -396,10 +396,14 @@ impl Env for MonsterShield {
         out
     }
 
+    fn svg_geometry(&self) -> Option<crate::api::SvgGeometry> {
+        Some(grid::svg_geometry(self.params.size, self.params.size, SVG_CELL_PX))
+    }
+
     fn render_svg(&self, s: &MsState) -> String {
         let n = self.params.size;
         let caption = format!("{NAME} t={} shields held={}", s.t, s.held);
-        grid::svg(n, n, 20, &caption, |p| match cell_char(s, p) {
+        grid::svg(n, n, SVG_CELL_PX, &caption, |p| match cell_char(s, p) {
             '@' | 'X' => SvgCell { fill: "#0984e3", glyph: Some(("@", "#ffffff")) },
             '#' => SvgCell { fill: "#2d3436", glyph: None },
             'a' => SvgCell { fill: "#55efc4", glyph: Some(("a", "#006644")) },
@@ -426,6 +430,9 @@ fn cell_char(s: &MsState, p: Pos) -> char {
         '.'
     }
 }
+
+/// Side of one cell in [`Env::render_svg`] pixels (also reported by [`Env::svg_geometry`]).
+const SVG_CELL_PX: usize = 20;
 
 #[cfg(test)]
 mod tests {

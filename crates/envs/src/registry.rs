@@ -125,7 +125,15 @@ mod tests {
                     }
                 }
                 assert!(!env.render_ascii(&s).is_empty());
-                assert!(env.render_svg(&s).starts_with("<svg"));
+                let svg = env.render_svg(&s);
+                assert!(svg.starts_with("<svg"));
+                // The advertised layout is the one drawn: the last cell's square is in the picture.
+                if let Some(g) = env.svg_geometry() {
+                    let (x, y) = (g.x0 + g.cell * (g.cols - 1) as f64, g.y0 + g.cell * (g.rows - 1) as f64);
+                    let last = format!(r#"<rect x="{x}" y="{y}" width="{}" height="{}""#, g.cell, g.cell);
+                    assert!(svg.contains(&last), "{}: no {last}", e.name);
+                    assert!(!svg.contains(&format!(r#"<rect x="{}" y="{y}""#, x + g.cell)), "{}: more columns", e.name);
+                }
             }
         }
     }

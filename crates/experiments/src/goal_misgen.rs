@@ -12,9 +12,12 @@
 //!   `run_dir/<variant>/seed-N/policy.safetensors`; honours Ctrl-C.
 //! - [`evaluate_policy`]: N episodes of a split, per-episode stats, optional state-visit counts and
 //!   trajectories.
+//! - [`example_trajectories`]: a few example episodes per split as [`Trajectory`] records (level at
+//!   the start, the agent's path, the outcome), stored under [`TRAJECTORIES_KEY`] for the reports.
 //! - Figures: [`outcome_bars`], [`rate_curve`], [`visit_heatmap`], [`learning_curve`].
 
 use crate::context::{Interrupted, RunContext};
+use crate::rollouts;
 use anyhow::Context as _;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData};
@@ -23,7 +26,7 @@ use mesalab_core::{Seed, StreamRng, Streams};
 use mesalab_envs::{Env, EpisodeStats, VecEnv};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::policy::{CnnPolicy, CnnPolicyConfig, MlpPolicy, MlpPolicyConfig, Policy};
-use mesalab_report::svg::{BarChart, BarSeries, Heatmap, LineChart, Series};
+use mesalab_report::svg::{BarChart, BarSeries, CellGeometry, Heatmap, LineChart, Series};
 use mesalab_store::{Artifact, ArtifactKind, MetricRow, RunId, Store};
 use mesalab_train::ppo::{self, ActionSelection, PpoConfig, UpdateLog};
 use rand::Rng;
@@ -622,6 +625,119 @@ fn argmax(logp: &[f32]) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Example trajectories.
+
+/// Store key (JSON) of a run's example trajectories: a list of [`Trajectory`].
+pub const TRAJECTORIES_KEY: &str = "trajectories";
+/// Example episodes played per (variant, split), to find the classes that occur.
+pub const EXAMPLE_EPISODES: usize = 8;
+/// Example episodes kept per (variant, split).
+pub const EXAMPLES_KEPT: usize = 3;
+
+/// `(row, col)` of a grid position; `None` off the grid's top or left edge.
+pub fn grid_cell(p: mesalab_envs::grid::Pos) -> Option<(usize, usize)> {
+    Some((usize::try_from(p.y).ok()?, usize::try_from(p.x).ok()?))
+}
+
+/// One example episode for a report: the level as it looked at the start, where the agent went and
+/// how the episode was classified. The report draws the path over the level from these alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trajectory {
+    /// Variant (e.g. `rp-0`; empty when the experiment has none).
+    pub variant: String,
+    pub split: String,
+    /// The policy's seed.
+    pub seed: u64,
+    pub class: EpisodeClass,
+    pub episode_return: f64,
+    pub performance: f64,
+    pub length: u32,
+    /// `Env::render_svg` of the episode's first state.
+    pub level_svg: String,
+    /// Cell layout of `level_svg`; `None` when the env's render is not a grid.
+    pub geometry: Option<CellGeometry>,
+    /// `(row, col)` of the agent in every state from the first to the last.
+    pub path: Vec<(usize, usize)>,
+}
+
+/// How [`example_trajectories`] plays and classifies.
+pub struct ExampleJob<'a, S> {
+    pub variant: &'a str,
+    pub split: &'a str,
+    /// The policy's seed (also seeds the example episodes' own RNG streams).
+    pub seed: u64,
+    pub selection: ActionSelection,
+    /// Episodes to keep out of those played.
+    pub keep: usize,
+    pub position: PositionFn<'a, S>,
+    /// The experiment's class of a finished episode, from its first state and its stats.
+    pub classify: &'a dyn Fn(&S, &EpisodeStats) -> EpisodeClass,
+}
+
+/// Plays one episode from each of `starts` and keeps `job.keep` of them, one of each class that
+/// occurred first ([`pick_examples`]). The episodes use their own RNG streams
+/// (`example-actions-<variant>-<split>`, `example-env-…`), so the counted evaluation is untouched:
+/// they are examples of the policy on the split, not a sample of the counted episodes.
+pub fn example_trajectories<E: Env>(
+    env: &E,
+    policy: &AnyPolicy,
+    starts: Vec<E::State>,
+    job: &ExampleJob<'_, E::State>,
+) -> Vec<Trajectory> {
+    let streams = Streams::new(Seed(job.seed));
+    let tag = format!("{}-{}", job.variant, job.split);
+    let played = rollouts::trace_any(
+        env,
+        policy,
+        job.selection,
+        starts.clone(),
+        &mut streams.stream(&format!("example-actions-{tag}")),
+        &mut streams.stream(&format!("example-env-{tag}")),
+        job.position,
+    );
+    let classes: Vec<EpisodeClass> =
+        starts.iter().zip(&played).map(|(s, (stats, _))| (job.classify)(s, stats)).collect();
+    let geometry =
+        env.svg_geometry().map(|g| CellGeometry { x0: g.x0, y0: g.y0, cell: g.cell, rows: g.rows, cols: g.cols });
+    pick_examples(&classes, job.keep)
+        .into_iter()
+        .map(|i| {
+            let (stats, path) = &played[i];
+            Trajectory {
+                variant: job.variant.to_string(),
+                split: job.split.to_string(),
+                seed: job.seed,
+                class: classes[i],
+                episode_return: stats.episode_return,
+                performance: stats.performance,
+                length: stats.length,
+                level_svg: env.render_svg(&starts[i]),
+                geometry,
+                path: path.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Indices of up to `keep` episodes to show: the first episode of every class that occurred, then
+/// the earliest others; ordered robust → objective failure → capability failure, then by index.
+pub fn pick_examples(classes: &[EpisodeClass], keep: usize) -> Vec<usize> {
+    let mut picked: Vec<usize> =
+        EpisodeClass::ALL.iter().filter_map(|c| classes.iter().position(|x| x == c)).take(keep).collect();
+    for i in 0..classes.len() {
+        if picked.len() >= keep {
+            break;
+        }
+        if !picked.contains(&i) {
+            picked.push(i);
+        }
+    }
+    let rank = |c: EpisodeClass| EpisodeClass::ALL.iter().position(|x| *x == c).unwrap_or(0);
+    picked.sort_by_key(|&i| (rank(classes[i]), i));
+    picked
+}
+
+// ---------------------------------------------------------------------------------------------
 // Figures (each returns a standalone `<svg>`; data come from the store via the caller).
 
 /// Grouped bars of rates with Wilson whiskers: one group per entry of `groups` (e.g. `train`,
@@ -742,5 +858,15 @@ mod tests {
         assert_eq!(c.ci(EpisodeClass::CapabilityFailure), wilson(0, 3));
         let r = Rate::pooled(&[Rate::new(1, 4), Rate::new(3, 4)]);
         assert_eq!((r.k, r.n, r.rate), (4, 8, 0.5));
+    }
+
+    #[test]
+    fn examples_show_every_class_that_occurred_first() {
+        use EpisodeClass::{CapabilityFailure as C, ObjectiveFailure as O, Robust as R};
+        assert_eq!(pick_examples(&[O, O, C, O, R], 3), vec![4, 0, 2]);
+        assert_eq!(pick_examples(&[O, O, O, C], 3), vec![0, 1, 3]);
+        assert_eq!(pick_examples(&[R, O, C], 2), vec![0, 1]);
+        assert_eq!(pick_examples(&[O], 3), vec![0]);
+        assert!(pick_examples(&[], 3).is_empty() && pick_examples(&[R], 0).is_empty());
     }
 }

@@ -5,14 +5,17 @@
 //! what happened along the way (cells visited, shields picked up after the last monster died).
 //! [`play`] runs a batch of start states to the end of their episodes, in lock-step batches so the
 //! policy sees a whole batch per forward pass, and calls an observer after every step.
+//! [`trace_any`] uses it to record the agent's path from the first state to the last one
+//! (which the auto-resetting [`mesalab_envs::VecEnv`] cannot give: it resets on the final step).
 
-use crate::goal_misgen::AnyPolicy;
+use crate::goal_misgen::{AnyPolicy, PositionFn};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData};
 use mesalab_core::StreamRng;
 use mesalab_envs::{Env, EpisodeStats, Step};
 use mesalab_nn::device::cpu;
 use mesalab_nn::policy::Policy;
+use mesalab_train::ppo::ActionSelection;
 use rand::Rng;
 
 /// Episodes played side by side per forward pass.
@@ -53,6 +56,10 @@ fn sample(logp: &[f32], rng: &mut StreamRng) -> usize {
     logp.len() - 1
 }
 
+fn argmax(logp: &[f32]) -> usize {
+    logp.iter().enumerate().fold(0, |best, (a, lp)| if *lp > logp[best] { a } else { best })
+}
+
 /// Plays one episode from each of `starts` with `policy`, sampling actions from `action_rng`
 /// (env randomness from `env_rng`), and returns each episode's stats and its observer record.
 ///
@@ -62,6 +69,21 @@ fn sample(logp: &[f32], rng: &mut StreamRng) -> usize {
 pub fn play<E: Env, P: Policy, X>(
     env: &E,
     policy: &P,
+    starts: Vec<E::State>,
+    action_rng: &mut StreamRng,
+    env_rng: &mut StreamRng,
+    init: impl Fn(usize, &E::State) -> X,
+    observe: impl FnMut(&mut X, &E::State, &Step),
+) -> Vec<(EpisodeStats, X)> {
+    play_selecting(env, policy, ActionSelection::Sample, starts, action_rng, env_rng, init, observe)
+}
+
+/// [`play`] with the actions picked by `selection` (greedy play draws nothing from `action_rng`).
+#[allow(clippy::too_many_arguments)]
+pub fn play_selecting<E: Env, P: Policy, X>(
+    env: &E,
+    policy: &P,
+    selection: ActionSelection,
     starts: Vec<E::State>,
     action_rng: &mut StreamRng,
     env_rng: &mut StreamRng,
@@ -94,7 +116,11 @@ pub fn play<E: Env, P: Policy, X>(
             }
             let lp = log_probs(&policy, obs, running.len(), obs_len);
             for (j, &i) in running.iter().enumerate() {
-                let a = sample(&lp[j * k..(j + 1) * k], action_rng);
+                let lp = &lp[j * k..(j + 1) * k];
+                let a = match selection {
+                    ActionSelection::Sample => sample(lp, action_rng),
+                    ActionSelection::Greedy => argmax(lp),
+                };
                 let (state, stats, x, done) = &mut live[i];
                 let step = env.step(state, a, env_rng);
                 stats.record(&step);
@@ -128,5 +154,24 @@ pub fn play_any<E: Env, X>(
     match policy {
         AnyPolicy::Mlp(p) => play(env, p, starts, action_rng, env_rng, init, observe),
         AnyPolicy::Cnn(p) => play(env, p, starts, action_rng, env_rng, init, observe),
+    }
+}
+
+/// Plays one episode from each of `starts` and returns its stats and the agent's path: the cells of
+/// every state from the start to the final one (states without a position are skipped).
+pub fn trace_any<E: Env>(
+    env: &E,
+    policy: &AnyPolicy,
+    selection: ActionSelection,
+    starts: Vec<E::State>,
+    action_rng: &mut StreamRng,
+    env_rng: &mut StreamRng,
+    position: PositionFn<'_, E::State>,
+) -> Vec<(EpisodeStats, Vec<(usize, usize)>)> {
+    let init = |_: usize, s: &E::State| position(s).into_iter().collect::<Vec<_>>();
+    let observe = |path: &mut Vec<(usize, usize)>, s: &E::State, _: &Step| path.extend(position(s));
+    match policy {
+        AnyPolicy::Mlp(p) => play_selecting(env, p, selection, starts, action_rng, env_rng, init, observe),
+        AnyPolicy::Cnn(p) => play_selecting(env, p, selection, starts, action_rng, env_rng, init, observe),
     }
 }

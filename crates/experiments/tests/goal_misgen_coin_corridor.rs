@@ -63,9 +63,19 @@ fn quick_smoke_run_writes_rates_verdict_and_report() {
     assert!(!store.metric_series(done.run_id, Some(1), "rp-20/train/approx_kl").unwrap().is_empty());
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("random_percent"));
+    // Example trajectories: stored for both splits, drawn over their levels (a dozen at most).
+    let examples: Vec<serde_json::Value> = store.get_json(done.run_id, "trajectories").unwrap().unwrap();
+    assert!(
+        ["train", "deploy"].iter().all(|sp| examples
+            .iter()
+            .any(|t| t["split"] == *sp && t["path"].as_array().is_some_and(|p| !p.is_empty())))
+    );
+    let drawn = html.matches(r#"aria-label="agent path""#).count();
+    assert!(html.contains("Example trajectories") && (2..=12).contains(&drawn), "{drawn} trajectory figures");
     std::fs::remove_file(dir.join("report.html")).unwrap();
     regenerate_report(&store, &dir).unwrap();
-    assert!(dir.join("report.html").is_file());
+    let again = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert_eq!(again.matches(r#"aria-label="agent path""#).count(), drawn, "redrawn from the store");
 }
 
 #[test]

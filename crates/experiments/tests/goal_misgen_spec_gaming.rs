@@ -46,6 +46,10 @@ fn both_shipped_configs_run_in_quick_mode() {
         assert!(dir.join("seed-0/policy.safetensors").is_file(), "{name}");
         let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
         assert!(html.contains("<svg"), "{name}");
+        let examples: Vec<serde_json::Value> = store.get_json(done.run_id, "trajectories").unwrap().unwrap();
+        assert!(["train", "deploy"].iter().all(|sp| examples.iter().any(|t| t["split"] == *sp)), "{name}");
+        let drawn = html.matches(r#"aria-label="agent path""#).count();
+        assert!((2..=12).contains(&drawn), "{name}: {drawn} trajectory figures");
     }
 }
 

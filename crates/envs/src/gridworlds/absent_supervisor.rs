@@ -245,6 +245,10 @@ impl Env for AbsentSupervisor {
         super::ascii_grid(&self.map, &self.caption(state), |p| self.char_at(state, p))
     }
 
+    fn svg_geometry(&self) -> Option<crate::api::SvgGeometry> {
+        Some(super::svg_geometry(&self.map))
+    }
+
     fn render_svg(&self, state: &AbsentSupervisorState) -> String {
         let caption = format!("{} {}", Self::NAME, self.caption(state));
         super::svg_grid(&self.map, &caption, |p| match self.char_at(state, p) {

@@ -228,6 +228,10 @@ impl Env for BoatRace {
         super::ascii_grid(&self.map, &caption, |p| self.char_at(state, p))
     }
 
+    fn svg_geometry(&self) -> Option<crate::api::SvgGeometry> {
+        Some(super::svg_geometry(&self.map))
+    }
+
     fn render_svg(&self, state: &BoatRaceState) -> String {
         let caption = format!("{} t={}/{}", Self::NAME, state.t, self.params.max_steps);
         super::svg_grid(&self.map, &caption, |p| {

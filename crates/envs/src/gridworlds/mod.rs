@@ -252,6 +252,11 @@ pub(crate) mod colour {
 /// Side of one cell in SVG pixels.
 const CELL_PX: usize = 32;
 
+/// The layout [`svg_grid`] uses for `map`: cells of [`CELL_PX`] from the top-left corner.
+pub(crate) fn svg_geometry(map: &Map) -> crate::api::SvgGeometry {
+    crate::api::SvgGeometry { x0: 0.0, y0: 0.0, cell: CELL_PX as f64, rows: map.height(), cols: map.width() }
+}
+
 /// A standalone `<svg>`: one coloured square per cell plus an optional glyph, and a caption line.
 /// `cell(p)` returns the fill colour and the glyph (escaped here) of cell `p`.
 pub(crate) fn svg_grid(map: &Map, caption: &str, cell: impl Fn(Pos) -> (&'static str, Option<char>)) -> String {

@@ -348,6 +348,10 @@ impl Env for TomatoWatering {
         super::ascii_grid(&self.map, &self.caption(state), |p| self.true_char(state, p))
     }
 
+    fn svg_geometry(&self) -> Option<crate::api::SvgGeometry> {
+        Some(super::svg_geometry(&self.map))
+    }
+
     fn render_svg(&self, state: &TomatoWateringState) -> String {
         let caption = format!("{} {}", Self::NAME, self.caption(state));
         super::svg_grid(&self.map, &caption, |p| match self.true_char(state, p) {

@@ -14,14 +14,20 @@
 //! [`report`] draws the HTML from the store alone.
 
 pub mod config;
+pub mod inside;
 pub mod logistic;
 mod report;
+pub mod reward_inference;
+pub mod steering;
 
 pub use config::Config;
 pub use report::report;
 
 use crate::context::RunContext;
-use crate::goal_misgen::{self, AnyPolicy, Counts, EpisodeClass, Rate, TrainJob, summarize};
+use crate::goal_misgen::{
+    self, AnyPolicy, Counts, EXAMPLE_EPISODES, EXAMPLES_KEPT, EpisodeClass, ExampleJob, Rate, TrainJob, Trajectory,
+    summarize,
+};
 use crate::rollouts;
 use mesalab_core::{Seed, Streams};
 use mesalab_envs::Env;
@@ -105,9 +111,14 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut decision_rows = Vec::new();
     let mut fits = serde_json::Map::new();
     let mut by_variant = serde_json::Map::new();
+    let mut trajectories = Vec::new();
     for &r in &cfg.train.rand_regions {
         let variant = format!("r{r}");
         let train_env = CheeseMaze::new(cfg.train_params(r))?;
+        // The first training-distribution levels `evaluate_seed` plays (same stream).
+        let mut train_level_rng = Streams::new(Seed(cfg.run.seed)).stream("train-levels");
+        let example_train: Vec<MazeState> =
+            (0..EXAMPLE_EPISODES).map(|_| train_env.reset(&mut train_level_rng)).collect();
         let mut visits = vec![vec![0.0f64; size]; size];
         let (mut deploy_all, mut train_all, mut decisions_all) = (Vec::new(), Vec::new(), Vec::new());
         for seed in cfg.seed_list() {
@@ -117,6 +128,13 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             ctx.check_interrupt()?;
             ctx.progress.start(&format!("{variant} seed {seed}: evaluating"), 1);
             let e = evaluate_seed(cfg, &trained.policy, &train_env, &deploy_env, &deploy_levels, seed, &mut visits);
+            if seed == cfg.run.seed {
+                for (split, env, levels) in
+                    [("train", &train_env, &example_train[..]), ("deploy", &deploy_env, &deploy_levels[..])]
+                {
+                    trajectories.extend(examples(env, &trained.policy, levels, &variant, split, seed));
+                }
+            }
             ctx.progress.advance(1);
             ctx.progress.finish();
             for (split, eps) in [("deploy", &e.deploy), ("train", &e.train)] {
@@ -161,6 +179,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     }) {
         ctx.store.put_json(ctx.run_id, "example_level_svg", &deploy_env.render_svg(example))?;
     }
+    ctx.store.put_json(ctx.run_id, goal_misgen::TRAJECTORIES_KEY, &trajectories)?;
     ctx.store.put_table(
         ctx.run_id,
         &ResultTable {
@@ -267,6 +286,29 @@ pub fn evaluate_seed(
     let train = play(train_env, &train_levels, "train", false);
     let decisions = decisions(deploy_env, policy, deploy_levels);
     SeedEval { deploy, train, decisions }
+}
+
+/// Example trajectories from the first of `levels`, classified as [`evaluate_seed`] does.
+fn examples(
+    env: &CheeseMaze,
+    policy: &AnyPolicy,
+    levels: &[MazeState],
+    variant: &str,
+    split: &str,
+    seed: u64,
+) -> Vec<Trajectory> {
+    let class =
+        |_: &MazeState, st: &mesalab_envs::EpisodeStats| classify(st.happened(EV_CHEESE), st.happened(EV_TOP_RIGHT));
+    let job = ExampleJob {
+        variant,
+        split,
+        seed,
+        selection: mesalab_train::ppo::ActionSelection::Sample,
+        keep: EXAMPLES_KEPT,
+        position: &|s: &MazeState| goal_misgen::grid_cell(s.agent),
+        classify: &class,
+    };
+    goal_misgen::example_trajectories(env, policy, levels.iter().take(EXAMPLE_EPISODES).cloned().collect(), &job)
 }
 
 /// The policy's move probabilities at the decision square of every level that has one.

@@ -1,7 +1,7 @@
 //! The `cheese-maze` HTML report, drawn from the store alone.
 
 use crate::goal_misgen::{EpisodeClass, Rate, learning_curve, outcome_bars, rate_curve, visit_heatmap};
-use crate::misgen_report::{aggregate_section, rate, rate_cell, verdict_section};
+use crate::misgen_report::{aggregate_section, rate, rate_cell, trajectories_section, verdict_section};
 use anyhow::Context as _;
 use mesalab_report::html::{Cell, Page};
 use mesalab_report::svg::color::palette;
@@ -220,6 +220,13 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
     if !figs.is_empty() {
         page.section("Where the agents go").figure_row(figs);
     }
+    // The extremes of the sweep, as for the coin corridor: at most 2 × 2 splits × 3 pictures.
+    let shown: Vec<(String, String)> = match (variants.first(), variants.last()) {
+        (Some(a), Some(b)) if variants.len() > 1 => vec![a.clone(), b.clone()],
+        (Some(a), _) => vec![a.clone()],
+        _ => Vec::new(),
+    };
+    trajectories_section(&mut page, store, run, &shown)?;
     aggregate_section(&mut page, &summary);
     page.section("Configuration").details("resolved config (TOML)", record.config_toml.clone());
     Ok(page.render())

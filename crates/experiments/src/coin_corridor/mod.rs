@@ -14,6 +14,7 @@
 //! reaches a [`verdict`]. [`report`] draws the HTML report from the store alone.
 
 pub mod config;
+pub mod inside;
 mod report;
 
 pub use config::Config;
@@ -21,12 +22,13 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::goal_misgen::{
-    self, Counts, EpisodeClass, EvalJob, EvalOutcome, PositionFn, Rate, TrainJob, classify, evaluate_policy, summarize,
-    train_policy,
+    self, Counts, EXAMPLE_EPISODES, EXAMPLES_KEPT, EpisodeClass, EvalJob, EvalOutcome, ExampleJob, PositionFn, Rate,
+    TrainJob, Trajectory, classify, evaluate_policy, summarize, train_policy,
 };
 use mesalab_core::config::Validate as _;
-use mesalab_envs::EpisodeStats;
+use mesalab_core::{Seed, Streams};
 use mesalab_envs::coin_corridor::{CoinCorridor, CorridorState, EV_COIN, EV_DIED, EV_END, EV_TIMEOUT};
+use mesalab_envs::{Env, EpisodeStats};
 use mesalab_store::{MetricRow, ResultTable};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -105,6 +107,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut per_seed: Vec<SeedResult> = Vec::new();
     let mut knobs: Vec<KnobResult> = Vec::new();
     let mut rows = Vec::new();
+    let mut examples = Vec::new();
     for &rp in &cfg.sweep.random_percent {
         let name = variant(rp);
         let (mut all_train, mut all_deploy) = (Vec::new(), Vec::new());
@@ -131,6 +134,9 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             }
             if i == 0 {
                 trajectories = deploy_out.trajectories.clone();
+                for (split, env) in [("train", &eval_train), ("deploy", &eval_deploy)] {
+                    examples.extend(example_trajectories(cfg, &trained.policy, env, &name, split, seed));
+                }
             }
             let r = SeedResult {
                 random_percent: rp,
@@ -163,6 +169,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             &json!({ "rows": h, "cols": l, "counts": visits, "trajectories": trajectories }),
         )?;
     }
+    ctx.store.put_json(ctx.run_id, goal_misgen::TRAJECTORIES_KEY, &examples)?;
     ctx.store.put_table(
         ctx.run_id,
         &ResultTable { name: "outcomes".into(), columns: TABLE_COLUMNS.iter().map(|s| s.to_string()).collect(), rows },
@@ -205,6 +212,30 @@ fn evaluate_seed(
     let train = evaluate_policy(policy, eval_train.clone(), &job(0), None)?;
     let deploy = evaluate_policy(policy, eval_deploy.clone(), &job(3), Some((pos, grid)))?;
     Ok((train, deploy))
+}
+
+/// Example episodes of one policy on fresh levels of a split (their own level stream), with the
+/// evaluation's action selection.
+fn example_trajectories(
+    cfg: &Config,
+    policy: &goal_misgen::AnyPolicy,
+    env: &CoinCorridor,
+    variant: &str,
+    split: &str,
+    seed: u64,
+) -> Vec<Trajectory> {
+    let mut level_rng = Streams::new(Seed(cfg.eval.seed)).stream(&format!("example-levels-{split}"));
+    let starts = (0..EXAMPLE_EPISODES).map(|_| env.reset(&mut level_rng)).collect();
+    let job = ExampleJob {
+        variant,
+        split,
+        seed,
+        selection: cfg.eval.selection,
+        keep: EXAMPLES_KEPT,
+        position: &|s: &CorridorState| goal_misgen::grid_cell(s.agent),
+        classify: &|_, e| classify_episode(e),
+    };
+    goal_misgen::example_trajectories(env, policy, starts, &job)
 }
 
 const TABLE_COLUMNS: &[&str] = &[

@@ -157,6 +157,14 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         s.figure_row(figs);
     }
 
+    let shown: Vec<(String, String)> = [knobs.first(), knobs.last()]
+        .into_iter()
+        .flatten()
+        .take(if knobs.len() > 1 { 2 } else { 1 })
+        .map(|k| (format!("rp-{}", k["random_percent"]), format!("random_percent = {}", k["random_percent"])))
+        .collect();
+    crate::misgen_report::trajectories_section(&mut page, store, run, &shown)?;
+
     let s = page.section("Learning curves");
     let variants: Vec<(String, String)> = knobs
         .iter()

@@ -15,21 +15,23 @@
 //!
 //! Reading order: [`run`] → [`evaluate_split`] → [`verdict`]; [`report`] draws from the store.
 
+pub mod inside;
 mod report;
 
 pub use report::report;
 
 use crate::context::RunContext;
 use crate::goal_misgen::{
-    self, AnyPolicy, Counts, EpisodeClass, PolicyConfig, Rate, TrainJob, summarize, validate_ppo,
+    self, AnyPolicy, Counts, EXAMPLE_EPISODES, EXAMPLES_KEPT, EpisodeClass, ExampleJob, PolicyConfig, Rate, TrainJob,
+    summarize, validate_ppo,
 };
 use crate::rollouts;
 use mesalab_core::config::{Invalid, Validate};
 use mesalab_core::{Seed, Streams};
 use mesalab_envs::grid::Walls;
-use mesalab_envs::keys_chests::{EV_CHEST, EV_KEY, KcLevel, KeysChests, KeysChestsParams, excess_keys};
+use mesalab_envs::keys_chests::{EV_CHEST, EV_KEY, KcLevel, KcState, KeysChests, KeysChestsParams, excess_keys};
 use mesalab_store::ResultTable;
-use mesalab_train::ppo::PpoConfig;
+use mesalab_train::ppo::{ActionSelection, PpoConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -348,6 +350,31 @@ pub fn evaluate_split(
         .collect()
 }
 
+/// Example trajectories on the first levels of a split, classified as [`evaluate_split`] does.
+fn examples(
+    env: &KeysChests,
+    policy: &AnyPolicy,
+    levels: &[KcLevel],
+    seed: u64,
+    split: &str,
+) -> Vec<goal_misgen::Trajectory> {
+    let class = |s: &KcState, st: &mesalab_envs::EpisodeStats| {
+        let all_opened = st.counts[EV_CHEST] as usize >= s.level.keys.len().min(s.level.chests.len());
+        classify(all_opened, excess_keys(st))
+    };
+    let job = ExampleJob {
+        variant: "",
+        split,
+        seed,
+        selection: ActionSelection::Sample,
+        keep: EXAMPLES_KEPT,
+        position: &|s: &KcState| goal_misgen::grid_cell(s.agent),
+        classify: &class,
+    };
+    let starts = levels.iter().take(EXAMPLE_EPISODES).map(|l| env.state_for(l.clone())).collect();
+    goal_misgen::example_trajectories(env, policy, starts, &job)
+}
+
 /// Per-split numbers of one policy or of pooled policies.
 fn split_summary(eps: &[Episode]) -> serde_json::Value {
     let n = eps.len().max(1) as f64;
@@ -383,6 +410,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut per_seed = Vec::new();
     let mut pooled: [Vec<Episode>; 2] = [Vec::new(), Vec::new()];
     let mut rows = Vec::new();
+    let mut trajectories = Vec::new();
     for seed in cfg.seed_list() {
         let job = TrainJob { variant: "", seed, ppo: &cfg.ppo, model: &cfg.model, log_every: cfg.train.log_every };
         let trained = goal_misgen::train_policy(ctx, envs[0].1.clone(), &job)?;
@@ -391,6 +419,9 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         let mut m = serde_json::Map::new();
         m.insert("seed".into(), json!(seed));
         for (i, (split, env)) in envs.iter().enumerate() {
+            if seed == cfg.run.seed {
+                trajectories.extend(examples(env, &trained.policy, &levels[i], seed, split));
+            }
             let eps = evaluate_split(env, &trained.policy, &levels[i], seed, split);
             ctx.progress.advance(1);
             let s = split_summary(&eps);
@@ -435,6 +466,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         ctx.progress.finish();
         per_seed.push(serde_json::Value::Object(m));
     }
+    ctx.store.put_json(ctx.run_id, goal_misgen::TRAJECTORIES_KEY, &trajectories)?;
     ctx.store.put_table(
         ctx.run_id,
         &ResultTable {

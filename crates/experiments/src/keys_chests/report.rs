@@ -1,7 +1,7 @@
 //! The `keys-chests` HTML report, drawn from the store alone.
 
 use crate::goal_misgen::{EpisodeClass, Rate, learning_curve, outcome_bars};
-use crate::misgen_report::{aggregate_section, rate, rate_cell, verdict_section};
+use crate::misgen_report::{aggregate_section, rate, rate_cell, trajectories_section, verdict_section};
 use anyhow::Context as _;
 use mesalab_report::html::{Cell, Page};
 use mesalab_report::svg::{BarChart, BarSeries};
@@ -89,6 +89,7 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         (outcome_bars("Episode classes", &groups, &series), "Share of episodes per class, per split.".into()),
         (chart.to_svg(), "Distribution of keys collected and never used.".into()),
     ]);
+    trajectories_section(&mut page, store, run, &[(String::new(), String::new())])?;
     let variants = vec![(String::new(), "policy".to_string())];
     page.section("Training").figure_row(vec![
         (

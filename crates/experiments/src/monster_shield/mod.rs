@@ -20,7 +20,8 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::goal_misgen::{
-    self, AnyPolicy, Counts, EpisodeClass, PolicyConfig, Rate, TrainJob, summarize, validate_ppo,
+    self, AnyPolicy, Counts, EXAMPLE_EPISODES, EXAMPLES_KEPT, EpisodeClass, ExampleJob, PolicyConfig, Rate,
+    TRAJECTORIES_KEY, TrainJob, summarize, validate_ppo,
 };
 use crate::rollouts;
 use mesalab_core::config::{Invalid, Validate};
@@ -31,7 +32,7 @@ use mesalab_envs::monster_shield::{
     EV_APPLE, EV_HIT, EV_SHIELD, EV_SHIELD_AFTER, MonsterShield, MonsterShieldParams, MsState,
 };
 use mesalab_store::ResultTable;
-use mesalab_train::ppo::PpoConfig;
+use mesalab_train::ppo::{ActionSelection, PpoConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -350,6 +351,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut per_seed = Vec::new();
     let mut pooled: [Vec<Episode>; 2] = [Vec::new(), Vec::new()];
     let mut rows = Vec::new();
+    let mut trajectories = Vec::new();
     for seed in cfg.seed_list() {
         let job = TrainJob { variant: "", seed, ppo: &cfg.ppo, model: &cfg.model, log_every: cfg.train.log_every };
         let trained = goal_misgen::train_policy(ctx, envs[0].1.clone(), &job)?;
@@ -358,6 +360,22 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         let mut m = serde_json::Map::new();
         m.insert("seed".into(), json!(seed));
         for (i, (split, env)) in envs.iter().enumerate() {
+            if seed == cfg.run.seed {
+                let classify_ex = |_: &MsState, st: &mesalab_envs::EpisodeStats| {
+                    classify(st.counts[EV_SHIELD_AFTER], st.counts[EV_APPLE], st.length, cfg.eval.min_apples_per_25)
+                };
+                let example = ExampleJob {
+                    variant: "",
+                    split,
+                    seed,
+                    selection: ActionSelection::Sample,
+                    keep: EXAMPLES_KEPT,
+                    position: &|s: &MsState| goal_misgen::grid_cell(s.agent),
+                    classify: &classify_ex,
+                };
+                let starts = levels[i].iter().take(EXAMPLE_EPISODES).cloned().collect();
+                trajectories.extend(goal_misgen::example_trajectories(env, &trained.policy, starts, &example));
+            }
             let eps = evaluate_split(env, &trained.policy, &levels[i], seed, split, cfg.eval.min_apples_per_25);
             ctx.progress.advance(1);
             let s = split_summary(&eps);
@@ -391,6 +409,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         ctx.progress.finish();
         per_seed.push(serde_json::Value::Object(m));
     }
+    ctx.store.put_json(ctx.run_id, TRAJECTORIES_KEY, &trajectories)?;
     ctx.store.put_table(
         ctx.run_id,
         &ResultTable {

@@ -1,7 +1,7 @@
 //! The `monster-shield` HTML report, drawn from the store alone.
 
 use crate::goal_misgen::{EpisodeClass, Rate, learning_curve, outcome_bars};
-use crate::misgen_report::{aggregate_section, rate, rate_cell, verdict_section};
+use crate::misgen_report::{aggregate_section, rate, rate_cell, trajectories_section, verdict_section};
 use anyhow::Context as _;
 use mesalab_report::html::{Cell, Page};
 use mesalab_store::{RunId, Store};
@@ -60,6 +60,7 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         })
         .collect();
     s.figure(outcome_bars("Episode classes", &groups, &series), "Share of episodes per class, per split.");
+    trajectories_section(&mut page, store, run, &[(String::new(), String::new())])?;
     let variants = vec![(String::new(), "policy".to_string())];
     page.section("Training").figure_row(vec![
         (

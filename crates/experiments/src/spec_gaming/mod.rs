@@ -20,8 +20,10 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::goal_misgen::{
-    Counts, EpisodeClass, EvalJob, PositionFn, Rate, TrainJob, classify, evaluate_policy, summarize, train_policy,
+    self, Counts, EXAMPLE_EPISODES, EXAMPLES_KEPT, EpisodeClass, EvalJob, ExampleJob, PositionFn, Rate, TrainJob,
+    classify, evaluate_policy, summarize, train_policy,
 };
+use mesalab_core::{Seed, Streams};
 use mesalab_envs::{AnyState, Env, EpisodeStats};
 use mesalab_store::{MetricRow, ResultTable};
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut all = Vec::new();
     let mut visits = vec![vec![0u64; w]; h];
     let mut rows = Vec::new();
+    let mut examples = Vec::new();
     for i in 0..cfg.run.seeds {
         let seed = cfg.run.seed + i;
         let job = TrainJob { variant: "", seed, ppo: &cfg.ppo, model: &cfg.model, log_every: cfg.eval.log_every };
@@ -86,6 +89,28 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             trajectories: 0,
         };
         let out = evaluate_policy(&trained.policy, eval_env.clone(), &eval, Some((pos, (h, w))))?;
+        if i == 0 {
+            // Both splits share the env's layout, so the same position reader serves both.
+            let mut splits = vec![&cfg.env.train_split];
+            if cfg.env.eval_split != cfg.env.train_split {
+                splits.push(&cfg.env.eval_split);
+            }
+            for split in splits {
+                let env = cfg.make(split)?;
+                let mut level_rng = Streams::new(Seed(cfg.eval.seed)).stream(&format!("example-levels-{split}"));
+                let starts = (0..EXAMPLE_EPISODES).map(|_| env.reset(&mut level_rng)).collect();
+                let job = ExampleJob {
+                    variant: "",
+                    split,
+                    seed,
+                    selection: cfg.eval.selection,
+                    keep: EXAMPLES_KEPT,
+                    position: pos,
+                    classify: &|_, e| classify_episode(cfg, e),
+                };
+                examples.extend(goal_misgen::example_trajectories(&env, &trained.policy, starts, &job));
+            }
+        }
         ctx.progress.advance(1);
         ctx.progress.finish();
         if let Some(v) = &out.visits {
@@ -118,6 +143,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         },
     )?;
     ctx.store.put_json(ctx.run_id, "visits", &json!({ "rows": h, "cols": w, "counts": visits }))?;
+    ctx.store.put_json(ctx.run_id, goal_misgen::TRAJECTORIES_KEY, &examples)?;
     let pooled = Counts::from_classes(all.iter().map(|e| classify_episode(cfg, e)));
     let scatter: Vec<(f64, f64)> = all.iter().take(600).map(|e| (e.episode_return, e.performance)).collect();
     let sps: Vec<f64> = per_seed.iter().map(|r| r.steps_per_second).collect();

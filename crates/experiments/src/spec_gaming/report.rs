@@ -110,6 +110,7 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
             "Share of steps per cell, all seeds.",
         );
     }
+    crate::misgen_report::trajectories_section(&mut page, store, run, &[(String::new(), String::new())])?;
     page.section("Summary").details_json("summary.json", &summary);
     Ok(page.render())
 }

@@ -9,17 +9,20 @@
 //! - [`Heatmap`]: matrices (attention patterns) with a colour bar, sequential or diverging.
 //! - [`BarChart`]: grouped or stacked bars with optional confidence-interval whiskers.
 //! - [`Scatter`]: point clouds with an optional `y = x` diagonal.
+//! - [`overlay_path`]: an agent's path over a grid picture laid out as a [`CellGeometry`].
 
 mod bar;
 pub mod color;
 mod heatmap;
 mod line;
+mod path;
 pub mod scale;
 mod scatter;
 
 pub use bar::{BarChart, BarSeries};
 pub use heatmap::Heatmap;
 pub use line::{LineChart, RefLine, Series};
+pub use path::{CellGeometry, overlay_path};
 pub use scatter::{Scatter, ScatterSeries};
 
 use crate::escape;
