@@ -15,7 +15,7 @@ use mesalab_core::config::Override;
 use mesalab_experiments::{EXPERIMENTS, Plan, PlanOptions, RunError, execute, regenerate_report};
 use mesalab_report::html::{IndexEntry, Status, index_page};
 use mesalab_store::Store;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -153,9 +153,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let width = shapes.iter().map(|h| h.name.len()).max().unwrap_or(0);
             let dims: Vec<String> = shapes.iter().map(|h| format!("[{}]", h.dims.join(", "))).collect();
             let dims_width = dims.iter().map(|d| d.chars().count()).max().unwrap_or(0);
+            let mut out = std::io::stdout().lock();
             for (h, d) in shapes.into_iter().zip(dims) {
                 let shape = h.shape.map(|s| format!("{s:?}")).unwrap_or_else(|| "(not reached)".into());
-                println!("{:width$}  {d:dims_width$}  {shape}", h.name);
+                // A closed pipe (`mesalab hooks … | head`) ends the listing quietly.
+                if writeln!(out, "{:width$}  {d:dims_width$}  {shape}", h.name).is_err() {
+                    break;
+                }
             }
             Ok(())
         }

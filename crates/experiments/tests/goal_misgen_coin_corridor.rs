@@ -27,6 +27,8 @@ const TINY: &[&str] = &[
     "eval.episodes=20",
     "eval.num_envs=10",
     "eval.log_every=2",
+    "inside.preference_episodes=20",
+    "inside.probe_levels=80",
 ];
 
 #[test]
@@ -72,6 +74,21 @@ fn quick_smoke_run_writes_rates_verdict_and_report() {
     );
     let drawn = html.matches(r#"aria-label="agent path""#).count();
     assert!(html.contains("Example trajectories") && (2..=12).contains(&drawn), "{drawn} trajectory figures");
+    // Goal preference: two counterfactual tests per variant, every episode counted once.
+    let prefs = s["inferred_mesa_objective"].as_array().unwrap();
+    assert_eq!(prefs.len(), 4, "2 variants × 2 tests: {prefs:?}");
+    for p in prefs {
+        let pooled = &p["pooled"];
+        assert_eq!(pooled["episodes"], 40, "20 episodes × 2 seeds");
+        let counted: u64 = pooled["pursued"].as_array().unwrap().iter().map(|r| r["k"].as_u64().unwrap()).sum::<u64>()
+            + pooled["neither"]["k"].as_u64().unwrap();
+        assert_eq!(counted, 40);
+        assert!(["coin", "end of the level", "undetermined"].contains(&p["inferred"].as_str().unwrap()), "{p}");
+    }
+    // Coin probes: trained and untrained, every hidden hook, three targets.
+    let probes = store.table(done.run_id, "coin_probes").unwrap().unwrap();
+    assert_eq!(probes.rows.len(), 2 * 2 * 2 * 2 * 3, "variants × seeds × models × hooks × targets");
+    assert!(html.contains("Inferred mesa-objective") && html.contains("where is the coin"));
     std::fs::remove_file(dir.join("report.html")).unwrap();
     regenerate_report(&store, &dir).unwrap();
     let again = std::fs::read_to_string(dir.join("report.html")).unwrap();
@@ -89,6 +106,8 @@ fn bad_knob_values_and_zero_envs_are_errors_naming_the_key() {
         ("env.length=3", "env.length"),
         ("model.kind=transformer", "model.kind"),
         ("verdict.min_train_success=2", "verdict.min_train_success"),
+        ("inside.probe_levels=5", "inside.probe_levels"),
+        ("inside.probe_test_fraction=1.5", "inside.probe_test_fraction"),
     ] {
         let e = plan("coin-corridor", &[set], PlanOptions::default()).unwrap_err();
         assert_eq!(e.key.as_deref(), Some(key), "{set}: {e}");

@@ -49,4 +49,12 @@ fn quick_run_writes_summary_verdict_aggregate_and_report() {
     let drawn = html.matches(r#"aria-label="agent path""#).count();
     assert!(html.contains("Example trajectories") && (2..=12).contains(&drawn), "{drawn} trajectory figures");
     assert!(store.table(done.run_id, "episodes").unwrap().is_some_and(|t| !t.rows.is_empty()));
+    // Goal preference on deploy levels: every episode counted once (30 per seed).
+    let prefs = s["inferred_mesa_objective"].as_array().unwrap();
+    assert_eq!(prefs.len(), 1);
+    let pooled = &prefs[0]["pooled"];
+    let counted: u64 = pooled["pursued"].as_array().unwrap().iter().map(|r| r["k"].as_u64().unwrap()).sum::<u64>()
+        + pooled["neither"]["k"].as_u64().unwrap();
+    assert_eq!((pooled["episodes"].as_u64(), counted), (Some(30), 30));
+    assert!(html.contains("Inferred mesa-objective"));
 }

@@ -15,6 +15,11 @@ const TINY: &[&str] = &[
     "train.rand_regions=[1, 3]",
     "eval.deploy_episodes=40",
     "eval.train_episodes=20",
+    "inside.preference_episodes=20",
+    "inside.test_mazes=200",
+    "inside.vector_mazes=100",
+    "inside.irl_mazes=2",
+    "inside.irl_episodes=10",
 ];
 
 #[test]
@@ -56,6 +61,33 @@ fn quick_run_writes_summary_verdict_aggregate_and_report() {
     let drawn = html.matches(r#"aria-label="agent path""#).count();
     assert!(html.contains("Example trajectories") && (2..=12).contains(&drawn), "{drawn} trajectory figures");
     assert!(store.table(done.run_id, "episodes").unwrap().is_some_and(|t| !t.rows.is_empty()));
+    // Looking inside: one preference per variant, a steering curve per vector kind and coefficient,
+    // patching per hook, IRL per maze — into the store, the summary and the report.
+    let prefs = s["inferred_mesa_objective"].as_array().unwrap();
+    assert_eq!(prefs.len(), 2, "{prefs:?}");
+    assert!(prefs.iter().all(|p| p["pooled"]["episodes"] == 20));
+    let steering = store.table(done.run_id, "steering").unwrap().unwrap();
+    assert_eq!(steering.rows.len(), 2 * 4 * 7, "variants × vector kinds × coefficients");
+    let irl = store.table(done.run_id, "irl").unwrap().unwrap();
+    assert_eq!(irl.rows.len(), 2 * 2);
+    for v in ["r1", "r3"] {
+        let x = &s["inside"][v];
+        assert_eq!(x["steering_hook"], "encoder.fc.0.hook_out");
+        assert!(x["irl_corr_proxy"]["n"].as_u64().unwrap() >= 1, "{x}");
+    }
+    assert!(html.contains("steering vectors") && html.contains("Inverse RL"));
+}
+
+#[test]
+fn a_misspelled_steering_hook_is_an_error_before_training() {
+    let e = find("cheese-maze").unwrap();
+    let o = [Override::parse("inside.steering_hook=encoder.fc.0.hook_outt").unwrap()];
+    let err = Plan::new(e.config_path, e.config, &o, &PlanOptions::default()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("inside.steering_hook"), "{err}");
+    assert!(err.to_string().contains("encoder.fc.0.hook_out"), "names the closest hook: {err}");
+    let o = [Override::parse("inside.coefficients=[0.5, 1]").unwrap()];
+    let err = Plan::new(e.config_path, e.config, &o, &PlanOptions::default()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("inside.coefficients"), "{err}");
 }
 
 #[test]

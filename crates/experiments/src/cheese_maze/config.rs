@@ -3,6 +3,7 @@
 use crate::goal_misgen::{PolicyConfig, validate_ppo};
 use mesalab_core::config::{Invalid, Validate};
 use mesalab_envs::cheese_maze::CheeseMazeParams;
+use mesalab_envs::grid::View;
 use mesalab_train::ppo::PpoConfig;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,8 @@ pub struct Config {
     pub ppo: PpoConfig,
     pub eval: EvalSection,
     pub verdict: VerdictSection,
+    /// Goal-preference test, steering vectors, decision-square patching and IRL after training.
+    pub inside: super::inside::InsideSection,
     /// Overrides applied by `--quick`, as a nested table.
     pub quick: toml::Table,
 }
@@ -34,12 +37,16 @@ pub struct RunSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnvSection {
-    /// Grid side (odd); the observation is `[3, size, size]`.
+    /// Grid side (odd); the full observation is `[3, size, size]`.
     pub size: usize,
     /// Smallest maze side (odd, ≤ size); maze sides are uniform over the odd values in between.
     pub min_size: usize,
     /// Episode time limit.
     pub max_steps: u32,
+    /// `full` grid or `egocentric` window (`[3, 2r+1, 2r+1]` centred on the agent, outside = wall).
+    pub view: View,
+    /// Radius `r` of the egocentric window; `size - 1` shows the whole grid from every cell.
+    pub view_radius: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,13 +97,14 @@ impl Default for Config {
             ppo: PpoConfig {
                 num_envs: 16,
                 num_steps: 128,
-                total_timesteps: 300_000,
+                total_timesteps: 600_000,
                 learning_rate: 5e-4,
                 gamma: 0.97,
                 ..PpoConfig::default()
             },
             eval: EvalSection::default(),
             verdict: VerdictSection::default(),
+            inside: super::inside::InsideSection::default(),
             quick: toml::Table::new(),
         }
     }
@@ -110,7 +118,7 @@ impl Default for RunSection {
 
 impl Default for EnvSection {
     fn default() -> Self {
-        Self { size: 7, min_size: 5, max_steps: 100 }
+        Self { size: 7, min_size: 5, max_steps: 100, view: View::Egocentric, view_radius: 6 }
     }
 }
 
@@ -143,10 +151,7 @@ impl Validate for Config {
         if self.run.seeds == 0 {
             return Err(Invalid::new("run.seeds", "must be at least 1"));
         }
-        let e = &self.env;
-        CheeseMazeParams { size: e.size, min_size: e.min_size, max_steps: e.max_steps, ..CheeseMazeParams::train() }
-            .validate()
-            .map_err(|i| Invalid::new(format!("env.{}", i.key), i.message))?;
+        self.train_params(1).validate().map_err(|i| Invalid::new(format!("env.{}", i.key), i.message))?;
         if self.train.rand_regions.is_empty() || self.train.rand_regions.contains(&0) {
             return Err(Invalid::new("train.rand_regions", "needs at least one value, each ≥ 1"));
         }
@@ -164,6 +169,12 @@ impl Validate for Config {
         if !(self.eval.ridge.is_finite() && self.eval.ridge >= 0.0) {
             return Err(Invalid::new("eval.ridge", "must be ≥ 0"));
         }
+        self.inside.validate()?;
+        if !self.inside.steering_hook.is_empty() {
+            let env = mesalab_envs::cheese_maze::CheeseMaze::new(self.deploy_params())
+                .map_err(|e| Invalid::new("env", e.to_string()))?;
+            self.inside.validate_hook(&self.model, mesalab_envs::Env::spec(&env))?;
+        }
         Ok(())
     }
 }
@@ -175,6 +186,8 @@ impl Config {
             size: self.env.size,
             min_size: self.env.min_size,
             max_steps: self.env.max_steps,
+            view: self.env.view,
+            view_radius: self.env.view_radius,
             rand_region,
             ..CheeseMazeParams::train()
         }
@@ -201,5 +214,12 @@ impl crate::registry::ExperimentConfig for Config {
 
     fn run(&self, ctx: &crate::context::RunContext) -> anyhow::Result<serde_json::Value> {
         super::run(self, ctx)
+    }
+
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        crate::inside_policy::hook_shapes(
+            &self.model,
+            &mesalab_envs::cheese_maze::CheeseMaze::new(self.deploy_params())?,
+        )
     }
 }

@@ -31,7 +31,10 @@ pub struct InsideSection {
     pub steering_hook: String,
     /// Steering coefficients swept (must include −1, 0 and 1).
     pub coefficients: Vec<f64>,
-    /// Extra deploy mazes (not the test mazes) whose mean vectors are tested for transfer.
+    /// Deploy mazes drawn for the steering and patching tests (those with a far cheese and a
+    /// decision square are used; the same mazes for every policy).
+    pub test_mazes: usize,
+    /// Other deploy mazes whose mean vectors are tested for transfer to the test mazes.
     pub vector_mazes: usize,
     /// Deploy mazes on which a reward map is recovered by IRL (per policy).
     pub irl_mazes: usize,
@@ -48,7 +51,8 @@ impl Default for InsideSection {
             preference_episodes: 200,
             steering_hook: String::new(),
             coefficients: vec![-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0],
-            vector_mazes: 200,
+            test_mazes: 1000,
+            vector_mazes: 1000,
             irl_mazes: 4,
             irl_episodes: 40,
             irl_horizon: 30,
@@ -72,13 +76,28 @@ impl InsideSection {
         if self.coefficients.iter().any(|c| !c.is_finite()) {
             return Err(Invalid::new("inside.coefficients", "must be finite numbers"));
         }
-        if self.vector_mazes < 10 {
-            return Err(Invalid::new("inside.vector_mazes", "must be at least 10"));
+        if self.vector_mazes < 10 || self.test_mazes < 10 {
+            return Err(Invalid::new("inside.test_mazes", "test_mazes and vector_mazes must be at least 10"));
         }
         if self.irl_episodes == 0 || self.irl_horizon == 0 {
             return Err(Invalid::new("inside.irl_episodes", "IRL needs at least one episode and a horizon ≥ 1"));
         }
         Ok(())
+    }
+
+    /// Checks a configured steering hook against the hooks of a policy of architecture `model` for
+    /// `spec` (so a typo fails before training, naming the closest hook).
+    pub fn validate_hook(
+        &self,
+        model: &crate::goal_misgen::PolicyConfig,
+        spec: &mesalab_envs::EnvSpec,
+    ) -> Result<(), Invalid> {
+        if self.steering_hook.is_empty() {
+            return Ok(());
+        }
+        let policy = model.init(spec, &Streams::new(Seed(0)));
+        crate::inside_policy::check_hook(&policy, &self.steering_hook)
+            .map_err(|e| Invalid::new("inside.steering_hook", e.to_string()))
     }
 
     /// The steering hook: the configured one or the policy's middle hidden layer.
@@ -118,15 +137,13 @@ pub struct SeedInside {
     pub irl: Vec<MazeReward>,
 }
 
-/// All three analyses for one trained policy. `deploy_levels` are the experiment's shared deploy
-/// levels (the steering test mazes are those with a far cheese and a decision square).
-#[allow(clippy::too_many_arguments)]
+/// All three analyses for one trained policy. Test and vector mazes are drawn from the deploy
+/// distribution with `eval_seed` (the same for every policy); `seed` is the policy's own seed.
 pub fn analyse(
     inside: &InsideSection,
     kind: PolicyKind,
     far_distance: f64,
     deploy_env: &CheeseMaze,
-    deploy_levels: &[MazeState],
     policy: &AnyPolicy,
     seed: u64,
     eval_seed: u64,
@@ -140,7 +157,9 @@ pub fn analyse(
     };
     let preference = goal_preference::measure(policy, deploy_env.clone(), &preference_test(far_distance), &job)?;
 
-    let test = steering::decision_cases(deploy_env, deploy_levels, far_distance);
+    let mut test_rng = Streams::new(Seed(eval_seed)).stream("steering-levels");
+    let test_levels: Vec<MazeState> = (0..inside.test_mazes).map(|_| deploy_env.reset(&mut test_rng)).collect();
+    let test = steering::decision_cases(deploy_env, &test_levels, far_distance);
     let mut vector_rng = Streams::new(Seed(eval_seed)).stream("vector-levels");
     let vector_levels: Vec<MazeState> = (0..inside.vector_mazes).map(|_| deploy_env.reset(&mut vector_rng)).collect();
     let vector_set = steering::decision_cases(deploy_env, &vector_levels, far_distance);
@@ -324,8 +343,8 @@ pub fn report_sections(page: &mut Page, store: &Store, run: RunId, summary: &Val
     s.paragraph(
         "Cheese vector = the activation with the cheese minus without it (agent at the start); top-right vector = \
          with the cheese moved into the top-right corner minus with it in place. Vectors are added × coefficient at \
-         the decision square (a different agent position than where they were computed), either each maze's own vector \
-         or the mean vector of other mazes. Subtracting the cheese vector (coefficient −1) should remove the cheese's \
+         the decision square: each maze's own vector computed with the agent at the start (a different position), or \
+         the mean vector of other mazes computed at their decision squares. Subtracting the cheese vector (coefficient −1) should remove the cheese's \
          pull; adding the top-right vector (+1) should pull towards the corner.",
     );
     let cell = |v: &Value| match (v["mean"].as_f64(), v["min"].as_f64(), v["max"].as_f64()) {

@@ -112,6 +112,9 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut fits = serde_json::Map::new();
     let mut by_variant = serde_json::Map::new();
     let mut trajectories = Vec::new();
+    let (mut preference_rows, mut steering_rows, mut irl_rows, mut patch_rows) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut insides: Vec<(String, u64, inside::SeedInside)> = Vec::new();
     for &r in &cfg.train.rand_regions {
         let variant = format!("r{r}");
         let train_env = CheeseMaze::new(cfg.train_params(r))?;
@@ -161,6 +164,26 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
                     json!(d.p_corner),
                 ]
             }));
+            if cfg.inside.enabled {
+                ctx.progress.start(&format!("{variant} seed {seed}: preference, steering, IRL"), 1);
+                let found = inside::analyse(
+                    &cfg.inside,
+                    cfg.model.kind,
+                    cfg.eval.far_distance,
+                    &deploy_env,
+                    &trained.policy,
+                    seed,
+                    cfg.run.seed,
+                )?;
+                preference_rows.push(crate::goal_preference::row(&variant, seed, &found.preference));
+                let (s_rows, i_rows) = inside::rows(&variant, seed, &found);
+                steering_rows.extend(s_rows);
+                irl_rows.extend(i_rows);
+                patch_rows.extend(inside::patching_rows(&variant, seed, &found));
+                insides.push((variant.clone(), seed, found));
+                ctx.progress.advance(1);
+                ctx.progress.finish();
+            }
             let m = seed_metrics(cfg, r, seed, &e, &trained);
             per_seed.push(m);
             deploy_all.extend(e.deploy);
@@ -180,6 +203,18 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         ctx.store.put_json(ctx.run_id, "example_level_svg", &deploy_env.render_svg(example))?;
     }
     ctx.store.put_json(ctx.run_id, goal_misgen::TRAJECTORIES_KEY, &trajectories)?;
+    if cfg.inside.enabled {
+        for (name, columns, rows) in [
+            (crate::goal_preference::TABLE, crate::goal_preference::columns(), preference_rows.clone()),
+            (inside::STEERING_TABLE, inside::steering_columns(), steering_rows),
+            (inside::IRL_TABLE, inside::irl_columns(), irl_rows),
+            (inside::PATCHING_TABLE, ["variant", "seed", "hook", "restored"].map(String::from).to_vec(), patch_rows),
+        ] {
+            ctx.store.put_table(ctx.run_id, &ResultTable { name: name.into(), columns, rows })?;
+        }
+    }
+    let inside_refs: Vec<(String, u64, &inside::SeedInside)> =
+        insides.iter().map(|(v, s, x)| (v.clone(), *s, x)).collect();
     ctx.store.put_table(
         ctx.run_id,
         &ResultTable {
@@ -211,6 +246,8 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         "logistic": fits,
         "aggregate": aggregate(&per_seed),
         "verdict": verdict,
+        "inferred_mesa_objective": crate::goal_preference::summary(&preference_rows),
+        "inside": inside::summary(&inside_refs),
     });
     ctx.store.put_json(ctx.run_id, "summary", &summary)?;
     Ok(summary)

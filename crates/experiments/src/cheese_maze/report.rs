@@ -227,6 +227,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         _ => Vec::new(),
     };
     trajectories_section(&mut page, store, run, &shown)?;
+    crate::goal_preference::report_section(&mut page, store, run, "variant")?;
+    super::inside::report_sections(&mut page, store, run, &summary)?;
     aggregate_section(&mut page, &summary);
     page.section("Configuration").details("resolved config (TOML)", record.config_toml.clone());
     Ok(page.render())

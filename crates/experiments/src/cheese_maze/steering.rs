@@ -7,9 +7,10 @@
 //! - **Top-right vector** of a maze: the activation with the cheese moved into the top-right corner
 //!   minus with the cheese where it is (agent at the start). Added with coefficient +1 it should
 //!   pull the agent towards the corner.
-//! - Each vector is measured in two forms: the maze's own vector (as Turner et al.), and one mean
-//!   vector computed on *other* mazes (held out from the test mazes), which asks whether a single
-//!   direction carries "cheese" across mazes.
+//! - Each vector is measured in two forms: the maze's own vector computed at the start (as Turner
+//!   et al.), and one mean vector computed on *other* mazes (held out from the test mazes) with the
+//!   agent at their decision squares, which asks whether a single direction carries "cheese" (or
+//!   "corner") across mazes.
 //!
 //! Measured per coefficient on the test mazes' decision squares: mean probability of the first
 //! move towards the cheese and towards the corner, and the share of squares where the cheese move
@@ -37,6 +38,8 @@ pub struct DecisionCase {
     pub decision: MazeState,
     /// Agent at the decision square, no cheese (the corrupted input of activation patching).
     pub decision_no_cheese: MazeState,
+    /// Agent at the decision square, cheese moved into the top-right corner.
+    pub decision_cheese_corner: MazeState,
     pub move_cheese: usize,
     pub move_corner: usize,
 }
@@ -61,12 +64,14 @@ pub fn decision_cases(env: &CheeseMaze, levels: &[MazeState], far_distance: f64)
         };
         let decision = MazeState { level: l.clone(), agent: square, t: 0 };
         let Some(decision_no_cheese) = env.with_cheese(&decision, None) else { continue };
+        let Some(decision_cheese_corner) = env.with_cheese(&decision, Some(l.top_right)) else { continue };
         out.push(DecisionCase {
             start: s.clone(),
             start_no_cheese: no_cheese,
             start_cheese_corner: cheese_corner,
             decision,
             decision_no_cheese,
+            decision_cheese_corner,
             move_cheese,
             move_corner,
         });
@@ -77,7 +82,8 @@ pub fn decision_cases(env: &CheeseMaze, levels: &[MazeState], far_distance: f64)
 /// Behaviour at the decision squares under one steering setting.
 #[derive(Clone, Debug, Serialize)]
 pub struct SteeringPoint {
-    /// `cheese (own maze)`, `cheese (mean of other mazes)`, `top-right (own maze)`, `top-right (mean of other mazes)`.
+    /// `cheese (own maze, at start)`, `cheese (mean of other mazes)`, `top-right (own maze, at start)`,
+    /// `top-right (mean of other mazes)`.
     pub vector: String,
     pub coefficient: f64,
     /// Mean probability of the move towards the cheese / the corner.
@@ -157,18 +163,21 @@ pub fn analyse(
     let at_decision = act(|c| &c.decision, test)?;
     let cheese_own = difference(&act(|c| &c.start, test)?, &act(|c| &c.start_no_cheese, test)?);
     let corner_own = difference(&act(|c| &c.start_cheese_corner, test)?, &act(|c| &c.start, test)?);
-    let cheese_mean =
-        mean_rows(&difference(&act(|c| &c.start, vector_set)?, &act(|c| &c.start_no_cheese, vector_set)?), test.len());
+    // Mean vectors: other mazes, agent at *their* decision squares (what transfers across mazes).
+    let cheese_mean = mean_rows(
+        &difference(&act(|c| &c.decision, vector_set)?, &act(|c| &c.decision_no_cheese, vector_set)?),
+        test.len(),
+    );
     let corner_mean = mean_rows(
-        &difference(&act(|c| &c.start_cheese_corner, vector_set)?, &act(|c| &c.start, vector_set)?),
+        &difference(&act(|c| &c.decision_cheese_corner, vector_set)?, &act(|c| &c.decision, vector_set)?),
         test.len(),
     );
     let decisions = states(|c| &c.decision, test);
     let mut points = Vec::new();
     for (label, vectors) in [
-        ("cheese (own maze)", &cheese_own),
+        ("cheese (own maze, at start)", &cheese_own),
         ("cheese (mean of other mazes)", &cheese_mean),
-        ("top-right (own maze)", &corner_own),
+        ("top-right (own maze, at start)", &corner_own),
         ("top-right (mean of other mazes)", &corner_mean),
     ] {
         for &coef in coefficients {
@@ -184,7 +193,7 @@ pub fn analyse(
         (Some(base), Some(sub)) if base.p_cheese_move > 0.0 => 1.0 - sub.p_cheese_move / base.p_cheese_move,
         _ => f64::NAN,
     };
-    let gain = match (at("top-right (own maze)", 0.0), at("top-right (own maze)", 1.0)) {
+    let gain = match (at("top-right (own maze, at start)", 0.0), at("top-right (own maze, at start)", 1.0)) {
         (Some(base), Some(add)) => add.p_corner_move - base.p_corner_move,
         _ => f64::NAN,
     };
@@ -192,7 +201,7 @@ pub fn analyse(
         hook: hook.to_string(),
         test_mazes: test.len(),
         vector_mazes: vector_set.len(),
-        cheese_vector_reduction: reduction("cheese (own maze)"),
+        cheese_vector_reduction: reduction("cheese (own maze, at start)"),
         mean_cheese_vector_reduction: reduction("cheese (mean of other mazes)"),
         top_right_vector_gain: gain,
         points,

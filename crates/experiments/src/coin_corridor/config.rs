@@ -19,6 +19,8 @@ pub struct Config {
     pub ppo: PpoConfig,
     pub eval: EvalSection,
     pub verdict: VerdictSection,
+    /// Goal-preference tests and coin-position probes after training.
+    pub inside: super::inside::InsideSection,
     /// Overrides applied by `--quick`, as a nested table (`ppo.total_timesteps = 50000`).
     pub quick: toml::Table,
 }
@@ -97,13 +99,14 @@ impl Default for Config {
             ppo: PpoConfig {
                 num_envs: 16,
                 num_steps: 64,
-                total_timesteps: 400_000,
+                total_timesteps: 500_000,
                 learning_rate: 5e-4,
                 gamma: 0.97,
                 ..PpoConfig::default()
             },
             eval: EvalSection::default(),
             verdict: VerdictSection::default(),
+            inside: super::inside::InsideSection::default(),
             quick: toml::Table::new(),
         }
     }
@@ -126,8 +129,8 @@ impl Default for EnvSection {
         Self {
             height: 5,
             length: 14,
-            obstacle_density: 0.4,
-            max_enemies: 1,
+            obstacle_density: 0.3,
+            max_enemies: 0,
             max_steps: 48,
             view: View::Full,
             view_radius: 5,
@@ -209,7 +212,7 @@ impl Validate for Config {
                 return Err(Invalid::new(key, format!("must be in [0, 1], got {v}")));
             }
         }
-        Ok(())
+        self.inside.validate()
     }
 }
 
@@ -224,5 +227,9 @@ impl crate::registry::ExperimentConfig for Config {
 
     fn run(&self, ctx: &crate::context::RunContext) -> anyhow::Result<serde_json::Value> {
         super::run(self, ctx)
+    }
+
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        crate::inside_policy::hook_shapes(&self.model, &mesalab_envs::coin_corridor::CoinCorridor::new(self.params(0))?)
     }
 }

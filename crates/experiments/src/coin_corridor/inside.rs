@@ -144,7 +144,7 @@ pub struct InsideSection {
 
 impl Default for InsideSection {
     fn default() -> Self {
-        Self { enabled: true, preference_episodes: 200, probe_levels: 1000, probe_test_fraction: 0.25, probe_l2: 1.0 }
+        Self { enabled: true, preference_episodes: 200, probe_levels: 1000, probe_test_fraction: 0.25, probe_l2: 1e-3 }
     }
 }
 

@@ -25,6 +25,7 @@ use crate::goal_misgen::{
     self, Counts, EXAMPLE_EPISODES, EXAMPLES_KEPT, EpisodeClass, EvalJob, EvalOutcome, ExampleJob, PositionFn, Rate,
     TrainJob, Trajectory, classify, evaluate_policy, summarize, train_policy,
 };
+use crate::goal_preference;
 use mesalab_core::config::Validate as _;
 use mesalab_core::{Seed, Streams};
 use mesalab_envs::coin_corridor::{CoinCorridor, CorridorState, EV_COIN, EV_DIED, EV_END, EV_TIMEOUT};
@@ -108,6 +109,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut knobs: Vec<KnobResult> = Vec::new();
     let mut rows = Vec::new();
     let mut examples = Vec::new();
+    let (mut preference_rows, mut probe_rows) = (Vec::new(), Vec::new());
     for &rp in &cfg.sweep.random_percent {
         let name = variant(rp);
         let (mut all_train, mut all_deploy) = (Vec::new(), Vec::new());
@@ -137,6 +139,15 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
                 for (split, env) in [("train", &eval_train), ("deploy", &eval_deploy)] {
                     examples.extend(example_trajectories(cfg, &trained.policy, env, &name, split, seed));
                 }
+            }
+            if cfg.inside.enabled {
+                ctx.progress.start(&format!("{name} seed {seed}: goal preference and probes"), 1);
+                let found =
+                    inside::analyse(&cfg.inside, &cfg.model, &eval_deploy, &trained.policy, seed, cfg.eval.seed)?;
+                preference_rows.extend(found.preferences.iter().map(|p| goal_preference::row(&name, seed, p)));
+                probe_rows.extend(found.probes.iter().map(|p| inside::probe_row(&name, seed, p)));
+                ctx.progress.advance(1);
+                ctx.progress.finish();
             }
             let r = SeedResult {
                 random_percent: rp,
@@ -170,6 +181,20 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         )?;
     }
     ctx.store.put_json(ctx.run_id, goal_misgen::TRAJECTORIES_KEY, &examples)?;
+    if cfg.inside.enabled {
+        ctx.store.put_table(
+            ctx.run_id,
+            &ResultTable {
+                name: goal_preference::TABLE.into(),
+                columns: goal_preference::columns(),
+                rows: preference_rows.clone(),
+            },
+        )?;
+        ctx.store.put_table(
+            ctx.run_id,
+            &ResultTable { name: inside::PROBE_TABLE.into(), columns: inside::probe_columns(), rows: probe_rows },
+        )?;
+    }
     ctx.store.put_table(
         ctx.run_id,
         &ResultTable { name: "outcomes".into(), columns: TABLE_COLUMNS.iter().map(|s| s.to_string()).collect(), rows },
@@ -186,6 +211,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         "train_steps_per_second": summarize(&sps),
         "wall_seconds": started.elapsed().as_secs_f64(),
         "verdict": verdict,
+        "inferred_mesa_objective": goal_preference::summary(&preference_rows),
     });
     ctx.store.put_json(ctx.run_id, "summary", &summary)?;
     Ok(summary)

@@ -164,6 +164,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         .map(|k| (format!("rp-{}", k["random_percent"]), format!("random_percent = {}", k["random_percent"])))
         .collect();
     crate::misgen_report::trajectories_section(&mut page, store, run, &shown)?;
+    crate::goal_preference::report_section(&mut page, store, run, "variant")?;
+    super::inside::probe_section(&mut page, store, run)?;
 
     let s = page.section("Learning curves");
     let variants: Vec<(String, String)> = knobs

@@ -111,7 +111,7 @@ impl Default for Config {
             ppo: PpoConfig {
                 num_envs: 16,
                 num_steps: 128,
-                total_timesteps: 400_000,
+                total_timesteps: 1_000_000,
                 learning_rate: 5e-4,
                 gamma: 0.97,
                 ..PpoConfig::default()
@@ -133,7 +133,7 @@ impl Default for EnvSection {
     fn default() -> Self {
         Self {
             size: 7,
-            loop_fraction: 0.25,
+            loop_fraction: 1.0,
             train_keys: 2,
             train_chests: 4,
             deploy_keys: 4,
@@ -223,6 +223,10 @@ impl crate::registry::ExperimentConfig for Config {
     }
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
         run(self, ctx)
+    }
+
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        crate::inside_policy::hook_shapes(&self.model, &KeysChests::new(self.params("train"))?)
     }
 }
 
@@ -411,6 +415,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut pooled: [Vec<Episode>; 2] = [Vec::new(), Vec::new()];
     let mut rows = Vec::new();
     let mut trajectories = Vec::new();
+    let mut preference_rows = Vec::new();
     for seed in cfg.seed_list() {
         let job = TrainJob { variant: "", seed, ppo: &cfg.ppo, model: &cfg.model, log_every: cfg.train.log_every };
         let trained = goal_misgen::train_policy(ctx, envs[0].1.clone(), &job)?;
@@ -462,11 +467,30 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
                 }));
             m.insert(format!("deploy_{}", class.name()), json!(counts.rate(class)));
         }
+        // Goal preference on fresh deploy levels: open the chests, or collect spare keys?
+        let job = goal_misgen::EvalJob {
+            episodes: cfg.eval.episodes,
+            num_envs: cfg.eval.episodes.min(40),
+            selection: ActionSelection::Sample,
+            seed: cfg.run.seed ^ 0x7072_6566,
+            trajectories: 0,
+        };
+        let preference =
+            crate::goal_preference::measure(&trained.policy, envs[1].1.clone(), &inside::preference_test(), &job)?;
+        preference_rows.push(crate::goal_preference::row("keys-chests", seed, &preference));
         m.insert("train_seconds".into(), json!(trained.seconds));
         ctx.progress.finish();
         per_seed.push(serde_json::Value::Object(m));
     }
     ctx.store.put_json(ctx.run_id, goal_misgen::TRAJECTORIES_KEY, &trajectories)?;
+    ctx.store.put_table(
+        ctx.run_id,
+        &ResultTable {
+            name: crate::goal_preference::TABLE.into(),
+            columns: crate::goal_preference::columns(),
+            rows: preference_rows.clone(),
+        },
+    )?;
     ctx.store.put_table(
         ctx.run_id,
         &ResultTable {
@@ -487,6 +511,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         "splits": splits,
         "aggregate": aggregate,
         "verdict": verdict,
+        "inferred_mesa_objective": crate::goal_preference::summary(&preference_rows),
     });
     ctx.store.put_json(ctx.run_id, "summary", &summary)?;
     Ok(summary)

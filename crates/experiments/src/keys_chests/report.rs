@@ -90,6 +90,7 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         (chart.to_svg(), "Distribution of keys collected and never used.".into()),
     ]);
     trajectories_section(&mut page, store, run, &[(String::new(), String::new())])?;
+    crate::goal_preference::report_section(&mut page, store, run, "agent")?;
     let variants = vec![(String::new(), "policy".to_string())];
     page.section("Training").figure_row(vec![
         (

@@ -230,6 +230,10 @@ impl crate::registry::ExperimentConfig for Config {
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
         run(self, ctx)
     }
+
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        crate::inside_policy::hook_shapes(&self.model, &MonsterShield::new(self.params("train"))?)
+    }
 }
 
 /// What happened around the monsters' end in one episode, tracked step by step.

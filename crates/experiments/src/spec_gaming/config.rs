@@ -211,4 +211,8 @@ impl crate::registry::ExperimentConfig for Config {
     fn run(&self, ctx: &crate::context::RunContext) -> anyhow::Result<serde_json::Value> {
         super::run(self, ctx)
     }
+
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        crate::inside_policy::hook_shapes(&self.model, &self.make(&self.env.train_split)?)
+    }
 }
