@@ -277,6 +277,7 @@ pub fn summary(variant_seeds: &[(String, u64, &SeedInside)]) -> Value {
                 "cheese_vector_reduction": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.cheese_vector_reduction))),
                 "mean_cheese_vector_reduction": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.mean_cheese_vector_reduction))),
                 "top_right_vector_gain": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.top_right_vector_gain))),
+                "mean_top_right_vector_gain": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.mean_top_right_vector_gain))),
                 "irl_corr_intended": crate::goal_misgen::summarize(&irl(|m| m.corr_intended)),
                 "irl_corr_proxy": crate::goal_misgen::summarize(&irl(|m| m.corr_proxy)),
                 "irl_peak_cheese": peaks("cheese"),
@@ -362,19 +363,22 @@ pub fn report_sections(page: &mut Page, store: &Store, run: RunId, summary: &Val
                 cell(&x["cheese_vector_reduction"]),
                 cell(&x["mean_cheese_vector_reduction"]),
                 cell(&x["top_right_vector_gain"]),
+                cell(&x["mean_top_right_vector_gain"]),
             ]
         })
         .collect();
     s.table_captioned(
-        "Reduction = 1 − P(cheese move | −1·vector) / P(cheese move | unmodified); gain = P(corner move | +1·vector) − \
-         P(corner move | unmodified). Mean [min, max] over seeds.",
+        "A decision square counts as cheese-seeking when the move onto the cheese path is likelier than the move onto \
+         the corner path. Reduction = 1 − (cheese-seeking share with −1·vector) / (share unmodified); gain = rise in the \
+         corner-choosing share with +1·vector. Mean [min, max] over seeds.",
         vec![
             "variant",
             "hook",
             "test mazes",
-            "cheese vector: reduction",
+            "own cheese vector: reduction",
             "mean cheese vector: reduction",
-            "top-right vector: gain",
+            "own top-right vector: gain",
+            "mean top-right vector: gain",
         ],
         rows,
     );

@@ -100,12 +100,16 @@ pub struct SteeringResult {
     pub test_mazes: usize,
     pub vector_mazes: usize,
     pub points: Vec<SteeringPoint>,
-    /// 1 − p_cheese_move(coef −1) / p_cheese_move(coef 0), own-maze cheese vector.
+    /// 1 − toward_cheese(coef −1) / toward_cheese(coef 0): the relative drop in decision squares
+    /// where the cheese path is chosen, own-maze cheese vector (computed at the start).
     pub cheese_vector_reduction: f64,
-    /// The same with the mean vector of other mazes.
+    /// The same with the mean cheese vector of other mazes.
     pub mean_cheese_vector_reduction: f64,
-    /// p_corner_move(coef +1) − p_corner_move(coef 0), own-maze top-right vector.
+    /// Rise in the share of decision squares where the corner path is chosen, coef +1 vs 0,
+    /// own-maze top-right vector (computed at the start).
     pub top_right_vector_gain: f64,
+    /// The same with the mean top-right vector of other mazes.
+    pub mean_top_right_vector_gain: f64,
 }
 
 fn behaviour(cases: &[DecisionCase], probs: &[Vec<f64>], vector: &str, coefficient: f64) -> SteeringPoint {
@@ -189,12 +193,14 @@ pub fn analyse(
     let at = |vector: &str, coef: f64| {
         points.iter().find(|p| p.vector == vector && (p.coefficient - coef).abs() < 1e-9).cloned()
     };
+    // Cheese-seeking at a decision square = choosing the cheese path (its move likelier than the
+    // corner move); the headline compares the share of such choices at −1 (or +1) with 0.
     let reduction = |vector: &str| match (at(vector, 0.0), at(vector, -1.0)) {
-        (Some(base), Some(sub)) if base.p_cheese_move > 0.0 => 1.0 - sub.p_cheese_move / base.p_cheese_move,
+        (Some(base), Some(sub)) if base.toward_cheese > 0.0 => 1.0 - sub.toward_cheese / base.toward_cheese,
         _ => f64::NAN,
     };
-    let gain = match (at("top-right (own maze, at start)", 0.0), at("top-right (own maze, at start)", 1.0)) {
-        (Some(base), Some(add)) => add.p_corner_move - base.p_corner_move,
+    let gain = |vector: &str| match (at(vector, 0.0), at(vector, 1.0)) {
+        (Some(base), Some(add)) => base.toward_cheese - add.toward_cheese,
         _ => f64::NAN,
     };
     Ok(SteeringResult {
@@ -203,7 +209,8 @@ pub fn analyse(
         vector_mazes: vector_set.len(),
         cheese_vector_reduction: reduction("cheese (own maze, at start)"),
         mean_cheese_vector_reduction: reduction("cheese (mean of other mazes)"),
-        top_right_vector_gain: gain,
+        top_right_vector_gain: gain("top-right (own maze, at start)"),
+        mean_top_right_vector_gain: gain("top-right (mean of other mazes)"),
         points,
     })
 }
