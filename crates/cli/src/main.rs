@@ -311,12 +311,21 @@ fn demo(store_flag: Option<&Path>, out: Option<PathBuf>) -> Result<(), Failure> 
         let v = &finished.summary["verdict"];
         let answer = v["answer"].as_str().unwrap_or("?").to_string();
         let claim = v["claim"].as_str().unwrap_or("").to_string();
-        let headline = ["loss", "loss_ratio_vs_gd", "sensitivity_cosine", "loss_ratio_vs_gdpp"]
-            .iter()
-            .filter_map(|k| {
-                finished.summary["aggregate"][*k]["mean"].as_f64().map(|m| (k.to_string(), format!("{m:.4}")))
-            })
-            .collect();
+        let mut headline: Vec<(String, String)> =
+            ["loss", "loss_ratio_vs_gd", "sensitivity_cosine", "loss_ratio_vs_gdpp"]
+                .iter()
+                .filter_map(|k| {
+                    finished.summary["aggregate"][*k]["mean"].as_f64().map(|m| (k.to_string(), format!("{m:.4}")))
+                })
+                .collect();
+        // The goal-preference tests' verdicts: what each agent was inferred to pursue.
+        for p in finished.summary["inferred_mesa_objective"].as_array().into_iter().flatten() {
+            if let (Some(variant), Some(levels), Some(goal)) =
+                (p["variant"].as_str(), p["levels"].as_str(), p["inferred"].as_str())
+            {
+                headline.push((format!("pursues ({variant}; {levels})"), goal.to_string()));
+            }
+        }
         entries.push(IndexEntry {
             name: e.name.to_string(),
             description: if claim.is_empty() {
