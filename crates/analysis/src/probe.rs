@@ -13,6 +13,7 @@
 //! a classifier needs ≥ [`MIN_TRAIN_PER_CLASS`] samples of each class to train on and ≥ 1 of each to
 //! test on; a regression needs ≥ [`MIN_TRAIN_ROWS`] training rows and ≥ [`MIN_TEST_ROWS`] test rows.
 
+use crate::stats::sigmoid;
 use nalgebra::{DMatrix, DVector};
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -201,15 +202,6 @@ fn check_classifier_input(x: &DMatrix<f64>, labels: &[bool]) -> Result<(), Probe
 
 fn softplus(z: f64) -> f64 {
     z.max(0.0) + (-z.abs()).exp().ln_1p()
-}
-
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
 }
 
 /// L2-regularised logistic regression, fit by Newton's method with a backtracking line search.

@@ -76,6 +76,16 @@ pub fn golden_min(mut f: impl FnMut(f64) -> f64, mut lo: f64, mut hi: f64, iters
     if fa < fb { a } else { b }
 }
 
+/// The logistic function 1 / (1 + e^−z), computed without overflow for large |z|.
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

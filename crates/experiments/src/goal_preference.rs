@@ -154,6 +154,18 @@ impl Preference {
     }
 }
 
+/// How goal-preference episodes are played: sampled actions, levels and actions seeded by
+/// `eval_seed` (the same for every policy compared).
+pub fn eval_job(episodes: usize, eval_seed: u64) -> EvalJob {
+    EvalJob {
+        episodes,
+        num_envs: episodes.clamp(1, 40),
+        selection: mesalab_train::ppo::ActionSelection::Sample,
+        seed: eval_seed ^ 0x7072_6566,
+        trajectories: 0,
+    }
+}
+
 /// Plays `policy` on `env` conditioned on the test's separation predicate and counts, per episode,
 /// which candidate it pursued.
 pub fn measure<E: Env + Clone>(

@@ -7,6 +7,8 @@ use mesalab_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+mod common;
+
 fn plan(name: &str, sets: &[&str], opts: PlanOptions) -> Result<Plan, mesalab_core::config::ConfigError> {
     let e = find(name).unwrap();
     let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
@@ -65,15 +67,7 @@ fn quick_smoke_run_writes_rates_verdict_and_report() {
     assert!(!store.metric_series(done.run_id, Some(1), "rp-20/train/approx_kl").unwrap().is_empty());
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("random_percent"));
-    // Example trajectories: stored for both splits, drawn over their levels (a dozen at most).
-    let examples: Vec<serde_json::Value> = store.get_json(done.run_id, "trajectories").unwrap().unwrap();
-    assert!(
-        ["train", "deploy"].iter().all(|sp| examples
-            .iter()
-            .any(|t| t["split"] == *sp && t["path"].as_array().is_some_and(|p| !p.is_empty())))
-    );
-    let drawn = html.matches(r#"aria-label="agent path""#).count();
-    assert!(html.contains("Example trajectories") && (2..=12).contains(&drawn), "{drawn} trajectory figures");
+    let drawn = common::assert_example_trajectories(&store, done.run_id, &html);
     // Goal preference: two counterfactual tests per variant, every episode counted once.
     let prefs = s["inferred_mesa_objective"].as_array().unwrap();
     assert_eq!(prefs.len(), 4, "2 variants × 2 tests: {prefs:?}");

@@ -7,6 +7,8 @@ use mesalab_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+mod common;
+
 const TINY: &[&str] =
     &["ppo.num_envs=8", "ppo.num_steps=64", "ppo.num_minibatches=2", "ppo.total_timesteps=2048", "eval.episodes=20"];
 
@@ -39,14 +41,6 @@ fn quick_run_writes_summary_verdict_aggregate_and_report() {
     assert!(agg.values().any(|a| a["mean"].is_f64() && a["n"] == 1), "{agg:?}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("Verdict"));
-    // Example trajectories: stored for both splits, drawn over their levels (a dozen at most).
-    let examples: Vec<serde_json::Value> = store.get_json(done.run_id, "trajectories").unwrap().unwrap();
-    assert!(
-        ["train", "deploy"].iter().all(|sp| examples
-            .iter()
-            .any(|t| t["split"] == *sp && t["path"].as_array().is_some_and(|p| !p.is_empty())))
-    );
-    let drawn = html.matches(r#"aria-label="agent path""#).count();
-    assert!(html.contains("Example trajectories") && (2..=12).contains(&drawn), "{drawn} trajectory figures");
+    common::assert_example_trajectories(&store, done.run_id, &html);
     assert!(store.table(done.run_id, "episodes").unwrap().is_some_and(|t| !t.rows.is_empty()));
 }

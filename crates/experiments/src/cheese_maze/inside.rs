@@ -4,7 +4,7 @@
 
 use super::reward_inference::{self, MazeReward};
 use super::steering::{self, SteeringResult};
-use crate::goal_misgen::{AnyPolicy, EvalJob, PolicyKind, Rate};
+use crate::goal_misgen::{AnyPolicy, PolicyKind, Rate};
 use crate::goal_preference::{self, Preference, PreferenceTest, first_of};
 use mesalab_core::config::Invalid;
 use mesalab_core::{Seed, Streams};
@@ -13,7 +13,6 @@ use mesalab_envs::cheese_maze::{CheeseMaze, EV_CHEESE, EV_TOP_RIGHT, MazeState};
 use mesalab_report::html::{Cell, Page};
 use mesalab_report::svg::{Heatmap, LineChart, Series};
 use mesalab_store::{RunId, Store};
-use mesalab_train::ppo::ActionSelection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -148,13 +147,7 @@ pub fn analyse(
     seed: u64,
     eval_seed: u64,
 ) -> anyhow::Result<SeedInside> {
-    let job = EvalJob {
-        episodes: inside.preference_episodes,
-        num_envs: inside.preference_episodes.min(40),
-        selection: ActionSelection::Sample,
-        seed: eval_seed ^ 0x7072_6566,
-        trajectories: 0,
-    };
+    let job = goal_preference::eval_job(inside.preference_episodes, eval_seed);
     let preference = goal_preference::measure(policy, deploy_env.clone(), &preference_test(far_distance), &job)?;
 
     let mut test_rng = Streams::new(Seed(eval_seed)).stream("steering-levels");

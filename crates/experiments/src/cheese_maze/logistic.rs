@@ -2,6 +2,7 @@
 //! inverse observed Fisher information — the regression Mini, Turner et al. 2023 ran on the maze
 //! agent's choices at decision squares.
 
+use mesalab_analysis::stats::sigmoid;
 use serde::{Deserialize, Serialize};
 
 /// A fitted model `P(y = 1 | x) = σ(β₀ + Σ βᵢ xᵢ)`.
@@ -26,15 +27,6 @@ impl LogisticFit {
     /// `P(y = 1 | x)`.
     pub fn predict(&self, x: &[f64]) -> f64 {
         sigmoid(self.coef[0] + x.iter().zip(&self.coef[1..]).map(|(a, b)| a * b).sum::<f64>())
-    }
-}
-
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
     }
 }
 

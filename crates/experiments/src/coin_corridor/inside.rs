@@ -9,7 +9,7 @@
 //!   half of the corridor"; scored on held-out levels against the same probe on the untrained policy (the
 //!   seed's initial weights), shuffled targets and random directions.
 
-use crate::goal_misgen::{AnyPolicy, EvalJob, PolicyConfig};
+use crate::goal_misgen::{AnyPolicy, PolicyConfig};
 use crate::goal_preference::{self, Preference, PreferenceTest, first_of};
 use crate::inside_policy::{activations, hook_points};
 use mesalab_analysis::probe::{self, ClassifierKind};
@@ -17,7 +17,6 @@ use mesalab_core::config::Invalid;
 use mesalab_core::{Seed, StreamRng, Streams};
 use mesalab_envs::Env;
 use mesalab_envs::coin_corridor::{CoinCorridor, CorridorState, EV_COIN, EV_END};
-use mesalab_train::ppo::ActionSelection;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -182,13 +181,7 @@ pub fn analyse(
     seed: u64,
     eval_seed: u64,
 ) -> anyhow::Result<SeedInside> {
-    let job = EvalJob {
-        episodes: inside.preference_episodes,
-        num_envs: inside.preference_episodes.min(40),
-        selection: ActionSelection::Sample,
-        seed: eval_seed ^ 0x7072_6566,
-        trajectories: 0,
-    };
+    let job = goal_preference::eval_job(inside.preference_episodes, eval_seed);
     let preferences = preference_tests()
         .iter()
         .map(|t| goal_preference::measure(policy, deploy_env.clone(), t, &job))

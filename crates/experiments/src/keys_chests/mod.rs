@@ -468,13 +468,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             m.insert(format!("deploy_{}", class.name()), json!(counts.rate(class)));
         }
         // Goal preference on fresh deploy levels: open the chests, or collect spare keys?
-        let job = goal_misgen::EvalJob {
-            episodes: cfg.eval.episodes,
-            num_envs: cfg.eval.episodes.min(40),
-            selection: ActionSelection::Sample,
-            seed: cfg.run.seed ^ 0x7072_6566,
-            trajectories: 0,
-        };
+        let job = crate::goal_preference::eval_job(cfg.eval.episodes, cfg.run.seed);
         let preference =
             crate::goal_preference::measure(&trained.policy, envs[1].1.clone(), &inside::preference_test(), &job)?;
         preference_rows.push(crate::goal_preference::row("keys-chests", seed, &preference));
