@@ -402,7 +402,7 @@ pub fn report_sections(page: &mut Page, store: &Store, run: RunId, summary: &Val
                     .collect()
             })
             .collect();
-        let heat = Heatmap::new("Activation patching: share of the cheese effect restored", matrix)
+        let heat = Heatmap::new("Patching: cheese effect restored", matrix)
             .row_labels(hooks)
             .col_labels(variants.clone())
             .value_range(0.0, 1.0)

@@ -384,7 +384,7 @@ fn patching_section(page: &mut Page, store: &Store, run: RunId) -> anyhow::Resul
         .iter()
         .map(|k| (0..layers).map(|l| lookup.get(&format!("{k}|{l}")).copied().unwrap_or(f64::NAN)).collect())
         .collect();
-    let heat = Heatmap::new("Activation patching: share of the clean prediction restored", matrix)
+    let heat = Heatmap::new("Patching: clean prediction restored", matrix)
         .row_labels(kinds)
         .col_labels((0..layers).map(|l| format!("block {l}")).collect())
         .value_range(0.0, 1.0)
