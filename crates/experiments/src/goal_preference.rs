@@ -30,7 +30,7 @@ pub type Predicate<S> = Arc<dyn Fn(&S) -> bool + Send + Sync>;
 pub struct Separated<E: Env> {
     inner: E,
     keep: Predicate<E::State>,
-    /// Resets that exhausted [`MAX_TRIES`]; they return a kept-looking state never, see `reset`.
+    /// Resets that found no separated level within [`MAX_TRIES`] draws; `measure` refuses the test then.
     failures: Arc<AtomicU64>,
 }
 
