@@ -67,6 +67,8 @@ fn quick_run_writes_summary_verdict_aggregate_and_report() {
     for v in ["r1", "r3"] {
         let x = &s["inside"][v];
         assert_eq!(x["steering_hook"], "encoder.fc.0.hook_out");
+        let layers = x["by_layer"].as_object().unwrap();
+        assert!(layers.contains_key("encoder.fc.0.hook_out") && layers.contains_key("encoder.fc.1.hook_out"), "{x}");
         assert!(x["irl_corr_proxy"]["n"].as_u64().unwrap() >= 1, "{x}");
     }
     assert!(html.contains("steering vectors") && html.contains("Inverse RL"));

@@ -131,6 +131,9 @@ pub struct SeedInside {
     pub preference: Preference,
     /// `None` when no deploy maze has a far cheese and a decision square.
     pub steering: Option<SteeringResult>,
+    /// The same analysis at every hidden layer of the actor (`encoder.*`), headline hook included:
+    /// a layer sweep, reported beside the headline, never instead of it.
+    pub by_layer: Vec<SteeringResult>,
     /// Activation patching, cheese vs no cheese at the decision squares.
     pub patching: Vec<mesalab_nn::interp::PatchEffect>,
     pub irl: Vec<MazeReward>,
@@ -156,12 +159,17 @@ pub fn analyse(
     let mut vector_rng = Streams::new(Seed(eval_seed)).stream("vector-levels");
     let vector_levels: Vec<MazeState> = (0..inside.vector_mazes).map(|_| deploy_env.reset(&mut vector_rng)).collect();
     let vector_set = steering::decision_cases(deploy_env, &vector_levels, far_distance);
-    let (steering, patching) = if test.is_empty() || vector_set.is_empty() {
-        (None, Vec::new())
+    let (steering, patching, by_layer) = if test.is_empty() || vector_set.is_empty() {
+        (None, Vec::new(), Vec::new())
     } else {
         let hook = inside.hook(kind);
         let s = steering::analyse(deploy_env, policy, &hook, &test, &vector_set, &inside.coefficients)?;
-        (Some(s), steering::patching(deploy_env, policy, &test)?)
+        let layers = crate::inside_policy::hook_points(policy)
+            .into_iter()
+            .filter(|p| p.name.starts_with("encoder."))
+            .map(|p| steering::analyse(deploy_env, policy, &p.name, &test, &vector_set, &inside.coefficients))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        (Some(s), steering::patching(deploy_env, policy, &test)?, layers)
     };
 
     let streams = Streams::new(Seed(seed));
@@ -181,7 +189,7 @@ pub fn analyse(
             )
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(SeedInside { preference, steering, patching, irl })
+    Ok(SeedInside { preference, steering, by_layer, patching, irl })
 }
 
 pub const STEERING_TABLE: &str = "steering";
@@ -258,6 +266,28 @@ pub fn summary(variant_seeds: &[(String, u64, &SeedInside)]) -> Value {
         let irl = |f: fn(&MazeReward) -> f64| -> Vec<f64> {
             items.iter().flat_map(|s| s.irl.iter().map(f)).filter(|x| x.is_finite()).collect()
         };
+        let mut by_layer = serde_json::Map::new();
+        for hook in items.iter().flat_map(|s| s.by_layer.iter().map(|r| r.hook.clone())) {
+            if by_layer.contains_key(&hook) {
+                continue;
+            }
+            let of = |f: fn(&SteeringResult) -> f64| -> Vec<f64> {
+                items
+                    .iter()
+                    .flat_map(|s| s.by_layer.iter().filter(|r| r.hook == hook).map(f))
+                    .filter(|x| x.is_finite())
+                    .collect()
+            };
+            by_layer.insert(
+                hook.clone(),
+                json!({
+                    "mean_cheese_vector_reduction": crate::goal_misgen::summarize(&of(|r| r.mean_cheese_vector_reduction)),
+                    "mean_top_right_vector_gain": crate::goal_misgen::summarize(&of(|r| r.mean_top_right_vector_gain)),
+                    "cheese_vector_reduction": crate::goal_misgen::summarize(&of(|r| r.cheese_vector_reduction)),
+                    "top_right_vector_gain": crate::goal_misgen::summarize(&of(|r| r.top_right_vector_gain)),
+                }),
+            );
+        }
         let peaks = |name: &str| {
             let all: Vec<&MazeReward> = items.iter().flat_map(|s| s.irl.iter()).collect();
             Rate::of(&all, |m| m.peak == name)
@@ -271,6 +301,7 @@ pub fn summary(variant_seeds: &[(String, u64, &SeedInside)]) -> Value {
                 "mean_cheese_vector_reduction": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.mean_cheese_vector_reduction))),
                 "top_right_vector_gain": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.top_right_vector_gain))),
                 "mean_top_right_vector_gain": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.mean_top_right_vector_gain))),
+                "by_layer": by_layer,
                 "irl_corr_intended": crate::goal_misgen::summarize(&irl(|m| m.corr_intended)),
                 "irl_corr_proxy": crate::goal_misgen::summarize(&irl(|m| m.corr_proxy)),
                 "irl_peak_cheese": peaks("cheese"),
@@ -376,6 +407,40 @@ pub fn report_sections(page: &mut Page, store: &Store, run: RunId, summary: &Val
         rows,
     );
     s.figure_row(figures);
+    let layer_rows: Vec<Vec<Cell>> = variants
+        .iter()
+        .flat_map(|v| {
+            let layers = summary["inside"][v]["by_layer"].as_object().cloned().unwrap_or_default();
+            layers
+                .into_iter()
+                .map(|(hook, x)| {
+                    vec![
+                        Cell::text(v.clone()),
+                        Cell::code(hook),
+                        cell(&x["mean_cheese_vector_reduction"]),
+                        cell(&x["mean_top_right_vector_gain"]),
+                        cell(&x["cheese_vector_reduction"]),
+                        cell(&x["top_right_vector_gain"]),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if !layer_rows.is_empty() {
+        s.table_captioned(
+            "Layer sweep: the same measurements at every hidden layer of the actor (the headline above uses the \
+             configured hook only).",
+            vec![
+                "variant",
+                "hook",
+                "mean cheese vector: reduction",
+                "mean top-right vector: gain",
+                "own cheese vector: reduction",
+                "own top-right vector: gain",
+            ],
+            layer_rows,
+        );
+    }
     if let Some(p) = store.table(run, PATCHING_TABLE)? {
         let mut hooks: Vec<String> = Vec::new();
         for r in &p.rows {
