@@ -1,6 +1,56 @@
-//! Assertions shared by the goal-misgeneralization smoke tests.
+//! Set-up and assertions shared by the goal-misgeneralization smoke tests.
+#![allow(dead_code)] // each test binary uses a different subset
 
+use mesalab_core::config::Override;
+use mesalab_experiments::{Finished, Plan, PlanOptions, Silent, execute, find};
 use mesalab_store::{RunId, Store};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// A finished one-seed quick run of a shipped experiment in a temporary directory.
+pub struct QuickRun {
+    /// Keeps the directory alive while the test reads it.
+    pub tmp: tempfile::TempDir,
+    pub store: Store,
+    pub dir: std::path::PathBuf,
+    pub done: Finished,
+    /// `summary.json` as written to the run directory.
+    pub summary: serde_json::Value,
+    pub html: String,
+}
+
+/// Runs `name` in quick mode with one seed and the `--set` overrides `sets`.
+pub fn quick_run(name: &str, sets: &[&str]) -> QuickRun {
+    let e = find(name).unwrap();
+    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    let opts = PlanOptions { quick: true, seeds: Some(1), ..Default::default() };
+    let plan = Plan::new(e.config_path, e.config, &overrides, &opts).unwrap().named(e.name);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let dir = tmp.path().join("run");
+    let done = execute(&plan, &store, &dir, &Silent, Arc::new(AtomicBool::new(false)), None).unwrap();
+    let summary = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    QuickRun { tmp, store, dir, done, summary, html }
+}
+
+/// What every one-seed goal-misgeneralization run must leave: a finished status, a verdict with its
+/// checks that does not hold (one seed cannot support it), per-seed aggregates, a report with
+/// figures, example trajectories, and the per-episode table.
+pub fn assert_one_seed_run(r: &QuickRun) {
+    let s = &r.summary;
+    assert_eq!(s["status"], "finished");
+    for key in ["claim", "holds", "answer", "checks"] {
+        assert!(!s["verdict"][key].is_null(), "verdict.{key} missing");
+    }
+    assert_eq!(s["verdict"]["holds"], false);
+    let agg = s["aggregate"].as_object().unwrap();
+    assert!(!agg.is_empty());
+    assert!(agg.values().any(|a| a["mean"].is_f64() && a["n"] == 1), "{agg:?}");
+    assert!(r.html.contains("<svg") && r.html.contains("Verdict"));
+    assert_example_trajectories(&r.store, r.done.run_id, &r.html);
+    assert!(r.store.table(r.done.run_id, "episodes").unwrap().is_some_and(|t| !t.rows.is_empty()));
+}
 
 /// Example trajectories are stored for both splits and drawn over their levels (a dozen at most);
 /// returns how many were drawn.
