@@ -5,16 +5,20 @@ use serde::{Deserialize, Serialize};
 /// Mean, spread and extremes of one metric across seeds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    #[serde(serialize_with = "nan_as_null", deserialize_with = "null_as_nan")]
     pub mean: f64,
+    #[serde(serialize_with = "nan_as_null", deserialize_with = "null_as_nan")]
     pub min: f64,
+    #[serde(serialize_with = "nan_as_null", deserialize_with = "null_as_nan")]
     pub max: f64,
     /// Sample standard deviation (0 for a single value).
+    #[serde(serialize_with = "nan_as_null", deserialize_with = "null_as_nan")]
     pub std: f64,
     pub n: usize,
 }
 
 impl Summary {
-    /// `None` for an empty slice. NaNs propagate into mean/std and are ignored by min/max.
+    /// `None` for an empty slice. A NaN on any seed makes every field NaN (never hidden by min/max).
     pub fn of(values: &[f64]) -> Option<Self> {
         if values.is_empty() {
             return None;
@@ -22,8 +26,9 @@ impl Summary {
         let n = values.len();
         let mean = values.iter().sum::<f64>() / n as f64;
         let var = if n > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64 } else { 0.0 };
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let any_nan = values.iter().any(|v| v.is_nan());
+        let min = if any_nan { f64::NAN } else { values.iter().copied().fold(f64::INFINITY, f64::min) };
+        let max = if any_nan { f64::NAN } else { values.iter().copied().fold(f64::NEG_INFINITY, f64::max) };
         Some(Self { mean, min, max, std: var.sqrt(), n })
     }
 }
@@ -86,9 +91,80 @@ pub fn sigmoid(z: f64) -> f64 {
     }
 }
 
+/// Wilson score 95% interval for `k` successes in `n` trials; `(0, 1)` when `n = 0`.
+pub fn wilson(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    const Z: f64 = 1.959_963_984_540_054;
+    let (k, n) = (k.min(n) as f64, n as f64);
+    let p = k / n;
+    let z2 = Z * Z;
+    let denom = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denom;
+    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// `k` of `n` with its rate and Wilson 95% interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub k: u64,
+    pub n: u64,
+    /// `k / n` (NaN when `n = 0`; stored as `null`).
+    #[serde(serialize_with = "nan_as_null", deserialize_with = "null_as_nan")]
+    pub rate: f64,
+    pub ci_lo: f64,
+    pub ci_hi: f64,
+}
+
+impl Rate {
+    pub fn new(k: u64, n: u64) -> Self {
+        let (ci_lo, ci_hi) = wilson(k, n);
+        let rate = if n == 0 { f64::NAN } else { k as f64 / n as f64 };
+        Self { k, n, rate, ci_lo, ci_hi }
+    }
+
+    /// Items for which `pred` holds.
+    pub fn of<T>(items: &[T], pred: impl Fn(&T) -> bool) -> Self {
+        Self::new(items.iter().filter(|x| pred(x)).count() as u64, items.len() as u64)
+    }
+
+    /// Pools several rates (sums of `k` and `n`).
+    pub fn pooled<'a>(rates: impl IntoIterator<Item = &'a Rate>) -> Self {
+        let (k, n) = rates.into_iter().fold((0, 0), |(k, n), r| (k + r.k, n + r.n));
+        Self::new(k, n)
+    }
+}
+
+/// Serialises non-finite numbers as `null` (JSON has no NaN).
+pub fn nan_as_null<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+}
+
+/// Reads `null` back as NaN.
+pub fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_matches_reference_values() {
+        // Reference: statsmodels proportion_confint(k, n, method="wilson").
+        let (lo, hi) = wilson(5, 10);
+        assert!((lo - 0.236_593).abs() < 1e-5 && (hi - 0.763_407).abs() < 1e-5, "{lo} {hi}");
+        let (lo, hi) = wilson(0, 20);
+        assert!(lo == 0.0 && (hi - 0.161_125).abs() < 1e-5, "{lo} {hi}");
+        let (lo, hi) = wilson(20, 20);
+        assert!((lo - 0.838_875).abs() < 1e-5 && hi == 1.0, "{lo} {hi}");
+        assert_eq!(wilson(0, 0), (0.0, 1.0));
+        let r = Rate::pooled(&[Rate::new(1, 4), Rate::new(3, 4)]);
+        assert_eq!((r.k, r.n, r.rate), (4, 8, 0.5));
+        assert!(Rate::new(0, 0).rate.is_nan());
+    }
 
     #[test]
     fn summary_of_values() {
@@ -96,6 +172,11 @@ mod tests {
         assert_eq!((s.mean, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
         assert!((s.std - 1.0).abs() < 1e-12);
         assert!(Summary::of(&[]).is_none());
+        let s = Summary::of(&[1.0, f64::NAN, 3.0]).unwrap();
+        assert!(s.mean.is_nan() && s.min.is_nan() && s.max.is_nan(), "a NaN seed is never hidden: {s:?}");
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert!(back.min.is_nan() && back.n == 3);
     }
 
     #[test]

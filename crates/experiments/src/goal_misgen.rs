@@ -25,7 +25,7 @@ use mesalab_core::config::{Invalid, Validate};
 use mesalab_core::{Seed, StreamRng, Streams};
 use mesalab_envs::{Env, EpisodeStats, VecEnv};
 use mesalab_nn::device::{cpu, cpu_autodiff};
-use mesalab_nn::policy::{CnnPolicy, CnnPolicyConfig, MlpPolicy, MlpPolicyConfig, Policy};
+use mesalab_nn::policy::Policy;
 use mesalab_report::svg::{BarChart, BarSeries, CellGeometry, Heatmap, LineChart, Series};
 use mesalab_store::{Artifact, ArtifactKind, MetricRow, RunId, Store};
 use mesalab_train::ppo::{self, ActionSelection, PpoConfig, UpdateLog};
@@ -106,50 +106,7 @@ pub fn classify_by_events(
     classify(happened(intended), proxy.iter().any(|p| happened(p)))
 }
 
-/// Wilson score 95% interval for `k` successes in `n` trials; `(0, 1)` when `n = 0`.
-pub fn wilson(k: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    const Z: f64 = 1.959_963_984_540_054;
-    let (k, n) = (k.min(n) as f64, n as f64);
-    let p = k / n;
-    let z2 = Z * Z;
-    let denom = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
-}
-
-/// `k` of `n` with its rate and Wilson 95% interval.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Rate {
-    pub k: u64,
-    pub n: u64,
-    /// `k / n` (NaN when `n = 0`).
-    pub rate: f64,
-    pub ci_lo: f64,
-    pub ci_hi: f64,
-}
-
-impl Rate {
-    pub fn new(k: u64, n: u64) -> Self {
-        let (ci_lo, ci_hi) = wilson(k, n);
-        let rate = if n == 0 { f64::NAN } else { k as f64 / n as f64 };
-        Self { k, n, rate, ci_lo, ci_hi }
-    }
-
-    /// Episodes for which `pred` holds.
-    pub fn of<T>(items: &[T], pred: impl Fn(&T) -> bool) -> Self {
-        Self::new(items.iter().filter(|x| pred(x)).count() as u64, items.len() as u64)
-    }
-
-    /// Pools several rates (sums of `k` and `n`).
-    pub fn pooled<'a>(rates: impl IntoIterator<Item = &'a Rate>) -> Self {
-        let (k, n) = rates.into_iter().fold((0, 0), |(k, n), r| (k + r.k, n + r.n));
-        Self::new(k, n)
-    }
-}
+pub use mesalab_analysis::stats::{Rate, wilson};
 
 /// Episode counts per [`EpisodeClass`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,79 +192,24 @@ pub fn summarize(values: &[f64]) -> serde_json::Value {
 // ---------------------------------------------------------------------------------------------
 // Policies.
 
-/// Which actor-critic network to train.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyKind {
-    /// Observations flattened into an MLP (fast on CPU).
-    #[default]
-    Mlp,
-    /// A small IMPALA-like CNN over the `[C, H, W]` grid.
-    Cnn,
+pub use mesalab_nn::policy::{AnyPolicy, PolicyConfig, PolicyKind};
+
+/// `[model]` checks, keys under `prefix` (e.g. `model`).
+pub fn validate_model(model: &PolicyConfig, prefix: &str) -> Result<(), Invalid> {
+    match model.problem() {
+        Some((key, message)) => Err(Invalid::new(format!("{prefix}.{key}"), message)),
+        None => Ok(()),
+    }
 }
 
-/// The `[model]` section shared by the goal-misgeneralization experiments.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// `mlp` or `cnn`.
-    pub kind: PolicyKind,
-    /// MLP architecture (used when `kind = "mlp"`).
-    pub mlp: MlpPolicyConfig,
-    /// CNN architecture (used when `kind = "cnn"`).
-    pub cnn: CnnPolicyConfig,
-}
-
-impl PolicyConfig {
-    /// Checks the architecture; keys are reported under `prefix` (e.g. `model`).
-    pub fn validate_under(&self, prefix: &str) -> Result<(), Invalid> {
-        if self.mlp.hidden.contains(&0) {
-            return Err(Invalid::new(format!("{prefix}.mlp.hidden"), "every width must be at least 1"));
-        }
-        if self.cnn.channels.is_empty() || self.cnn.channels.contains(&0) {
-            return Err(Invalid::new(format!("{prefix}.cnn.channels"), "needs at least one stage, each ≥ 1 filter"));
-        }
-        if self.cnn.hidden == 0 {
-            return Err(Invalid::new(format!("{prefix}.cnn.hidden"), "must be at least 1"));
-        }
-        Ok(())
-    }
-
-    /// A freshly initialised policy for `spec` (from `streams.stream("init")`), on the autodiff device.
-    pub fn init(&self, spec: &mesalab_envs::EnvSpec, streams: &Streams) -> AnyPolicy {
-        let mut rng = streams.stream("init");
-        let device = cpu_autodiff();
-        match self.kind {
-            PolicyKind::Mlp => {
-                AnyPolicy::Mlp(MlpPolicy::init(&self.mlp, spec.obs_len(), spec.actions.len(), &mut rng, &device))
-            }
-            PolicyKind::Cnn => {
-                AnyPolicy::Cnn(CnnPolicy::init(&self.cnn, spec.obs_shape, spec.actions.len(), &mut rng, &device))
-            }
-        }
-    }
+/// A freshly initialised policy for `spec` (from `streams.stream("init")`), on the autodiff device.
+pub fn init_policy(model: &PolicyConfig, spec: &mesalab_envs::EnvSpec, streams: &Streams) -> AnyPolicy {
+    model.init(spec.obs_shape, spec.actions.len(), &mut streams.stream("init"), &cpu_autodiff())
 }
 
 /// `ppo` keys validated under the `ppo.` prefix, so errors name the config key.
 pub fn validate_ppo(ppo: &PpoConfig, prefix: &str) -> Result<(), Invalid> {
     ppo.validate().map_err(|e| Invalid::new(format!("{prefix}.{}", e.key), e.message))
-}
-
-/// An MLP or CNN policy.
-#[derive(Debug, Clone)]
-pub enum AnyPolicy {
-    Mlp(MlpPolicy),
-    Cnn(CnnPolicy),
-}
-
-impl AnyPolicy {
-    /// Saves the parameters as safetensors.
-    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
-        match self {
-            AnyPolicy::Mlp(p) => p.save(path),
-            AnyPolicy::Cnn(p) => p.save(path),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -379,7 +281,7 @@ impl TrainedPolicy {
 pub fn train_policy<E: Env>(ctx: &RunContext, env: E, job: &TrainJob) -> anyhow::Result<TrainedPolicy> {
     let streams = Streams::new(Seed(job.seed));
     let spec = env.spec().clone();
-    let policy = job.model.init(&spec, &streams);
+    let policy = init_policy(job.model, &spec, &streams);
     let label = if job.variant.is_empty() {
         format!("seed {}: training", job.seed)
     } else {
@@ -833,18 +735,6 @@ pub fn verdict_section(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wilson_matches_reference_values() {
-        // Reference: statsmodels proportion_confint(k, n, method="wilson").
-        let (lo, hi) = wilson(5, 10);
-        assert!((lo - 0.236_593).abs() < 1e-5 && (hi - 0.763_407).abs() < 1e-5, "{lo} {hi}");
-        let (lo, hi) = wilson(0, 20);
-        assert!(lo == 0.0 && (hi - 0.161_125).abs() < 1e-5, "{lo} {hi}");
-        let (lo, hi) = wilson(20, 20);
-        assert!((lo - 0.838_875).abs() < 1e-5 && hi == 1.0, "{lo} {hi}");
-        assert_eq!(wilson(0, 0), (0.0, 1.0));
-    }
 
     #[test]
     fn classification_prefers_intended_then_proxy() {

@@ -97,7 +97,7 @@ pub fn hook_shapes<E: Env>(
     env: &E,
 ) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
     let streams = mesalab_core::Streams::new(mesalab_core::Seed(0));
-    let policy = model.init(env.spec(), &streams);
+    let policy = crate::goal_misgen::init_policy(model, env.spec(), &streams);
     let mut rng = streams.stream("hook-shapes");
     let states = vec![env.reset(&mut rng), env.reset(&mut rng)];
     let (_, cache) = run_hooked(env, &policy, &states, Hooks::cache_all())?;

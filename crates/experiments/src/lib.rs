@@ -8,11 +8,13 @@
 pub mod cheese_maze;
 pub mod coin_corridor;
 pub mod context;
+pub mod experiment;
 pub mod goal_misgen;
 pub mod goal_preference;
 pub mod icl_gd;
 pub mod inside_policy;
 pub mod keys_chests;
+pub mod misgen;
 pub mod misgen_report;
 pub mod monster_shield;
 pub mod plan;
@@ -21,6 +23,7 @@ pub mod report_common;
 pub mod rollouts;
 pub mod runner;
 pub mod spec_gaming;
+pub mod verdict;
 
 pub use context::{Progress, RunContext, Silent};
 pub use plan::{Plan, PlanOptions};

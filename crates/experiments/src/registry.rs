@@ -1,24 +1,10 @@
 //! The shipped experiments: name → config (embedded, so the binary runs anywhere) and runner.
 
 use crate::context::RunContext;
+pub use crate::experiment::ExperimentConfig;
 use crate::icl_gd;
 use mesalab_core::config::{self, ConfigError, Override};
 use mesalab_store::{RunId, Store};
-
-/// A loaded, validated config that knows how to run its experiment.
-pub trait ExperimentConfig: serde::de::DeserializeOwned + serde::Serialize + config::Validate + 'static {
-    /// The `[quick]` table: overrides `--quick` applies.
-    fn quick(&self) -> &toml::Table;
-    /// The seeds this config trains (`run.seed`, `run.seed + 1`, …).
-    fn seeds(&self) -> Vec<u64>;
-    /// Runs the experiment; returns the experiment's part of `summary.json`.
-    fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
-    /// The hook points of the model this config trains (untrained), with the shape each has on a
-    /// batch of two inputs.
-    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
-        anyhow::bail!("this experiment trains no model with hook points")
-    }
-}
 
 /// A loaded config with its type erased, so plans of every experiment look alike.
 pub trait Loaded: std::any::Any {
@@ -26,6 +12,7 @@ pub trait Loaded: std::any::Any {
     fn resolved_toml(&self) -> Result<String, toml::ser::Error>;
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>>;
+    fn split_env(&self, split: &str) -> anyhow::Result<mesalab_envs::AnyEnv>;
     fn as_any(&self) -> &dyn std::any::Any;
 }
 
@@ -41,6 +28,9 @@ impl<C: ExperimentConfig> Loaded for C {
     }
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
         ExperimentConfig::hook_shapes(self)
+    }
+    fn split_env(&self, split: &str) -> anyhow::Result<mesalab_envs::AnyEnv> {
+        ExperimentConfig::split_env(self, split)
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

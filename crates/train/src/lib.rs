@@ -2,7 +2,10 @@
 //!
 //! - [`supervised`]: Adam on a differentiable loss (the base optimizer of `icl-gd`).
 //! - [`ppo`]: PPO on a reward over a [`mesalab_envs::VecEnv`] (the base optimizer of the RL
-//!   experiments), CleanRL-style in one file, plus [`ppo::evaluate`] for any split.
+//!   experiments), CleanRL-style in one file.
+//! - [`rollout`]: the one episode loop ([`rollout::play`]) for any [`mesalab_envs::Actor`] — trained
+//!   policies ([`rollout::PolicyActor`]), scripted baselines, random — and [`rollout::evaluate`].
 
 pub mod ppo;
+pub mod rollout;
 pub mod supervised;

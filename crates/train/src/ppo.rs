@@ -22,16 +22,17 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
+use mesalab_core::Streams;
 use mesalab_core::config::{Invalid, Validate};
-use mesalab_core::{StreamRng, Streams};
 use mesalab_envs::{End, Env, EnvSpec, EpisodeStats, VecEnv};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::policy::Policy;
-use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::time::Instant;
+
+pub use crate::rollout::{ActionSelection, Evaluation, evaluate};
 
 /// PPO hyperparameters. Defaults are CleanRL `ppo.py`'s (CartPole).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -360,7 +361,7 @@ pub fn train<E: Env, P: Policy>(
             }
             for (i, row) in rows.clone().enumerate() {
                 let lp = &logp[i * num_actions..(i + 1) * num_actions];
-                actions[row] = sample(lp, &mut action_rng);
+                actions[row] = crate::rollout::sample(lp, &mut action_rng);
                 logprobs[row] = lp[actions[row]];
                 values[row] = value[i];
             }
@@ -552,24 +553,6 @@ fn value_of<P: Policy>(policy: &P, obs: Vec<f32>, n: usize, obs_len: usize, devi
     v.into_data().try_into_vec::<f32>().expect("f32 values")
 }
 
-/// Draws an action from a categorical distribution given its log-probabilities.
-fn sample(logp: &[f32], rng: &mut StreamRng) -> usize {
-    let u: f64 = rng.random();
-    let mut cumulative = 0.0;
-    for (a, lp) in logp.iter().enumerate() {
-        cumulative += f64::from(*lp).exp();
-        if u < cumulative {
-            return a;
-        }
-    }
-    logp.len() - 1 // rounding left the total a hair under 1
-}
-
-/// The most probable action (lowest index on ties).
-fn greedy(logp: &[f32]) -> usize {
-    logp.iter().enumerate().fold(0, |best, (a, lp)| if *lp > logp[best] { a } else { best })
-}
-
 /// In place: `(x − mean) / (std + 1e-8)` with the unbiased std, as CleanRL (`torch.std`).
 fn normalize(x: &mut [f32]) {
     let n = x.len() as f64;
@@ -667,62 +650,6 @@ pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, module: &M, max_no
     norm
 }
 
-/// How [`evaluate`] picks actions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionSelection {
-    /// Sample from the policy (what it was trained with).
-    Sample,
-    /// The most probable action.
-    Greedy,
-}
-
-/// Episodes played by [`evaluate`].
-#[derive(Clone, Debug)]
-pub struct Evaluation {
-    /// Every episode, ordered by slot, then by finishing order within the slot.
-    pub episodes: Vec<EpisodeStats>,
-    pub summary: EpisodeSummary,
-}
-
-/// Plays exactly `episodes_per_env` episodes in every slot of `envs` with `policy` (no gradients),
-/// sampling actions from `rng` (conventionally `streams.stream("eval-actions")`). A fixed quota per
-/// slot keeps the mean unbiased (stopping at the first N finished would favour short episodes).
-/// `envs` may be any split of any env the policy fits, e.g. the `deploy` split of its training env.
-pub fn evaluate<E: Env, P: Policy>(
-    policy: &P,
-    envs: &mut VecEnv<E>,
-    episodes_per_env: usize,
-    selection: ActionSelection,
-    rng: &mut StreamRng,
-) -> Result<Evaluation, String> {
-    check_compatible(policy, envs.env().spec())?;
-    let policy = policy.valid();
-    let device = cpu();
-    let (n, obs_len, num_actions) = (envs.len(), envs.obs_len(), envs.env().spec().actions.len());
-    let mut per_slot: Vec<Vec<EpisodeStats>> = vec![Vec::new(); n];
-    let mut actions = vec![0usize; n];
-    while per_slot.iter().any(|s| s.len() < episodes_per_env) {
-        let (logp, _) = act(&policy, envs.obs(), n, obs_len, &device);
-        for (i, a) in actions.iter_mut().enumerate() {
-            let lp = &logp[i * num_actions..(i + 1) * num_actions];
-            *a = match selection {
-                ActionSelection::Sample => sample(lp, rng),
-                ActionSelection::Greedy => greedy(lp),
-            };
-        }
-        envs.step(&actions);
-        for (slot, stats) in envs.finished() {
-            if per_slot[*slot].len() < episodes_per_env {
-                per_slot[*slot].push(*stats);
-            }
-        }
-    }
-    let episodes: Vec<EpisodeStats> = per_slot.into_iter().flatten().collect();
-    let summary = EpisodeSummary::from_episodes(envs.env().spec(), &episodes);
-    Ok(Evaluation { episodes, summary })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,19 +735,5 @@ mod tests {
         assert_eq!(bad(|c| c.max_grad_norm = -1.0).key, "max_grad_norm");
         assert_eq!(bad(|c| c.target_kl = Some(0.0)).key, "target_kl");
         assert!(PpoConfig::default().validate().is_ok());
-    }
-
-    #[test]
-    fn sampling_follows_the_probabilities() {
-        let mut rng = Streams::new(Seed(0)).stream("actions");
-        let logp = [0.1f32.ln(), 0.6f32.ln(), 0.3f32.ln()];
-        let mut counts = [0usize; 3];
-        for _ in 0..20_000 {
-            counts[sample(&logp, &mut rng)] += 1;
-        }
-        for (c, p) in counts.iter().zip([0.1, 0.6, 0.3]) {
-            assert!((*c as f64 / 20_000.0 - p).abs() < 0.015, "{counts:?}");
-        }
-        assert_eq!(greedy(&logp), 1);
     }
 }

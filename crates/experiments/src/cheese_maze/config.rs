@@ -158,7 +158,7 @@ impl Validate for Config {
         if self.train.log_every == 0 {
             return Err(Invalid::new("train.log_every", "must be at least 1"));
         }
-        self.model.validate_under("model")?;
+        crate::goal_misgen::validate_model(&self.model, "model")?;
         validate_ppo(&self.ppo, "ppo")?;
         if self.eval.deploy_episodes == 0 || self.eval.train_episodes == 0 {
             return Err(Invalid::new("eval.deploy_episodes", "episode counts must be at least 1"));

@@ -94,7 +94,7 @@ impl InsideSection {
         if self.steering_hook.is_empty() {
             return Ok(());
         }
-        let policy = model.init(spec, &Streams::new(Seed(0)));
+        let policy = crate::goal_misgen::init_policy(model, spec, &Streams::new(Seed(0)));
         crate::inside_policy::check_hook(&policy, &self.steering_hook)
             .map_err(|e| Invalid::new("inside.steering_hook", e.to_string()))
     }

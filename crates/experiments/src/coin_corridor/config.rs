@@ -193,7 +193,7 @@ impl Validate for Config {
         }
         // The env's own checks, reported under `env.`.
         self.params(0).validate().map_err(|e| Invalid::new(format!("env.{}", e.key), e.message))?;
-        self.model.validate_under("model")?;
+        crate::goal_misgen::validate_model(&self.model, "model")?;
         validate_ppo(&self.ppo, "ppo")?;
         if self.eval.episodes == 0 {
             return Err(Invalid::new("eval.episodes", "must be at least 1"));

@@ -188,7 +188,7 @@ pub fn analyse(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut level_rng = Streams::new(Seed(eval_seed)).stream("probe-levels");
     let states: Vec<CorridorState> = (0..inside.probe_levels).map(|_| deploy_env.reset(&mut level_rng)).collect();
-    let untrained = model.init(deploy_env.spec(), &Streams::new(Seed(seed)));
+    let untrained = crate::goal_misgen::init_policy(model, deploy_env.spec(), &Streams::new(Seed(seed)));
     let mut rng = Streams::new(Seed(seed)).stream("probes");
     let probes =
         coin_probes(deploy_env, policy, &untrained, &states, inside.probe_l2, inside.probe_test_fraction, &mut rng)?;

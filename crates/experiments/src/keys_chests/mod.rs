@@ -184,7 +184,7 @@ impl Validate for Config {
         if self.train.log_every == 0 {
             return Err(Invalid::new("train.log_every", "must be at least 1"));
         }
-        self.model.validate_under("model")?;
+        crate::goal_misgen::validate_model(&self.model, "model")?;
         validate_ppo(&self.ppo, "ppo")?;
         if self.eval.episodes == 0 {
             return Err(Invalid::new("eval.episodes", "must be at least 1"));

@@ -181,7 +181,7 @@ impl Validate for Config {
                 return Err(Invalid::new(key, format!("must be finite, got {v}")));
             }
         }
-        self.model.validate_under("model")?;
+        crate::goal_misgen::validate_model(&self.model, "model")?;
         validate_ppo(&self.ppo, "ppo")?;
         if self.eval.episodes == 0 {
             return Err(Invalid::new("eval.episodes", "must be at least 1"));

@@ -4,6 +4,7 @@
 //!   with [`Hooks`] threaded through so every activation can be cached, patched or steered.
 //! - [`mlp`]: [`MlpPolicy`], observations flattened, CleanRL's separate 64-64 tanh actor and critic
 //!   by default (optionally one shared torso).
+//! - [`any`]: [`AnyPolicy`], the MLP or CNN a [`PolicyConfig`] chooses, itself a [`Policy`].
 //! - [`cnn`]: [`CnnPolicy`], a small IMPALA-like CNN over the symbolic `[C, H, W]` grid, then a
 //!   torso MLP shared by the policy and value heads.
 //! - Initialisation follows CleanRL (`layer_init`): orthogonal weights with gain √2 in hidden
@@ -18,9 +19,11 @@
 //! - `torso.hook_out` `[batch, hidden]`: CNN torso after its activation.
 //! - `policy.hook_logits` `[batch, action]`, `value.hook_out` `[batch, value]` (value width 1).
 
+pub mod any;
 pub mod cnn;
 pub mod mlp;
 
+pub use any::{AnyPolicy, PolicyConfig, PolicyKind};
 pub use cnn::{CnnPolicy, CnnPolicyConfig};
 pub use mlp::{Activation, MlpPolicy, MlpPolicyConfig};
 

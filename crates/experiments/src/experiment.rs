@@ -1,0 +1,80 @@
+//! What every experiment implements ([`ExperimentConfig`]) and the config sections every
+//! experiment shares ([`RunSection`]). A leaf module: it imports no experiment and no registry, so
+//! the registry can list experiments without import cycles.
+
+use crate::context::RunContext;
+use mesalab_core::config::{self, Invalid};
+
+/// A loaded, validated config that knows how to run its experiment.
+pub trait ExperimentConfig: serde::de::DeserializeOwned + serde::Serialize + config::Validate + 'static {
+    /// The `[quick]` table: overrides `--quick` applies.
+    fn quick(&self) -> &toml::Table;
+    /// The seeds this config trains (`run.seed`, `run.seed + 1`, …).
+    fn seeds(&self) -> Vec<u64>;
+    /// Runs the experiment; returns the experiment's part of `summary.json`.
+    fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+    /// The hook points of the model this config trains (untrained), with the shape each has on a
+    /// batch of two inputs.
+    fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+        anyhow::bail!("this experiment trains no model with hook points")
+    }
+    /// The environment of split `split` (`train` or `deploy`) exactly as this experiment trains
+    /// and deploys on it (for `mesalab render` / `play --experiment`).
+    fn split_env(&self, split: &str) -> anyhow::Result<mesalab_envs::AnyEnv> {
+        let _ = split;
+        anyhow::bail!("this experiment has no environment")
+    }
+}
+
+/// The `[run]` section of every experiment.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Base seed; seed i of the run is `seed + i` (for every variant).
+    pub seed: u64,
+    /// Independently trained models (per variant).
+    pub seeds: u64,
+    /// Log training curves every this many updates (PPO) or steps (supervised), and always the
+    /// first and the last.
+    pub log_every: usize,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self { seed: 0, seeds: 5, log_every: 5 }
+    }
+}
+
+impl RunSection {
+    /// `seed, seed + 1, …` (`seeds` of them).
+    pub fn seed_list(&self) -> Vec<u64> {
+        (0..self.seeds).map(|i| self.seed + i).collect()
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.seeds == 0 {
+            return Err(Invalid::new("run.seeds", "must be at least 1"));
+        }
+        if self.log_every == 0 {
+            return Err(Invalid::new("run.log_every", "must be at least 1"));
+        }
+        if self.seed.checked_add(self.seeds).is_none() {
+            return Err(Invalid::new("run.seed", "seed + seeds overflows a 64-bit seed"));
+        }
+        Ok(())
+    }
+}
+
+/// `experiment = "…"` must name this config's experiment.
+pub fn check_experiment_name(found: &str, expected: &str) -> Result<(), Invalid> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Invalid::new("experiment", format!("this config is for `{expected}`, not `{found}`")))
+    }
+}
+
+/// A share in `[0, 1]` (verdict thresholds).
+pub fn check_unit(key: &str, v: f64) -> Result<(), Invalid> {
+    if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(Invalid::new(key, format!("must be in [0, 1], got {v}"))) }
+}
