@@ -27,8 +27,7 @@ const TINY: &[&str] = &[
     "ppo.num_steps=32",
     "ppo.total_timesteps=2048",
     "eval.episodes=20",
-    "eval.num_envs=10",
-    "eval.log_every=2",
+    "run.log_every=2",
     "inside.preference_episodes=20",
     "inside.probe_levels=80",
 ];
@@ -41,24 +40,32 @@ fn quick_smoke_run_writes_rates_verdict_and_report() {
     let p = plan("coin-corridor", TINY, PlanOptions { quick: true, ..Default::default() }).unwrap();
     let done = run(&store, &dir, &p).unwrap();
     let s = &done.summary;
-    assert_eq!(s["by_random_percent"].as_array().unwrap().len(), 2);
+    assert_eq!(s["variants"].as_array().unwrap().len(), 2);
     assert_eq!(s["per_seed"].as_array().unwrap().len(), 4);
-    for k in s["by_random_percent"].as_array().unwrap() {
-        let d = &k["deploy"];
-        assert_eq!(d["p_coin"]["n"], 40, "20 episodes × 2 seeds");
-        let total: u64 =
-            ["p_coin", "p_end_without_coin", "p_died", "p_timeout"].iter().map(|m| d[*m]["k"].as_u64().unwrap()).sum();
-        assert_eq!(total, 40, "every deploy episode has exactly one outcome: {d}");
-        let classes = &k["deploy_classes"];
-        assert_eq!(classes["robust"]["k"], d["p_coin"]["k"]);
-        assert_eq!(classes["objective_failure"]["k"], d["p_end_without_coin"]["k"]);
-        let (lo, hi) = (d["p_coin"]["ci_lo"].as_f64().unwrap(), d["p_coin"]["ci_hi"].as_f64().unwrap());
-        assert!(lo <= d["p_coin"]["rate"].as_f64().unwrap() && d["p_coin"]["rate"].as_f64().unwrap() <= hi);
+    // Per variant: the trained seeds pooled, then the oracle, the proxy policy and the random policy.
+    let pooled = s["pooled"].as_array().unwrap();
+    assert_eq!(pooled.len(), 2 * 4);
+    for p in pooled {
+        let d = &p["deploy"];
+        let n = if p["role"] == "trained" { 40 } else { 20 };
+        assert_eq!(d["episodes"], n, "20 episodes × 2 seeds for the agent, 20 per baseline: {p}");
+        let outcome = |m: &str| d["metrics"][m]["rate"]["k"].as_u64().unwrap();
+        let total = outcome("p_coin") + outcome("p_end_without_coin") + outcome("p_died") + outcome("p_timeout");
+        assert!(total >= n && outcome("p_coin") + outcome("p_end_without_coin") <= n, "one goal outcome each: {d}");
+        assert_eq!(d["classes"]["robust"], outcome("p_coin"));
+        assert_eq!(d["classes"]["objective_failure"], outcome("p_end_without_coin"));
+        let r = &d["metrics"]["p_coin"]["rate"];
+        assert!(r["ci_lo"].as_f64().unwrap() <= r["rate"].as_f64().unwrap());
     }
+    // The oracle gets the coin on every deploy level; the end runner never does unless it lies on its way.
+    let oracle = pooled.iter().find(|p| p["role"] == "oracle").unwrap();
+    assert_eq!(oracle["deploy"]["classes"]["robust"], 20, "{oracle}");
     let v = &s["verdict"];
-    assert!(v["holds"].is_boolean() && v["checks"].as_array().unwrap().len() >= 3, "{v}");
-    assert!(v["answer"] == "yes" || v["answer"] == "no");
-    assert!(s["aggregate"]["rp-0/deploy_p_coin"]["mean"].is_number(), "{}", s["aggregate"]);
+    assert_eq!(v["holds"], false, "a two-update agent cannot be competent: {v}");
+    let competence =
+        v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "train: intended goal achieved (robust)");
+    assert_eq!(competence.unwrap()["pass"], false, "{v}");
+    assert!(s["aggregate"]["rp-0/deploy/p_coin"]["mean"].is_number(), "{}", s["aggregate"]);
     for file in ["summary.json", "report.html", "rp-0/seed-0/policy.safetensors", "rp-20/seed-1/policy.safetensors"] {
         assert!(dir.join(file).is_file(), "missing {file}");
     }
@@ -96,7 +103,8 @@ fn bad_knob_values_and_zero_envs_are_errors_naming_the_key() {
         ("sweep.random_percent=[]", "sweep.random_percent"),
         ("sweep.random_percent=[5, 5]", "sweep.random_percent"),
         ("ppo.num_envs=0", "ppo.num_envs"),
-        ("eval.num_envs=0", "eval.num_envs"),
+        ("eval.episodes=0", "eval.episodes"),
+        ("run.log_every=0", "run.log_every"),
         ("env.length=3", "env.length"),
         ("model.kind=transformer", "model.kind"),
         ("verdict.min_train_success=2", "verdict.min_train_success"),

@@ -673,33 +673,73 @@ fn aggregate(r: &Results) -> Value {
     )
 }
 
+/// `(row, col)` of a grid position; `None` off the grid's top or left edge.
+pub fn grid_cell(p: mesalab_envs::grid::Pos) -> Option<(usize, usize)> {
+    Some((usize::try_from(p.y).ok()?, usize::try_from(p.x).ok()?))
+}
+
+/// Synthetic results for the verdict tests of every experiment.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    fn split(robust: u64, objective: u64, capability: u64) -> SplitResult {
+    /// A split with these class counts (and their class-rate metrics).
+    pub fn split(robust: u64, objective: u64, capability: u64) -> SplitResult {
         let classes = Counts { robust, objective_failure: objective, capability_failure: capability };
         let metrics = EpisodeClass::ALL.iter().map(|c| (c.name().to_string(), Stat::Rate(classes.rate(*c)))).collect();
         SplitResult { episodes: classes.total() as usize, classes, metrics }
     }
 
-    fn result(role: Role, seed: Option<u64>, train: SplitResult, deploy: SplitResult) -> PolicyResult {
-        PolicyResult { variant: "v".into(), role, name: format!("{role:?}"), seed, train, deploy, training: None }
+    fn result(
+        variant: &str,
+        role: Role,
+        seed: Option<u64>,
+        (train, deploy): (SplitResult, SplitResult),
+    ) -> PolicyResult {
+        PolicyResult { variant: variant.into(), role, name: format!("{role:?}"), seed, train, deploy, training: None }
     }
 
-    /// Trained seeds with the given deploy objective-failure counts (of 100), train robust 95.
-    pub(crate) fn synthetic(deploy_of: &[u64], oracle_of: u64, proxy_of: u64) -> Results {
-        let per_seed = deploy_of
-            .iter()
-            .enumerate()
-            .map(|(i, &of)| result(Role::Trained, Some(i as u64), split(95, 0, 5), split(100 - of, of, 0)))
-            .collect();
+    /// One variant: trained seeds 0, 1, … with `(train, deploy)` splits, and the three baselines.
+    pub fn results(
+        variant: &str,
+        trained: Vec<(SplitResult, SplitResult)>,
+        oracle: (SplitResult, SplitResult),
+        proxy: (SplitResult, SplitResult),
+        random: (SplitResult, SplitResult),
+    ) -> Results {
+        let seeds: Vec<u64> = (0..trained.len() as u64).collect();
+        let per_seed =
+            trained.into_iter().enumerate().map(|(i, s)| result(variant, Role::Trained, Some(i as u64), s)).collect();
         let pooled = vec![
-            result(Role::Oracle, None, split(100, 0, 0), split(100 - oracle_of, oracle_of, 0)),
-            result(Role::Proxy, None, split(100, 0, 0), split(100 - proxy_of, proxy_of, 0)),
-            result(Role::Random, None, split(10, 0, 90), split(5, 5, 90)),
+            result(variant, Role::Oracle, None, oracle),
+            result(variant, Role::Proxy, None, proxy),
+            result(variant, Role::Random, None, random),
         ];
-        Results { variants: vec![], seeds: (0..deploy_of.len() as u64).collect(), per_seed, pooled }
+        Results {
+            variants: vec![Variant { name: variant.into(), label: String::new(), knob: 0.0 }],
+            seeds,
+            per_seed,
+            pooled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use testing::{results, split};
+
+    /// Trained seeds with the given deploy objective-failure counts (of 100), train robust 95.
+    fn synthetic(deploy_of: &[u64], oracle_of: u64, proxy_of: u64) -> Results {
+        let trained = deploy_of.iter().map(|&of| (split(95, 0, 5), split(100 - of, of, 0))).collect();
+        results(
+            "v",
+            trained,
+            (split(100, 0, 0), split(100 - oracle_of, oracle_of, 0)),
+            (split(100, 0, 0), split(100 - proxy_of, proxy_of, 0)),
+            (split(10, 0, 90), split(5, 5, 90)),
+        )
     }
 
     #[test]

@@ -34,16 +34,17 @@ pub fn quick_run(name: &str, sets: &[&str]) -> QuickRun {
     QuickRun { tmp, store, dir, done, summary, html }
 }
 
-/// What every one-seed goal-misgeneralization run must leave: a finished status, a verdict with its
-/// checks that does not hold (one seed cannot support it), per-seed aggregates, a report with
-/// figures, example trajectories, and the per-episode table.
+/// What every one-seed goal-misgeneralization run must leave: a finished status, a verdict that
+/// names its baselines and holds exactly when every check passes, whose seed-count check reports
+/// the one seed and fails; per-seed aggregates, a report with figures, example trajectories, and
+/// the per-episode table.
 pub fn assert_one_seed_run(r: &QuickRun) {
     let s = &r.summary;
     assert_eq!(s["status"], "finished");
-    for key in ["claim", "holds", "answer", "checks"] {
-        assert!(!s["verdict"][key].is_null(), "verdict.{key} missing");
-    }
-    assert_eq!(s["verdict"]["holds"], false);
+    assert_verdict_shape(&s["verdict"]);
+    let seeds =
+        s["verdict"]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "seeds").expect("a seeds check");
+    assert_eq!((seeds["value"].as_f64(), seeds["pass"].as_bool()), (Some(1.0), Some(false)), "{seeds}");
     let agg = s["aggregate"].as_object().unwrap();
     assert!(!agg.is_empty());
     assert!(agg.values().any(|a| a["mean"].is_f64() && a["n"] == 1), "{agg:?}");
@@ -65,4 +66,28 @@ pub fn assert_example_trajectories(store: &Store, run: RunId, html: &str) -> usi
     let drawn = html.matches(r#"aria-label="agent path""#).count();
     assert!(html.contains("Example trajectories") && (2..=12).contains(&drawn), "{drawn} trajectory figures");
     drawn
+}
+
+/// A verdict as `summary.json` stores it: a claim, what it compared with, checks whose `pass` is
+/// false wherever the value is missing (NaN), and `holds` = every check passes.
+pub fn assert_verdict_shape(v: &serde_json::Value) {
+    assert!(
+        !v["claim"].as_str().unwrap_or("").is_empty() && !v["compared_with"].as_str().unwrap_or("").is_empty(),
+        "{v}"
+    );
+    let checks = v["checks"].as_array().expect("checks");
+    assert!(!checks.is_empty());
+    for c in checks {
+        assert!(
+            ["worst_seed", "pooled", "count"].contains(&c["aggregation"].as_str().unwrap_or(""))
+                || c["aggregation"].is_object(),
+            "{c}"
+        );
+        if c["value"].is_null() {
+            assert_eq!(c["pass"], false, "a missing value never passes: {c}");
+        }
+    }
+    let all = checks.iter().all(|c| c["pass"] == true);
+    assert_eq!(v["holds"].as_bool(), Some(all), "{v}");
+    assert_eq!(v["answer"], if all { "yes" } else { "no" });
 }
