@@ -696,40 +696,15 @@ pub fn learning_curve(
     Ok(chart.to_svg())
 }
 
-/// The verdict callout and its checks (shared shape with the other experiments).
+/// The verdict callout and its checks (the shared renderer, [`crate::verdict::section`]).
 pub fn verdict_section(
     s: &mut mesalab_report::html::Section,
-    verdict: &serde_json::Value,
+    summary_verdict: &serde_json::Value,
     status: &str,
-    subject: &str,
+    _: &str,
 ) {
-    if verdict.is_null() {
-        s.callout(format!("No verdict: the run is {status}."), mesalab_report::html::Highlight::Neutral);
-        return;
-    }
-    let holds = verdict["holds"].as_bool().unwrap_or(false);
-    let claim = verdict["claim"].as_str().unwrap_or("?");
-    let tone = if holds { mesalab_report::html::Highlight::Good } else { mesalab_report::html::Highlight::Bad };
-    s.callout(format!("{} {subject}: {claim}.", if holds { "Yes," } else { "No: not shown," }), tone);
-    let rows = verdict["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            let pass = c["pass"].as_bool().unwrap_or(false);
-            vec![
-                mesalab_report::html::Cell::text(c["name"].as_str().unwrap_or("")),
-                mesalab_report::html::Cell::text(c["threshold"].as_str().unwrap_or("")),
-                mesalab_report::html::Cell::num(c["worst"].as_f64().unwrap_or(f64::NAN)),
-                if pass {
-                    mesalab_report::html::Cell::text("pass").good()
-                } else {
-                    mesalab_report::html::Cell::text("fail").bad()
-                },
-            ]
-        })
-        .collect();
-    s.table_captioned("Each check uses the worst seed.", vec!["check", "threshold", "worst seed", "result"], rows);
+    let v: Option<crate::verdict::Verdict> = serde_json::from_value(summary_verdict.clone()).ok();
+    crate::verdict::section(s, v.as_ref(), status);
 }
 
 #[cfg(test)]

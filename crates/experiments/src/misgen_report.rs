@@ -4,7 +4,7 @@
 
 use crate::goal_misgen::{Rate, TRAJECTORIES_KEY, Trajectory};
 use crate::report_common::run_header;
-use mesalab_report::html::{Cell, Highlight, Page};
+use mesalab_report::html::{Cell, Page};
 use mesalab_report::svg::overlay_path;
 use mesalab_store::{RunId, RunRecord, Store};
 use serde_json::Value;
@@ -15,37 +15,10 @@ const TRAJECTORIES_PER_SPLIT: usize = 3;
 /// Width the level pictures are enlarged towards (small grids would otherwise be thumbnails).
 const TRAJECTORY_WIDTH_PX: f64 = 240.0;
 
-/// The verdict callout and checks, then the run header.
+/// The verdict callout and checks ([`crate::verdict::section`]), then the run header.
 pub fn verdict_section(page: &mut Page, summary: &Value, record: &RunRecord) {
-    let verdict = &summary["verdict"];
     let s = page.section("Verdict");
-    if verdict.is_null() {
-        s.callout(format!("No verdict: the run is {}.", record.status.as_str()), Highlight::Neutral);
-    } else {
-        let holds = verdict["holds"].as_bool().unwrap_or(false);
-        let claim = verdict["claim"].as_str().unwrap_or("?");
-        let tone = if holds { Highlight::Good } else { Highlight::Bad };
-        s.callout(format!("{} {claim}.", if holds { "Yes:" } else { "No — not shown that" }), tone);
-        let rows = verdict["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                let pass = c["pass"].as_bool().unwrap_or(false);
-                vec![
-                    Cell::text(c["name"].as_str().unwrap_or("")),
-                    Cell::text(c["threshold"].as_str().unwrap_or("")),
-                    Cell::num(c["worst"].as_f64().unwrap_or(f64::NAN)),
-                    if pass { Cell::text("pass").good() } else { Cell::text("fail").bad() },
-                ]
-            })
-            .collect();
-        s.table_captioned(
-            "Rates are pooled over seeds (Wilson 95% intervals elsewhere in the report).",
-            vec!["check", "threshold", "value", "result"],
-            rows,
-        );
-    }
+    crate::verdict::section(s, crate::verdict::Verdict::from_summary(summary).as_ref(), record.status.as_str());
     run_header(s, record);
 }
 

@@ -7,6 +7,8 @@ use mesalab_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+mod common;
+
 fn plan(name: &str, sets: &[&str], opts: PlanOptions) -> Result<Plan, mesalab_core::config::ConfigError> {
     let e = find(name).unwrap();
     let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
@@ -38,7 +40,9 @@ fn both_shipped_configs_run_in_quick_mode() {
             .map(|c| s["classes"][*c]["k"].as_u64().unwrap())
             .sum();
         assert_eq!(total, 20, "{name}: every episode classified once");
-        assert!(s["verdict"]["holds"].is_boolean(), "{name}");
+        common::assert_verdict_shape(&s["verdict"]);
+        let seeds = s["verdict"]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "seeds").unwrap();
+        assert_eq!((seeds["value"].as_f64(), seeds["pass"].as_bool()), (Some(2.0), Some(false)), "{name}: {seeds}");
         assert!(s["aggregate"]["mean_performance"]["mean"].is_number(), "{name}");
         for metric in ["train/return", "train/performance"] {
             assert!(!store.metric_series(done.run_id, Some(0), metric).unwrap().is_empty(), "{name} {metric}");

@@ -74,8 +74,13 @@ fn a_run_leaves_config_checkpoints_summary_and_a_regenerable_report() {
         assert!(summary["aggregate"][key]["mean"].is_f64(), "aggregate `{key}` missing");
     }
     assert_eq!(summary["status"], "finished");
-    // One seed cannot support a verdict, whatever its numbers.
+    // One seed cannot support a verdict, whatever its numbers: the seeds check says 1 and fails.
+    let checks = summary["verdict"]["checks"].as_array().unwrap();
+    let seeds = checks.iter().find(|c| c["name"] == "seeds").unwrap();
+    assert_eq!((seeds["value"].as_f64(), seeds["pass"].as_bool()), (Some(1.0), Some(false)), "{seeds}");
     assert_eq!(summary["verdict"]["holds"], false);
+    assert_eq!(checks[0]["aggregation"], "worst_seed");
+    assert_eq!(checks[0]["worst_seed"], 7);
     let record = store.run(done.run_id).unwrap().unwrap();
     assert_eq!(record.status, RunStatus::Finished);
     assert_eq!(record.seeds, vec![7]);

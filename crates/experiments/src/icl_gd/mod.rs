@@ -511,59 +511,60 @@ fn seed_passes(cfg: &Config, m: &SeedMetrics) -> bool {
     }
 }
 
-/// One row of the verdict table.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Check {
-    pub name: String,
-    pub threshold: String,
-    /// The worst value across seeds.
-    pub worst: f64,
-    pub pass: bool,
-}
-
-/// The claim, each check with its worst seed, and whether the claim holds on every seed.
+/// The claim and each check with its worst seed. A missing per-seed value (e.g. no learned η) is
+/// NaN for that seed, which fails the check.
 pub fn verdict(cfg: &Config, seeds: &[SeedMetrics]) -> serde_json::Value {
+    use crate::verdict::{Bound, Check, Verdict};
     let v = &cfg.verdict;
-    let worst_max =
-        |f: &dyn Fn(&SeedMetrics) -> Option<f64>| seeds.iter().filter_map(f).fold(f64::NEG_INFINITY, f64::max);
-    let worst_min = |f: &dyn Fn(&SeedMetrics) -> Option<f64>| seeds.iter().filter_map(f).fold(f64::INFINITY, f64::min);
-    let mut checks = Vec::new();
-    let mut check = |name: &str, threshold: String, worst: f64, pass: bool| {
-        checks.push(Check { name: name.into(), threshold, worst, pass })
+    let per = |f: &dyn Fn(&SeedMetrics) -> Option<f64>| -> Vec<(u64, f64)> {
+        seeds.iter().map(|m| (m.seed, f(m).unwrap_or(f64::NAN))).collect()
     };
-    let claim;
+    let mut checks = Vec::new();
+    let (claim, compared_with);
     if cfg.model.layers == 1 {
         claim = "implements one step of gradient descent".to_string();
-        let w = worst_max(&|m| Some(m.loss_ratio_vs_gd));
-        check("loss / one-step GD loss", format!("≤ {}", v.max_loss_ratio), w, w <= v.max_loss_ratio);
-        let w = worst_min(&|m| Some(m.sensitivity_cosine));
-        check("sensitivity cosine vs GD", format!("≥ {}", v.min_sensitivity_cosine), w, w >= v.min_sensitivity_cosine);
-        let w = worst_max(&|m| Some(m.mean_abs_pred_diff));
-        check("mean |ŷ − ŷ_GD|", format!("≤ {}", v.max_mean_abs_pred_diff), w, w <= v.max_mean_abs_pred_diff);
+        compared_with = "one step of gradient descent with the line-searched step size, on the same validation tasks";
+        checks.push(Check::worst_seed(
+            "loss / one-step GD loss",
+            Bound::AtMost(v.max_loss_ratio),
+            per(&|m| Some(m.loss_ratio_vs_gd)),
+        ));
+        checks.push(Check::worst_seed(
+            "sensitivity cosine vs GD",
+            Bound::AtLeast(v.min_sensitivity_cosine),
+            per(&|m| Some(m.sensitivity_cosine)),
+        ));
+        checks.push(Check::worst_seed(
+            "mean |ŷ − ŷ_GD|",
+            Bound::AtMost(v.max_mean_abs_pred_diff),
+            per(&|m| Some(m.mean_abs_pred_diff)),
+        ));
         if cfg.is_gd_setting() {
-            let w = worst_max(&|m| m.eta_rel_error);
-            check("|η_learned − η*/N| / (η*/N)", format!("≤ {}", v.max_eta_rel_error), w, w <= v.max_eta_rel_error);
+            checks.push(Check::worst_seed(
+                "|η_learned − η*/N| / (η*/N)",
+                Bound::AtMost(v.max_eta_rel_error),
+                per(&|m| m.eta_rel_error),
+            ));
         }
     } else {
         let k = cfg.model.layers;
         claim = format!("implements {k} steps of GD++ (closer to GD++ than to plain GD)");
+        compared_with = "k-step GD++ and k-step GD with fitted step sizes, on the same validation tasks";
         // Two-sided: a model far better than GD++ implements something else.
         let tol = v.max_loss_ratio_vs_gdpp - 1.0;
-        let w = seeds
-            .iter()
-            .filter_map(|m| m.loss_ratio_vs_gdpp)
-            .max_by(|a, b| (a - 1.0).abs().total_cmp(&(b - 1.0).abs()))
-            .unwrap_or(f64::NAN);
-        check(&format!("loss / {k}-step GD++ loss"), format!("within 1 ± {tol:.2}"), w, (w - 1.0).abs() <= tol);
-        let closer =
-            seeds.iter().all(|m| m.gdpp_loss.is_some_and(|pp| (m.loss - pp).abs() < (m.loss - m.gd_loss).abs()));
-        let w = worst_max(&|m| m.gdpp_loss.map(|pp| (m.loss - pp).abs() - (m.loss - m.gd_loss).abs()));
-        check(&format!("|loss − GD++| − |loss − {k}-step GD|"), "< 0".into(), w, closer);
+        checks.push(Check::worst_seed(
+            format!("loss / {k}-step GD++ loss"),
+            Bound::Within { center: 1.0, tol },
+            per(&|m| m.loss_ratio_vs_gdpp),
+        ));
+        checks.push(Check::worst_seed(
+            format!("|loss − GD++| − |loss − {k}-step GD|"),
+            Bound::Below(0.0),
+            per(&|m| m.gdpp_loss.map(|pp| (m.loss - pp).abs() - (m.loss - m.gd_loss).abs())),
+        ));
     }
-    let enough = seeds.len() as u64 >= v.min_seeds;
-    check("seeds", format!("≥ {}", v.min_seeds), seeds.len() as f64, enough);
-    let holds = checks.iter().all(|c| c.pass);
-    json!({ "claim": claim, "holds": holds, "answer": if holds { "yes" } else { "no" }, "checks": checks })
+    checks.push(Check::seeds(v.min_seeds, seeds.len()));
+    Verdict::new(claim, compared_with, checks).to_json()
 }
 
 /// Mean / min / max / std of every numeric per-seed metric.
@@ -688,8 +689,20 @@ mod tests {
         };
         let bad = SeedMetrics { sensitivity_cosine: 0.99, ..good.clone() };
         assert_eq!(verdict(&cfg, &[good.clone(), good.clone(), good.clone()])["holds"], true);
-        let v = verdict(&cfg, &[good.clone(), bad, good]);
+        let with_seeds = |ms: [SeedMetrics; 3]| {
+            let ms: Vec<SeedMetrics> =
+                ms.into_iter().enumerate().map(|(i, m)| SeedMetrics { seed: i as u64, ..m }).collect();
+            verdict(&cfg, &ms)
+        };
+        let v = with_seeds([good.clone(), bad, good.clone()]);
         assert_eq!(v["holds"], false);
-        assert_eq!(v["checks"][1]["worst"], 0.99);
+        assert_eq!((v["checks"][1]["value"].as_f64(), v["checks"][1]["worst_seed"].as_u64()), (Some(0.99), Some(1)));
+        // A NaN loss ratio on one seed (a diverged model) is a "no", never hidden by the others.
+        let v = with_seeds([good.clone(), SeedMetrics { loss_ratio_vs_gd: f64::NAN, ..good.clone() }, good.clone()]);
+        assert_eq!(v["holds"], false);
+        assert!(v["checks"][0]["value"].is_null() && v["checks"][0]["pass"] == false, "{v}");
+        // A seed without a learned η fails the η check.
+        let v = with_seeds([good.clone(), SeedMetrics { eta_rel_error: None, ..good.clone() }, good]);
+        assert_eq!(v["holds"], false);
     }
 }

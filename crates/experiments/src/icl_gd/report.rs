@@ -2,7 +2,7 @@
 
 use crate::report_common::{metric_curves, run_header};
 use anyhow::Context as _;
-use mesalab_report::html::{Cell, Highlight, Page};
+use mesalab_report::html::{Cell, Page};
 use mesalab_report::svg::{Heatmap, LineChart, RefLine, Scatter, ScatterSeries, Series};
 use mesalab_store::{RunId, Store};
 use serde_json::Value;
@@ -35,31 +35,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
     page.subtitle(format!("run {} · {}", run.0, record.run_dir.display()));
 
     // Verdict first: the answer, then the evidence.
-    let verdict = &summary["verdict"];
     let s = page.section("Verdict");
-    if verdict.is_null() {
-        s.callout(format!("No verdict: the run is {}.", record.status.as_str()), Highlight::Neutral);
-    } else {
-        let holds = verdict["holds"].as_bool().unwrap_or(false);
-        let claim = verdict["claim"].as_str().unwrap_or("?");
-        let tone = if holds { Highlight::Good } else { Highlight::Bad };
-        s.callout(format!("{} the trained model {claim}.", if holds { "Yes:" } else { "No: not shown that" }), tone);
-        let rows = verdict["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                let pass = c["pass"].as_bool().unwrap_or(false);
-                vec![
-                    Cell::text(c["name"].as_str().unwrap_or("")),
-                    Cell::text(c["threshold"].as_str().unwrap_or("")),
-                    Cell::num(c["worst"].as_f64().unwrap_or(f64::NAN)),
-                    if pass { Cell::text("pass").good() } else { Cell::text("fail").bad() },
-                ]
-            })
-            .collect();
-        s.table_captioned("Each check uses the worst seed.", vec!["check", "threshold", "worst seed", "result"], rows);
-    }
+    crate::verdict::section(s, crate::verdict::Verdict::from_summary(&summary).as_ref(), record.status.as_str());
     run_header(s, &record);
 
     // Metrics with their spread across seeds.
