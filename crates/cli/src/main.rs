@@ -3,8 +3,9 @@
 //! The CLI is thin: it parses arguments, reads config files, shows progress and maps errors to
 //! exit codes. Everything else lives in the library crates.
 //!
-//! Exit codes: 0 success, 1 a run failed, 2 bad input (arguments, config, store path),
-//! 130 interrupted.
+//! Exit codes (also in `--help`): 0 ok; 1 the run failed (it is marked `failed` in the store and
+//! keeps what it logged); 2 bad input (arguments, config, store path, an occupied `--out`): nothing
+//! was run or written; 130 interrupted (the run is marked `interrupted`).
 
 mod env_cmds;
 mod progress;
@@ -21,12 +22,25 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+const AFTER_HELP: &str = concat!(
+    "Examples:\n",
+    "  mesalab demo\n",
+    "  mesalab run icl-gd --seeds 3\n",
+    "  mesalab run configs/experiments/icl-gd.toml --set model.layers=2 --out runs/deep\n",
+    "  mesalab report runs/icl-gd-20261128T120000Z\n",
+    "  mesalab render cheese-maze-v1 --split deploy -o maze.svg\n",
+    "  mesalab render --experiment coin-corridor --split deploy -o deploy.svg\n",
+    "\n",
+    "Exit codes: 0 ok, 1 the run failed (it is marked failed in the store and keeps what it logged),\n",
+    "2 bad input (nothing was run or written), 130 interrupted."
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "mesalab",
     version,
     about = "A laboratory for learned optimization: base optimizers, mesa-optimizers, and the gap between their objectives.",
-    after_help = "Examples:\n  mesalab demo\n  mesalab run icl-gd --seeds 3\n  mesalab run configs/experiments/icl-gd.toml --set model.layers=2 --out runs/deep\n  mesalab report runs/icl-gd-20261128T120000Z\n  mesalab render cheese-maze-v1 --split deploy -o maze.svg"
+    after_help = AFTER_HELP
 )]
 struct Cli {
     /// SQLite store (default: $MESALAB_STORE, else runs/mesalab.sqlite).
@@ -94,15 +108,28 @@ struct RunArgs {
 
 /// An error with the exit code it maps to.
 enum Failure {
-    /// Bad input: nothing was run or written.
+    /// Exit 2, bad input: nothing was run or written.
     Input(anyhow::Error),
+    /// Exit 1: a run failed after it was recorded (it is marked `failed` in the store and keeps
+    /// what it logged), or something failed after runs were written (the demo's index).
     Run(anyhow::Error),
+    /// Exit 130: the user interrupted a run (it is marked `interrupted`).
     Interrupted(String),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure::Run(e.into())
+    }
+}
+
+impl Failure {
+    /// The error itself, whatever its exit code.
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Failure::Input(e) | Failure::Run(e) => e,
+            Failure::Interrupted(msg) => anyhow!(msg),
+        }
     }
 }
 
@@ -137,6 +164,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             list();
             Ok(())
         }
+        // Both only read (configs, the env registry) and draw; every error is bad input.
         Command::Render(args) => env_cmds::render(&args).map_err(Failure::Input),
         Command::Play(args) => env_cmds::play(&args).map_err(Failure::Input),
         Command::Hooks(args) => {
@@ -191,7 +219,7 @@ fn list() {
     for e in EXPERIMENTS {
         println!("  {:width$}  {}", e.name, e.description);
     }
-    println!("\nEnvironments (mesalab render|play <name>):");
+    println!("\nEnvironments (mesalab render|play <name>, or --experiment <experiment> for its train/deploy levels):");
     let width = mesalab_envs::registry::ENTRIES.iter().map(|e| e.name.len()).max().unwrap_or(0);
     for e in mesalab_envs::registry::ENTRIES {
         println!("  {:width$}  {} [splits: {}]", e.name, e.summary, e.splits.join(", "));
@@ -228,8 +256,9 @@ fn plan_from_args(args: &RunArgs) -> Result<(Plan, String), Failure> {
 fn open_store(flag: Option<&Path>) -> Result<Store, Failure> {
     let path = mesalab_store::resolve_path(flag);
     let store = Store::open(&path).map_err(|e| Failure::Input(anyhow!(e)))?;
-    // Runs left `running` by a process that no longer exists crashed; say so in the store.
-    store.mark_orphans_crashed().map_err(|e| Failure::Run(e.into()))?;
+    // Runs left `running` by a process that no longer exists crashed; say so in the store. One
+    // transaction: if it fails nothing was written, and nothing can run on this store.
+    store.mark_orphans_crashed().map_err(|e| Failure::Input(anyhow!(e)))?;
     Ok(store)
 }
 
@@ -275,11 +304,17 @@ fn run_plan(
         run_dir.display()
     );
     let revision = Some(env!("MESALAB_REVISION").to_string());
-    execute(plan, store, run_dir, &progress, interrupted, revision).map_err(|e| match e {
+    let finished = execute(plan, store, run_dir, &progress, interrupted, revision).map_err(|e| match e {
         RunError::Interrupted { .. } => Failure::Interrupted(e.to_string()),
+        // Recorded in the store and marked failed there, with what it logged.
         RunError::Failed { .. } => Failure::Run(e.into()),
+        // Before the run was recorded; `execute` leaves nothing behind.
         RunError::Setup(e) => Failure::Input(e),
-    })
+    })?;
+    if let Some(warning) = &finished.report_warning {
+        eprintln!("warning: {warning}; `mesalab report {}` redraws it", finished.run_dir.display());
+    }
+    Ok(finished)
 }
 
 fn print_outcome(summary: &serde_json::Value, run_dir: &Path) {

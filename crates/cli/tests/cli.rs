@@ -133,3 +133,193 @@ fn hooks_lists_every_hook_point_with_its_shape() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("icl-gd"), "{}", stderr(&bad));
 }
+
+/// The runs recorded in `store` (none if the file does not exist; opening it would create it).
+fn runs(store: &Path) -> Vec<mesalab_store::RunRecord> {
+    if !store.exists() {
+        return Vec::new();
+    }
+    mesalab_store::Store::open(store).unwrap().runs().unwrap()
+}
+
+/// A few-second icl-gd run.
+const SMALL: &[&str] = &[
+    "--seeds",
+    "1",
+    "--set",
+    "train.steps=30",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "eval.validation_tasks=200",
+    "--set",
+    "eval.fit_tasks=200",
+    "--set",
+    "eval.ood_tasks=20",
+    "--set",
+    "eval.sensitivity_tasks=20",
+    "--set",
+    "eval.gd_steps_max=1",
+];
+
+#[test]
+fn bad_input_exits_2_and_creates_neither_run_nor_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s.sqlite");
+    let out_dir = tmp.path().join("out");
+    let out = out_dir.to_str().unwrap();
+    // An unknown key: the plan fails before the store is opened.
+    let o = mesalab(&store, &["run", "icl-gd", "--set", "train.stepz=5", "--out", out]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("train.stepz") && stderr(&o).contains("steps"), "{}", stderr(&o));
+    assert!(!store.exists(), "the store must not be created");
+    assert!(!out_dir.exists(), "the run directory must not be created");
+
+    // Setup errors once the store is open record no run and leave no directory behind.
+    mesalab_store::Store::open(&store).unwrap();
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let occupied = tmp.path().join("occupied");
+    std::fs::create_dir(&occupied).unwrap();
+    std::fs::write(occupied.join("notes.txt"), "mine").unwrap();
+    for dir in [file.join("run"), occupied.clone()] {
+        let mut args = vec!["run", "icl-gd", "--out", dir.to_str().unwrap()];
+        args.extend(SMALL);
+        let o = mesalab(&store, &args);
+        assert_eq!(o.status.code(), Some(2), "{}: {}", dir.display(), stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+    assert!(runs(&store).is_empty(), "no run may be recorded on bad input");
+    assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1, "an occupied --out is left as it was");
+}
+
+#[test]
+fn a_run_that_fails_after_it_started_exits_1_and_is_marked_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s.sqlite");
+    let dir = tmp.path().join("run");
+    // Valid values that make training diverge: the run starts, logs, then fails.
+    let mut args = vec!["run", "icl-gd", "--out", dir.to_str().unwrap()];
+    args.extend(SMALL);
+    args.extend(["--set", "train.learning_rate=1e6", "--set", "model.init_std=1.0", "--set", "train.grad_clip_norm=0"]);
+    let o = mesalab(&store, &args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("failed") && stderr(&o).contains("diverged"), "{}", stderr(&o));
+    let runs = runs(&store);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, mesalab_store::RunStatus::Failed);
+    assert!(runs[0].error.as_deref().is_some_and(|e| e.contains("diverged")), "{:?}", runs[0].error);
+    assert!(dir.join("config.toml").is_file(), "a failed run keeps its config.toml");
+    assert!(!dir.join("summary.json").exists(), "only a finished run has a summary.json");
+}
+
+#[test]
+fn an_interrupted_run_exits_130_and_is_marked_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s.sqlite");
+    let dir = tmp.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesalab"))
+        .args(["run", "icl-gd", "--quick", "--seeds", "1", "--set", "train.steps=100000", "--out"])
+        .arg(&dir)
+        .arg("--store")
+        .arg(&store)
+        .env_remove("MESALAB_STORE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    // `config.toml` is written once the Ctrl-C handler is installed, just before the run is recorded.
+    let start = std::time::Instant::now();
+    while !dir.join("config.toml").exists() {
+        assert!(start.elapsed().as_secs() < 60, "the run never started");
+        assert!(child.try_wait().unwrap().is_none(), "the run exited before it started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed().as_secs() > 180 {
+            let _ = child.kill();
+            panic!("the run did not stop after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let runs = runs(&store);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, mesalab_store::RunStatus::Interrupted);
+    assert!(dir.join("config.toml").is_file() && !dir.join("summary.json").exists());
+}
+
+#[test]
+fn a_finished_run_has_its_outputs_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s.sqlite");
+    let dir = tmp.path().join("run");
+    let mut args = vec!["run", "icl-gd", "--out", dir.to_str().unwrap()];
+    args.extend(SMALL);
+    let o = mesalab(&store, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = mesalab_store::Store::open(&store).unwrap();
+    let run = s.runs().unwrap().remove(0);
+    assert_eq!(run.status, mesalab_store::RunStatus::Finished);
+    let artifacts = s.artifacts(run.id).unwrap();
+    for file in ["config.toml", "summary.json", "report.html"] {
+        assert!(dir.join(file).is_file(), "{file}");
+        assert!(artifacts.iter().any(|a| a.artifact.path == Path::new(file)), "{file} not recorded");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "finished");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("(finished)"), "the report's header shows the final status");
+}
+
+#[test]
+fn render_and_play_with_an_experiment_need_exactly_one_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s.sqlite");
+    let cases: &[(&[&str], &str)] = &[
+        (&["render", "--experiment", "icl-gd"], "no environment"),
+        (&["render", "--experiment", "icl-gd"], "mesalab render ENV"),
+        (&["render", "--experiment", "icl-dg"], "did you mean `icl-gd`"),
+        (&["render", "--experiment", "coin-corridor", "--split", "test"], "`train`"),
+        (&["render", "--experiment", "icl-gd", "--set", "model.layrs=2"], "did you mean `layers`"),
+        (&["render"], "--experiment"),
+        (&["render", "coin-corridor-v1", "--experiment", "coin-corridor"], "cannot be used with"),
+        (&["render", "coin-corridor-v1", "--quick"], "--experiment"),
+        (&["play", "--experiment", "icl-gd"], "interactive terminal"),
+        (&["play"], "--experiment"),
+    ];
+    for (args, needle) in cases {
+        let out = mesalab(&store, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: expected `{needle}` in: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?} panicked");
+    }
+    assert!(!store.exists(), "render and play never touch the store");
+}
+
+#[test]
+fn render_an_experiments_deploy_levels_to_svg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svg = tmp.path().join("x.svg");
+    let out = mesalab(
+        &tmp.path().join("s.sqlite"),
+        &["render", "--experiment", "coin-corridor", "--split", "deploy", "-o", svg.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<svg"), "{text}");
+    assert!(stderr(&out).contains("experiment coin-corridor, split deploy"), "{}", stderr(&out));
+    let ascii = mesalab(&tmp.path().join("s.sqlite"), &["render", "--experiment", "coin-corridor", "--quick"]);
+    assert_eq!(ascii.status.code(), Some(0), "{}", stderr(&ascii));
+    assert!(!ascii.stdout.is_empty());
+}

@@ -1,15 +1,24 @@
 //! Executes a [`Plan`]: run directory, store bookkeeping, the experiment, `summary.json` and the
 //! report.
 //!
-//! Invariants: the run directory and store row exist only once the plan has validated; a run that
-//! fails or is interrupted is marked so in the store and keeps everything it logged; a finished run
-//! is never touched again (its report can be regenerated from the store at any time).
+//! Order: the run directory (with `config.toml`) and the store row are created only once the plan
+//! has validated; the experiment runs; `summary.json` and `report.html` are written (atomically);
+//! they are recorded as artifacts; only then is the run marked `finished`. So a run the store calls
+//! `finished` always has its summary and report on disk.
+//!
+//! Invariants: an error before the store row exists is [`RunError::Setup`] and leaves nothing
+//! behind (a directory or `config.toml` this call created is removed again); any error after it
+//! exists — the experiment's, drawing the report, writing the outputs, recording them — marks the
+//! run `failed` with the message and keeps everything it logged ([`RunError::Failed`]); Ctrl-C
+//! marks it `interrupted`; a finished run is never modified in the store again (its report can be
+//! regenerated from the store at any time).
 
 use crate::context::{Interrupted, Progress, RunContext};
 use crate::plan::Plan;
 use crate::registry::Runner;
 use anyhow::Context as _;
 use mesalab_store::{Artifact, ArtifactKind, NewRun, RunId, RunOutcome, Store};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -20,6 +29,10 @@ pub struct Finished {
     pub run_id: RunId,
     pub run_dir: PathBuf,
     pub summary: serde_json::Value,
+    /// Set when `report.html` could not be redrawn once the run was marked finished: the report on
+    /// disk is complete but was drawn just before, so its header still says `running`
+    /// (`mesalab report <run-dir>` redraws it).
+    pub report_warning: Option<String>,
 }
 
 /// How a run ended when it did not finish.
@@ -27,9 +40,12 @@ pub struct Finished {
 pub enum RunError {
     #[error("run {run_id} was interrupted; everything logged so far is in the store")]
     Interrupted { run_id: i64 },
+    /// Failed after the run was recorded; it is marked `failed` in the store (when the store
+    /// accepted that) and keeps everything it logged.
     #[error("run {run_id} failed: {message}")]
     Failed { run_id: i64, message: String },
-    /// Failed before the run existed (directory or store problems).
+    /// Failed before the run was recorded (run directory or store problems); nothing was left
+    /// behind.
     #[error(transparent)]
     Setup(#[from] anyhow::Error),
 }
@@ -40,6 +56,11 @@ impl From<mesalab_store::StoreError> for RunError {
     }
 }
 
+/// The files of a run directory the runner writes itself.
+const CONFIG_FILE: &str = "config.toml";
+const SUMMARY_FILE: &str = "summary.json";
+const REPORT_FILE: &str = "report.html";
+
 /// Creates `run_dir` (which must not exist or be empty), records the run and executes it.
 pub fn execute(
     plan: &Plan,
@@ -49,65 +70,119 @@ pub fn execute(
     interrupted: Arc<AtomicBool>,
     code_revision: Option<String>,
 ) -> Result<Finished, RunError> {
+    let run_id = begin(plan, store, run_dir, code_revision)?;
+    // From here on the run exists in the store: every way out ends it.
+    let ctx = RunContext { store, run_id, run_dir: run_dir.to_path_buf(), progress, interrupted };
+    let summary = match guarded(|| plan.config.run(&ctx)) {
+        Ok(summary) => summary,
+        Err(e) if e.is::<Interrupted>() || e.chain().any(|c| c.is::<Interrupted>()) => {
+            return match store.finish_run(run_id, RunOutcome::Interrupted) {
+                Ok(()) => Err(RunError::Interrupted { run_id: run_id.0 }),
+                Err(store_err) => Err(RunError::Failed {
+                    run_id: run_id.0,
+                    message: format!("interrupted by the user, and the store could not mark it so: {store_err}"),
+                }),
+            };
+        }
+        Err(e) => return Err(fail(store, run_id, run_dir, format!("{e:#}"))),
+    };
+    match finish(store, run_id, plan.runner, run_dir, &summary) {
+        Ok(summary) => {
+            // The report was drawn while the run was still `running`; now that the store says
+            // `finished`, redraw it so its header says so too. The store is only read, and a
+            // failure keeps the complete report written before.
+            let report_warning = guarded(|| plan.runner.report(store, run_id))
+                .and_then(|html| write_atomic(&run_dir.join(REPORT_FILE), html.as_bytes()))
+                .err()
+                .map(|e| format!("could not redraw {REPORT_FILE} after the run finished: {e:#}"));
+            Ok(Finished { run_id, run_dir: run_dir.to_path_buf(), summary, report_warning })
+        }
+        Err(e) => Err(fail(store, run_id, run_dir, format!("{e:#}"))),
+    }
+}
+
+/// Creates the run directory with `config.toml` and records the run. On an error nothing this
+/// call created is left behind, so the caller may report bad input with nothing written.
+fn begin(plan: &Plan, store: &Store, run_dir: &Path, code_revision: Option<String>) -> Result<RunId, RunError> {
     if run_dir.exists() && std::fs::read_dir(run_dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(RunError::Setup(anyhow::anyhow!(
             "run directory {} already exists and is not empty; pick another --out",
             run_dir.display()
         )));
     }
-    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-    write_atomic(&run_dir.join("config.toml"), plan.resolved_toml.as_bytes())?;
-    let run_id = store.begin_run(&NewRun {
-        experiment: plan.experiment.clone(),
-        config_toml: plan.resolved_toml.clone(),
-        seeds: plan.seeds.clone(),
-        code_revision,
-        run_dir: run_dir.to_path_buf(),
-        quick: plan.quick,
-    })?;
-    let ctx = RunContext { store, run_id, run_dir: run_dir.to_path_buf(), progress, interrupted };
-    let result = plan.config.run(&ctx);
-    let summary = match result {
-        Ok(summary) => summary,
-        Err(e) if e.is::<Interrupted>() => {
-            store.finish_run(run_id, RunOutcome::Interrupted).map_err(anyhow::Error::from)?;
-            return Err(RunError::Interrupted { run_id: run_id.0 });
+    // The directories this call creates, deepest first, to remove again on an error.
+    let created: Vec<PathBuf> =
+        run_dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).map(Path::to_path_buf).collect();
+    let undo = || {
+        for file in [run_dir.join(CONFIG_FILE), run_dir.join(CONFIG_FILE).with_extension("tmp")] {
+            let _ = std::fs::remove_file(file);
         }
-        Err(e) => {
-            let message = format!("{e:#}");
-            store.finish_run(run_id, RunOutcome::Failed(message.clone())).map_err(anyhow::Error::from)?;
-            return Err(RunError::Failed { run_id: run_id.0, message });
+        for dir in &created {
+            let _ = std::fs::remove_dir(dir);
         }
     };
-    for (name, kind, file) in [
-        ("config", ArtifactKind::Other("config".into()), "config.toml"),
-        ("summary", ArtifactKind::Summary, "summary.json"),
-        ("report", ArtifactKind::Report, "report.html"),
-    ] {
-        store.add_artifact(run_id, &Artifact::new(name, kind, file))?;
-    }
-    store.finish_run(run_id, RunOutcome::Finished)?;
-    write_outputs(store, run_id, plan.runner, run_dir, &summary)?;
-    Ok(Finished { run_id, run_dir: run_dir.to_path_buf(), summary })
+    let recorded = std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))
+        .and_then(|()| write_atomic(&run_dir.join(CONFIG_FILE), plan.resolved_toml.as_bytes()))
+        .and_then(|()| {
+            Ok(store.begin_run(&NewRun {
+                experiment: plan.experiment.clone(),
+                config_toml: plan.resolved_toml.clone(),
+                seeds: plan.seeds.clone(),
+                code_revision,
+                run_dir: run_dir.to_path_buf(),
+                quick: plan.quick,
+            })?)
+        });
+    recorded.map_err(|e| {
+        undo();
+        RunError::Setup(e)
+    })
 }
 
-/// `summary.json` (run metadata + the experiment's summary) and `report.html`.
-fn write_outputs(
+/// After the experiment returned `summary`: draws the report, writes `summary.json` and
+/// `report.html`, records them, and marks the run finished. Returns the summary as written.
+fn finish(
     store: &Store,
     run_id: RunId,
     runner: &Runner,
     run_dir: &Path,
     summary: &serde_json::Value,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<serde_json::Value> {
+    let out = summary_json(store, run_id, summary)?;
+    let html = guarded(|| runner.report(store, run_id)).context("drawing the report")?;
+    write_atomic(&run_dir.join(SUMMARY_FILE), serde_json::to_string_pretty(&out)?.as_bytes())?;
+    write_atomic(&run_dir.join(REPORT_FILE), html.as_bytes())?;
+    for (name, kind, file) in [
+        ("config", ArtifactKind::Other("config".into()), CONFIG_FILE),
+        ("summary", ArtifactKind::Summary, SUMMARY_FILE),
+        ("report", ArtifactKind::Report, REPORT_FILE),
+    ] {
+        store
+            .add_artifact(run_id, &Artifact::new(name, kind, file).with_size_from(run_dir)?)
+            .with_context(|| format!("recording {file}"))?;
+    }
+    store.finish_run(run_id, RunOutcome::Finished).context("marking the run finished")?;
+    Ok(summary.clone())
+}
+
+/// `summary.json`: run metadata and the experiment's summary. It is written just before the run is
+/// marked finished, and only if it then is: `status` is `finished` and `ended_at` the time the
+/// outputs were written (the store's end time is a moment later).
+fn summary_json(store: &Store, run_id: RunId, summary: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
     let record = store.run(run_id)?.context("run vanished from the store")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
     let mut out = serde_json::json!({
         "run_id": run_id.0,
         "experiment": record.experiment,
-        "status": record.status.as_str(),
+        "status": mesalab_store::RunStatus::Finished.as_str(),
         "quick": record.quick,
         "code_revision": record.code_revision,
         "started_at": mesalab_store::rfc3339(record.started_at_ms),
-        "ended_at": record.ended_at_ms.map(mesalab_store::rfc3339),
+        "ended_at": mesalab_store::rfc3339(now.max(record.started_at_ms)),
     });
     if let (Some(o), Some(s)) = (out.as_object_mut(), summary.as_object()) {
         for (k, v) in s {
@@ -116,10 +191,34 @@ fn write_outputs(
             }
         }
     }
-    write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(&out)?.as_bytes())?;
-    let html = runner.report(store, run_id)?;
-    write_atomic(&run_dir.join("report.html"), html.as_bytes())?;
-    Ok(())
+    Ok(out)
+}
+
+/// Marks the run failed with `message` and removes a `summary.json` / `report.html` already
+/// written (they would describe a finished run); `config.toml`, checkpoints and everything in the
+/// store stay.
+fn fail(store: &Store, run_id: RunId, run_dir: &Path, message: String) -> RunError {
+    for file in [SUMMARY_FILE, REPORT_FILE] {
+        let _ = std::fs::remove_file(run_dir.join(file));
+    }
+    let message = match store.finish_run(run_id, RunOutcome::Failed(message.clone())) {
+        Ok(()) => message,
+        Err(store_err) => format!("{message} (and the store could not mark the run failed: {store_err})"),
+    };
+    RunError::Failed { run_id: run_id.0, message }
+}
+
+/// Runs `f`, turning a panic into an error, so a panicking experiment or report still ends its run
+/// (the panic message itself is printed by the panic hook as usual).
+fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(anyhow::anyhow!("panicked: {what}"))
+    })
 }
 
 /// Regenerates `report.html` of the run whose directory is `run_dir`; returns the file written.
@@ -142,4 +241,198 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Silent;
+    use crate::experiment::ExperimentConfig;
+    use mesalab_store::{MetricRow, RunStatus};
+    use std::cell::RefCell;
+
+    /// A stand-in experiment whose `mode` says how its run ends.
+    #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(default)]
+    struct Fake {
+        mode: String,
+        quick: toml::Table,
+    }
+
+    impl mesalab_core::config::Validate for Fake {
+        fn validate(&self) -> Result<(), mesalab_core::config::Invalid> {
+            Ok(())
+        }
+    }
+
+    impl ExperimentConfig for Fake {
+        fn quick(&self) -> &toml::Table {
+            &self.quick
+        }
+        fn seeds(&self) -> Vec<u64> {
+            vec![0]
+        }
+        fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
+            ctx.store.log_metrics(ctx.run_id, &[MetricRow::new(Some(0), 0, "loss", 1.0)])?;
+            std::fs::write(ctx.run_dir.join("checkpoint.bin"), b"weights")?;
+            match self.mode.as_str() {
+                "ok" => Ok(serde_json::json!({ "experiment": "ignored", "verdict": { "holds": true } })),
+                "error" => anyhow::bail!("the experiment broke"),
+                "interrupt" => Err(anyhow::Error::from(Interrupted).context("while training")),
+                "panic" => panic!("the experiment panicked"),
+                other => unreachable!("mode {other}"),
+            }
+        }
+    }
+
+    thread_local! {
+        /// What each report drawing saw: the run's status and whether summary.json existed.
+        static DRAWN: RefCell<Vec<RunStatus>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
+        let status = store.run(run)?.context("no run")?.status;
+        DRAWN.with(|d| d.borrow_mut().push(status));
+        Ok(format!("<html>run {} ({status})</html>", run.0))
+    }
+
+    fn broken_report(_: &Store, _: RunId) -> anyhow::Result<String> {
+        anyhow::bail!("no chart for you")
+    }
+
+    static FAKE: Runner = Runner::of::<Fake>("fake", report);
+    static FAKE_BROKEN_REPORT: Runner = Runner::of::<Fake>("fake", broken_report);
+
+    fn plan(mode: &str, runner: &'static Runner) -> Plan {
+        let config = Fake { mode: mode.into(), quick: toml::Table::new() };
+        Plan {
+            experiment: "fake".into(),
+            runner,
+            resolved_toml: toml::to_string(&config).unwrap(),
+            config: Box::new(config),
+            seeds: vec![0],
+            quick: false,
+        }
+    }
+
+    fn run(plan: &Plan, store: &Store, dir: &Path, interrupt: bool) -> Result<Finished, RunError> {
+        execute(plan, store, dir, &Silent, Arc::new(AtomicBool::new(interrupt)), None)
+    }
+
+    fn only_run(store: &Store) -> mesalab_store::RunRecord {
+        let runs = store.runs().unwrap();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        runs.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_finished_run_has_its_summary_and_report_on_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+        let dir = tmp.path().join("run");
+        DRAWN.with(|d| d.borrow_mut().clear());
+        let done = run(&plan("ok", &FAKE), &store, &dir, false).unwrap();
+        assert!(done.report_warning.is_none());
+        let record = store.run(done.run_id).unwrap().unwrap();
+        assert_eq!(record.status, RunStatus::Finished);
+        for file in [CONFIG_FILE, SUMMARY_FILE, REPORT_FILE, "checkpoint.bin"] {
+            assert!(dir.join(file).is_file(), "{file} missing from a finished run");
+        }
+        assert!(!dir.join("summary.tmp").exists() && !dir.join("report.tmp").exists());
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(SUMMARY_FILE)).unwrap()).unwrap();
+        assert_eq!(summary["status"], "finished");
+        assert_eq!(summary["experiment"], "fake");
+        assert_eq!(summary["verdict"]["holds"], true);
+        assert!(summary["ended_at"].is_string());
+        assert_eq!(done.summary["verdict"]["holds"], true);
+        // The report was drawn before the run was marked finished, and redrawn once it was.
+        assert_eq!(DRAWN.with(|d| d.borrow().clone()), vec![RunStatus::Running, RunStatus::Finished]);
+        assert!(std::fs::read_to_string(dir.join(REPORT_FILE)).unwrap().contains("(finished)"));
+        // Every output is recorded, with the size it has on disk.
+        let artifacts = store.artifacts(done.run_id).unwrap();
+        for (name, file) in [("config", CONFIG_FILE), ("summary", SUMMARY_FILE), ("report", REPORT_FILE)] {
+            let a = artifacts.iter().find(|a| a.artifact.name == name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(a.artifact.path, Path::new(file));
+            assert!(a.artifact.size_bytes.is_some_and(|s| s > 0), "{name}");
+        }
+        assert_eq!(
+            artifacts.iter().find(|a| a.artifact.name == "summary").unwrap().artifact.size_bytes,
+            Some(std::fs::metadata(dir.join(SUMMARY_FILE)).unwrap().len())
+        );
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_drawn_fails_the_run_and_keeps_what_it_logged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+        let dir = tmp.path().join("run");
+        let err = run(&plan("ok", &FAKE_BROKEN_REPORT), &store, &dir, false).unwrap_err();
+        let RunError::Failed { run_id, message } = err else { panic!("expected a failed run, got {err}") };
+        assert!(message.contains("drawing the report") && message.contains("no chart for you"), "{message}");
+        let record = only_run(&store);
+        assert_eq!((record.id.0, record.status), (run_id, RunStatus::Failed));
+        assert_eq!(record.error.as_deref(), Some(message.as_str()));
+        assert_eq!(store.metric_series(record.id, Some(0), "loss").unwrap(), vec![(0, 1.0)]);
+        assert!(dir.join(CONFIG_FILE).is_file() && dir.join("checkpoint.bin").is_file());
+        assert!(!dir.join(SUMMARY_FILE).exists() && !dir.join(REPORT_FILE).exists());
+    }
+
+    #[test]
+    fn an_experiment_error_or_panic_fails_the_run() {
+        for (mode, needle) in [("error", "the experiment broke"), ("panic", "panicked: the experiment panicked")] {
+            let tmp = tempfile::tempdir().unwrap();
+            let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+            let dir = tmp.path().join("run");
+            let err = run(&plan(mode, &FAKE), &store, &dir, false).unwrap_err();
+            let RunError::Failed { message, .. } = err else { panic!("{mode}: expected a failed run, got {err}") };
+            assert!(message.contains(needle), "{mode}: {message}");
+            let record = only_run(&store);
+            assert_eq!(record.status, RunStatus::Failed, "{mode}");
+            assert!(record.error.is_some_and(|e| e.contains(needle)), "{mode}");
+            assert!(!store.metric_series(record.id, Some(0), "loss").unwrap().is_empty());
+            assert!(dir.join(CONFIG_FILE).is_file(), "{mode}");
+            assert!(!dir.join(SUMMARY_FILE).exists() && !dir.join(REPORT_FILE).exists(), "{mode}");
+        }
+    }
+
+    #[test]
+    fn an_interrupt_is_marked_interrupted_even_under_context() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+        let err = run(&plan("interrupt", &FAKE), &store, &tmp.path().join("run"), true).unwrap_err();
+        assert!(matches!(err, RunError::Interrupted { .. }), "{err}");
+        assert_eq!(only_run(&store).status, RunStatus::Interrupted);
+    }
+
+    #[test]
+    fn setup_errors_record_no_run_and_leave_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+        // A non-empty directory is refused and left as it was.
+        let full = tmp.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        std::fs::write(full.join("keep.txt"), "x").unwrap();
+        let err = run(&plan("ok", &FAKE), &store, &full, false).unwrap_err();
+        assert!(matches!(err, RunError::Setup(_)) && err.to_string().contains("not empty"), "{err}");
+        assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
+        // A directory that cannot be created.
+        let file = tmp.path().join("plain-file");
+        std::fs::write(&file, "x").unwrap();
+        let err = run(&plan("ok", &FAKE), &store, &file.join("run"), false).unwrap_err();
+        assert!(matches!(err, RunError::Setup(_)) && err.to_string().contains("cannot create"), "{err}");
+        // The store refuses the run (an empty experiment name): the directories and config.toml
+        // this call created are removed again, and an empty directory given is left empty.
+        let mut nameless = plan("ok", &FAKE);
+        nameless.experiment.clear();
+        let nested = tmp.path().join("a").join("b");
+        let err = run(&nameless, &store, &nested, false).unwrap_err();
+        assert!(matches!(err, RunError::Setup(_)), "{err}");
+        assert!(!tmp.path().join("a").exists(), "created directories are removed again");
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(matches!(run(&nameless, &store, &empty, false), Err(RunError::Setup(_))));
+        assert!(empty.is_dir() && std::fs::read_dir(&empty).unwrap().next().is_none());
+        assert!(store.runs().unwrap().is_empty(), "no run is recorded on a setup error");
+    }
 }
