@@ -29,7 +29,7 @@ use mesalab_nn::policy::Policy;
 use mesalab_report::svg::{BarChart, BarSeries, CellGeometry, Heatmap, LineChart, Series};
 use mesalab_store::{Artifact, ArtifactKind, MetricRow, RunId, Store};
 use mesalab_train::ppo::{self, ActionSelection, PpoConfig, UpdateLog};
-use rand::Rng;
+use mesalab_train::rollout::{argmax, sample};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -508,22 +508,6 @@ fn evaluate_typed<E: Env, P: Policy>(
     }
     let episodes: Vec<EpisodeStats> = done.into_iter().flatten().collect();
     Ok(EvalOutcome { episodes, visits, trajectories: trajectories.into_iter().flatten().collect(), env_steps })
-}
-
-fn sample(logp: &[f32], rng: &mut StreamRng) -> usize {
-    let u: f64 = rng.random();
-    let mut cumulative = 0.0;
-    for (a, lp) in logp.iter().enumerate() {
-        cumulative += f64::from(*lp).exp();
-        if u < cumulative {
-            return a;
-        }
-    }
-    logp.len() - 1
-}
-
-fn argmax(logp: &[f32]) -> usize {
-    logp.iter().enumerate().fold(0, |best, (a, lp)| if *lp > logp[best] { a } else { best })
 }
 
 // ---------------------------------------------------------------------------------------------

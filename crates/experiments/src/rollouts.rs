@@ -16,7 +16,7 @@ use mesalab_envs::{Env, EpisodeStats, Step};
 use mesalab_nn::device::cpu;
 use mesalab_nn::policy::Policy;
 use mesalab_train::ppo::ActionSelection;
-use rand::Rng;
+use mesalab_train::rollout::{argmax, sample};
 
 /// Episodes played side by side per forward pass.
 const BATCH: usize = 256;
@@ -41,23 +41,6 @@ pub fn action_probs<E: Env, P: Policy>(env: &E, policy: &P, states: &[E::State])
         out.extend(lp.chunks_exact(k).map(|r| r.iter().map(|v| f64::from(*v).exp()).collect()));
     }
     out
-}
-
-/// Draws an action from log-probabilities.
-fn sample(logp: &[f32], rng: &mut StreamRng) -> usize {
-    let u: f64 = rng.random();
-    let mut cumulative = 0.0;
-    for (a, lp) in logp.iter().enumerate() {
-        cumulative += f64::from(*lp).exp();
-        if u < cumulative {
-            return a;
-        }
-    }
-    logp.len() - 1
-}
-
-fn argmax(logp: &[f32]) -> usize {
-    logp.iter().enumerate().fold(0, |best, (a, lp)| if *lp > logp[best] { a } else { best })
 }
 
 /// Plays one episode from each of `starts` with `policy`, sampling actions from `action_rng`
