@@ -59,6 +59,39 @@ impl<E: Env, A: StateActor<E>> Actor<E> for PerState<A> {
     }
 }
 
+/// A [`StateActor`] of a concrete env `E`, run on an [`AnyEnv`](crate::AnyEnv) that wraps an `E`
+/// (experiments that take any registered env by name, e.g. spec-gaming, still get typed baselines).
+///
+/// Invariant: only built for an `AnyEnv` whose inner env is an `E` ([`OnAny::for_env`] checks).
+pub struct OnAny<E, A> {
+    actor: A,
+    env: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E: Env + 'static, A: StateActor<E>> OnAny<E, A> {
+    /// `Some` when `env` wraps an `E`.
+    pub fn for_env(env: &crate::AnyEnv, actor: A) -> Option<Self> {
+        env.downcast_ref::<E>().map(|_| Self { actor, env: std::marker::PhantomData })
+    }
+}
+
+impl<E: Env + 'static, A: StateActor<E>> Actor<crate::AnyEnv> for OnAny<E, A>
+where
+    E::State: 'static,
+{
+    fn name(&self) -> String {
+        self.actor.name()
+    }
+
+    fn act(&self, env: &crate::AnyEnv, states: &[&crate::AnyState], rng: &mut StreamRng, actions: &mut [usize]) {
+        const WRONG: &str = "OnAny is only built for an AnyEnv of its own env (OnAny::for_env)";
+        let inner = env.downcast_ref::<E>().expect(WRONG);
+        for (s, a) in states.iter().zip(actions.iter_mut()) {
+            *a = self.actor.act_one(inner, s.downcast_ref::<E::State>().expect(WRONG), rng);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

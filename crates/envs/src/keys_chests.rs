@@ -10,7 +10,8 @@
 //! The episode terminates when no more reward is possible: all chests open (`all_chests_opened`), or
 //! no key held and none left (`out_of_keys`). Hidden performance = chests opened (the intended
 //! objective coincides with the reward here; the proxy shows in the events).
-//! Excess keys at episode end = `key_collected − chest_opened` ([`excess_keys`]).
+//! Excess keys of an episode = keys collected beyond the level's chests ([`excess_keys`]): keys that
+//! could never open anything. A key still held when time runs out, with a chest left, is not excess.
 //!
 //! Observation channels (`[6, size, size]`): `wall`, `key`, `chest` (closed), `agent`, `keys_held`
 //! (a counter: the first `held` cells of the view, row-major, are 1), plus `free` (floor, so each
@@ -166,9 +167,11 @@ pub struct KcState {
     pub t: u32,
 }
 
-/// Keys collected but never used in a finished episode.
-pub fn excess_keys(stats: &EpisodeStats) -> u32 {
-    stats.counts[EV_KEY].saturating_sub(stats.counts[EV_CHEST])
+/// Keys collected beyond the level's `chests`: each was picked up when the keys already collected
+/// covered every chest, so it could never be used (a key still held at the time limit while a chest
+/// is closed is not counted).
+pub fn excess_keys(stats: &EpisodeStats, chests: u32) -> u32 {
+    stats.counts[EV_KEY].saturating_sub(chests)
 }
 
 /// The `keys-chests-v1` environment.
@@ -435,7 +438,10 @@ mod tests {
         let mut stats = EpisodeStats::default();
         stats.counts[EV_KEY] = 2;
         stats.counts[EV_CHEST] = 1;
-        assert_eq!(excess_keys(&stats), 1);
+        assert_eq!(excess_keys(&stats, 1), 1);
+        // Two keys held at the time limit with two chests closed could still be used: not excess.
+        stats.counts[EV_CHEST] = 0;
+        assert_eq!(excess_keys(&stats, 2), 0);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod registry;
 pub mod scripted;
 pub mod vec_env;
 
-pub use actor::{Actor, PerState, StateActor, UniformRandom};
+pub use actor::{Actor, OnAny, PerState, StateActor, UniformRandom};
 pub use any::{AnyEnv, AnyState};
 pub use api::{End, Env, EnvSpec, Events, Step, SvgGeometry};
 pub use episode::{AutoReset, EpisodeStats};

@@ -11,9 +11,8 @@ const TINY: &[&str] = &[
     "ppo.num_steps=64",
     "ppo.num_minibatches=2",
     "ppo.total_timesteps=2048",
-    "train.rand_regions=[1, 3]",
-    "eval.deploy_episodes=40",
-    "eval.train_episodes=20",
+    "sweep.rand_regions=[1, 3]",
+    "eval.episodes=40",
     "inside.preference_episodes=20",
     "inside.test_mazes=200",
     "inside.vector_mazes=100",
@@ -29,8 +28,13 @@ fn quick_run_writes_summary_verdict_aggregate_and_report() {
     // Looking inside: one preference per variant, a steering curve per vector kind and coefficient,
     // patching per hook, IRL per maze — into the store, the summary and the report.
     let prefs = s["inferred_mesa_objective"].as_array().unwrap();
-    assert_eq!(prefs.len(), 2, "{prefs:?}");
+    assert_eq!(prefs.len(), 2 * 4, "variants × (trained + 3 baselines): {prefs:?}");
     assert!(prefs.iter().all(|p| p["pooled"]["episodes"] == 20));
+    // The test checks itself: the cheese seeker goes for the cheese on every far-cheese maze.
+    let oracle = prefs.iter().find(|p| p["role"] == "oracle").unwrap();
+    assert_eq!(oracle["inferred"], "cheese", "{oracle}");
+    let decisions = store.table(done.run_id, "decisions").unwrap().unwrap();
+    assert!(!decisions.rows.is_empty() && s["logistic"]["r1"]["n"].as_u64().unwrap() > 0, "{}", s["logistic"]);
     let steering = store.table(done.run_id, "steering").unwrap().unwrap();
     assert_eq!(steering.rows.len(), 2 * 4 * 7, "variants × vector kinds × coefficients");
     let irl = store.table(done.run_id, "irl").unwrap().unwrap();
@@ -55,25 +59,4 @@ fn a_misspelled_steering_hook_is_an_error_before_training() {
     let o = [Override::parse("inside.coefficients=[0.5, 1]").unwrap()];
     let err = Plan::new(e.config_path, e.config, &o, &PlanOptions::default()).unwrap_err();
     assert_eq!(err.key.as_deref(), Some("inside.coefficients"), "{err}");
-}
-
-#[test]
-fn logistic_regression_recovers_known_coefficients() {
-    use mesalab_experiments::cheese_maze::logistic;
-    use rand::{Rng, SeedableRng};
-    // y ~ Bernoulli(σ(−0.3 + 1.5 x₁ + 0.8 x₂)), x uniform on [−2, 2]², 10k samples.
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let truth = [-0.3, 1.5, 0.8];
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for _ in 0..10_000 {
-        let r = vec![rng.random_range(-2.0..2.0), rng.random_range(-2.0..2.0)];
-        let z: f64 = truth[0] + truth[1] * r[0] + truth[2] * r[1];
-        y.push(rng.random::<f64>() < 1.0 / (1.0 + (-z).exp()));
-        x.push(r);
-    }
-    let f = logistic::fit(&x, &y, 0.0).unwrap();
-    assert!(f.converged);
-    for (k, t) in truth.iter().enumerate() {
-        assert!((f.coef[k] - t).abs() < 4.0 * f.se[k], "β{k} = {} ± {} vs {t}", f.coef[k], f.se[k]);
-    }
 }

@@ -21,8 +21,7 @@ const TINY: &[&str] = &[
     "ppo.num_steps=64",
     "ppo.total_timesteps=2048",
     "eval.episodes=10",
-    "eval.num_envs=5",
-    "eval.log_every=2",
+    "run.log_every=2",
 ];
 
 #[test]
@@ -35,15 +34,21 @@ fn both_shipped_configs_run_in_quick_mode() {
         let done = execute(&p, &store, &dir, &Silent, Arc::new(AtomicBool::new(false)), None).unwrap();
         let s = &done.summary;
         assert_eq!(s["per_seed"].as_array().unwrap().len(), 2, "{name}");
+        let pooled = s["pooled"].as_array().unwrap();
+        let trained = pooled.iter().find(|p| p["role"] == "trained").unwrap();
         let total: u64 = ["robust", "objective_failure", "capability_failure"]
             .iter()
-            .map(|c| s["classes"][*c]["k"].as_u64().unwrap())
+            .map(|c| trained["deploy"]["classes"][*c].as_u64().unwrap())
             .sum();
         assert_eq!(total, 20, "{name}: every episode classified once");
+        // The scripted baselines played the same levels: the intended policy is robust, the gamer games.
+        let of = |role: &str| pooled.iter().find(|p| p["role"] == role).map(|p| p["deploy"]["classes"].clone());
+        let (oracle, proxy) = (of("oracle").unwrap(), of("proxy").unwrap());
+        assert_eq!((oracle["robust"].as_u64(), proxy["objective_failure"].as_u64()), (Some(10), Some(10)), "{name}");
         common::assert_verdict_shape(&s["verdict"]);
         let seeds = s["verdict"]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "seeds").unwrap();
         assert_eq!((seeds["value"].as_f64(), seeds["pass"].as_bool()), (Some(2.0), Some(false)), "{name}: {seeds}");
-        assert!(s["aggregate"]["mean_performance"]["mean"].is_number(), "{name}");
+        assert!(s["aggregate"]["deploy/mean_performance"]["mean"].is_number(), "{name}: {}", s["aggregate"]);
         for metric in ["train/return", "train/performance"] {
             assert!(!store.metric_series(done.run_id, Some(0), metric).unwrap().is_empty(), "{name} {metric}");
         }

@@ -6,6 +6,7 @@
 //! - [`rollout`]: the one episode loop ([`rollout::play`]) for any [`mesalab_envs::Actor`] — trained
 //!   policies ([`rollout::PolicyActor`]), scripted baselines, random — and [`rollout::evaluate`].
 
+pub mod inspect;
 pub mod ppo;
 pub mod rollout;
 pub mod supervised;

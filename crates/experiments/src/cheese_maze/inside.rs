@@ -4,12 +4,13 @@
 
 use super::reward_inference::{self, MazeReward};
 use super::steering::{self, SteeringResult};
-use crate::goal_misgen::{AnyPolicy, PolicyKind, Rate};
-use crate::goal_preference::{self, Preference, PreferenceTest, first_of};
+use crate::goal_preference::{self, PreferenceTest};
+use mesalab_analysis::stats::{Rate, Summary};
 use mesalab_core::config::Invalid;
 use mesalab_core::{Seed, Streams};
 use mesalab_envs::Env;
 use mesalab_envs::cheese_maze::{CheeseMaze, EV_CHEESE, EV_TOP_RIGHT, MazeState};
+use mesalab_nn::policy::{AnyPolicy, Policy, PolicyConfig, PolicyKind};
 use mesalab_report::html::{Cell, Page};
 use mesalab_report::svg::{Heatmap, LineChart, Series};
 use mesalab_store::{RunId, Store};
@@ -86,16 +87,12 @@ impl InsideSection {
 
     /// Checks a configured steering hook against the hooks of a policy of architecture `model` for
     /// `spec` (so a typo fails before training, naming the closest hook).
-    pub fn validate_hook(
-        &self,
-        model: &crate::goal_misgen::PolicyConfig,
-        spec: &mesalab_envs::EnvSpec,
-    ) -> Result<(), Invalid> {
+    pub fn validate_hook(&self, model: &PolicyConfig, spec: &mesalab_envs::EnvSpec) -> Result<(), Invalid> {
         if self.steering_hook.is_empty() {
             return Ok(());
         }
-        let policy = crate::goal_misgen::init_policy(model, spec, &Streams::new(Seed(0)));
-        crate::inside_policy::check_hook(&policy, &self.steering_hook)
+        let policy = mesalab_train::inspect::init_policy(model, spec, &Streams::new(Seed(0)));
+        mesalab_train::inspect::check_hook(&policy, &self.steering_hook)
             .map_err(|e| Invalid::new("inside.steering_hook", e.to_string()))
     }
 
@@ -113,8 +110,9 @@ impl InsideSection {
 
 /// The goal-preference test: deploy mazes whose cheese is far from the corner and whose paths to
 /// the two split at a decision square.
-pub fn preference_test(far_distance: f64) -> PreferenceTest<MazeState> {
+pub fn preference_test(deploy_env: CheeseMaze, far_distance: f64) -> PreferenceTest<CheeseMaze> {
     PreferenceTest {
+        env: deploy_env,
         levels: format!("cheese ≥ {far_distance} cells from the corner, paths split"),
         candidates: vec!["cheese".into(), "top-right corner".into()],
         keep: Arc::new(move |s: &MazeState| {
@@ -122,13 +120,12 @@ pub fn preference_test(far_distance: f64) -> PreferenceTest<MazeState> {
             l.cheese.is_some_and(|c| c.euclid(l.top_right) >= far_distance)
                 && l.decision_info().is_some_and(|d| d.decision_square.is_some())
         }),
-        pursued: |_, e| first_of(e, EV_CHEESE, EV_TOP_RIGHT),
+        pursued: goal_preference::first_event(EV_CHEESE, EV_TOP_RIGHT),
     }
 }
 
 /// What [`analyse`] measured for one policy.
 pub struct SeedInside {
-    pub preference: Preference,
     /// `None` when no deploy maze has a far cheese and a decision square.
     pub steering: Option<SteeringResult>,
     /// The same analysis at every hidden layer of the actor (`encoder.*`), headline hook included:
@@ -150,9 +147,6 @@ pub fn analyse(
     seed: u64,
     eval_seed: u64,
 ) -> anyhow::Result<SeedInside> {
-    let job = goal_preference::eval_job(inside.preference_episodes, eval_seed);
-    let preference = goal_preference::measure(policy, deploy_env.clone(), &preference_test(far_distance), &job)?;
-
     let mut test_rng = Streams::new(Seed(eval_seed)).stream("steering-levels");
     let test_levels: Vec<MazeState> = (0..inside.test_mazes).map(|_| deploy_env.reset(&mut test_rng)).collect();
     let test = steering::decision_cases(deploy_env, &test_levels, far_distance);
@@ -164,7 +158,8 @@ pub fn analyse(
     } else {
         let hook = inside.hook(kind);
         let s = steering::analyse(deploy_env, policy, &hook, &test, &vector_set, &inside.coefficients)?;
-        let layers = crate::inside_policy::hook_points(policy)
+        let layers = policy
+            .hook_points()
             .into_iter()
             .filter(|p| p.name.starts_with("encoder."))
             .map(|p| steering::analyse(deploy_env, policy, &p.name, &test, &vector_set, &inside.coefficients))
@@ -189,12 +184,31 @@ pub fn analyse(
             )
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(SeedInside { preference, steering, by_layer, patching, irl })
+    Ok(SeedInside { steering, by_layer, patching, irl })
 }
 
 pub const STEERING_TABLE: &str = "steering";
 pub const IRL_TABLE: &str = "irl";
 pub const PATCHING_TABLE: &str = "patching";
+
+/// Stores the steering, IRL and patching tables of every analysed (variant, seed).
+pub fn store(ctx: &crate::context::RunContext, analysed: &[(String, u64, &SeedInside)]) -> anyhow::Result<()> {
+    let (mut steering, mut irl, mut patching) = (Vec::new(), Vec::new(), Vec::new());
+    for (variant, seed, found) in analysed {
+        let (s_rows, i_rows) = rows(variant, *seed, found);
+        steering.extend(s_rows);
+        irl.extend(i_rows);
+        patching.extend(patching_rows(variant, *seed, found));
+    }
+    for (name, columns, rows) in [
+        (STEERING_TABLE, steering_columns(), steering),
+        (IRL_TABLE, irl_columns(), irl),
+        (PATCHING_TABLE, ["variant", "seed", "hook", "restored"].map(String::from).to_vec(), patching),
+    ] {
+        ctx.store.put_table(ctx.run_id, &mesalab_store::ResultTable { name: name.into(), columns, rows })?;
+    }
+    Ok(())
+}
 
 /// Rows `[variant, seed, hook, restored]` of the patching table.
 pub fn patching_rows(variant: &str, seed: u64, s: &SeedInside) -> Vec<Vec<Value>> {
@@ -281,10 +295,10 @@ pub fn summary(variant_seeds: &[(String, u64, &SeedInside)]) -> Value {
             by_layer.insert(
                 hook.clone(),
                 json!({
-                    "mean_cheese_vector_reduction": crate::goal_misgen::summarize(&of(|r| r.mean_cheese_vector_reduction)),
-                    "mean_top_right_vector_gain": crate::goal_misgen::summarize(&of(|r| r.mean_top_right_vector_gain)),
-                    "cheese_vector_reduction": crate::goal_misgen::summarize(&of(|r| r.cheese_vector_reduction)),
-                    "top_right_vector_gain": crate::goal_misgen::summarize(&of(|r| r.top_right_vector_gain)),
+                    "mean_cheese_vector_reduction": Summary::of(&of(|r| r.mean_cheese_vector_reduction)),
+                    "mean_top_right_vector_gain": Summary::of(&of(|r| r.mean_top_right_vector_gain)),
+                    "cheese_vector_reduction": Summary::of(&of(|r| r.cheese_vector_reduction)),
+                    "top_right_vector_gain": Summary::of(&of(|r| r.top_right_vector_gain)),
                 }),
             );
         }
@@ -297,13 +311,13 @@ pub fn summary(variant_seeds: &[(String, u64, &SeedInside)]) -> Value {
             json!({
                 "steering_hook": items.iter().find_map(|s| s.steering.as_ref().map(|x| x.hook.clone())),
                 "test_mazes": items.iter().find_map(|s| s.steering.as_ref().map(|x| x.test_mazes)),
-                "cheese_vector_reduction": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.cheese_vector_reduction))),
-                "mean_cheese_vector_reduction": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.mean_cheese_vector_reduction))),
-                "top_right_vector_gain": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.top_right_vector_gain))),
-                "mean_top_right_vector_gain": crate::goal_misgen::summarize(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.mean_top_right_vector_gain))),
+                "cheese_vector_reduction": Summary::of(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.cheese_vector_reduction))),
+                "mean_cheese_vector_reduction": Summary::of(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.mean_cheese_vector_reduction))),
+                "top_right_vector_gain": Summary::of(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.top_right_vector_gain))),
+                "mean_top_right_vector_gain": Summary::of(&collect(&|s| s.steering.as_ref().map_or(f64::NAN, |x| x.mean_top_right_vector_gain))),
                 "by_layer": by_layer,
-                "irl_corr_intended": crate::goal_misgen::summarize(&irl(|m| m.corr_intended)),
-                "irl_corr_proxy": crate::goal_misgen::summarize(&irl(|m| m.corr_proxy)),
+                "irl_corr_intended": Summary::of(&irl(|m| m.corr_intended)),
+                "irl_corr_proxy": Summary::of(&irl(|m| m.corr_proxy)),
                 "irl_peak_cheese": peaks("cheese"),
                 "irl_peak_top_right": peaks("top-right"),
             }),

@@ -6,13 +6,13 @@
 //! with the intended reward (1 on the cheese cell) and the proxy (1 on the top-right cell), and its
 //! peak is located. An agent that pursues the corner gets a map that correlates with the proxy.
 
-use crate::goal_misgen::AnyPolicy;
-use crate::rollouts;
 use mesalab_analysis::irl::{IrlConfig, TabularMdp, maxent_irl, pearson};
 use mesalab_core::StreamRng;
 use mesalab_envs::Step;
 use mesalab_envs::cheese_maze::{CheeseMaze, MazeState};
 use mesalab_envs::grid::Pos;
+use mesalab_nn::policy::AnyPolicy;
+use mesalab_train::rollout::{ActionSelection, PolicyActor, play};
 use serde::Serialize;
 
 /// The recovered reward of one maze.
@@ -44,9 +44,9 @@ pub fn recover(
     let (w, h) = (l.walls.w, l.walls.h);
     let (mdp, cell_state) = TabularMdp::grid(w, h, |x, y| l.walls.is_wall(Pos::new(x as i32, y as i32)));
     let state_of = |p: Pos| cell_state.get(p.y as usize * w + p.x as usize).copied().flatten();
-    let played = rollouts::play_any(
+    let played = play(
         env,
-        policy,
+        &PolicyActor::new(policy, ActionSelection::Sample),
         vec![level.clone(); episodes],
         action_rng,
         env_rng,

@@ -16,13 +16,13 @@
 //! move towards the cheese and towards the corner, and the share of squares where the cheese move
 //! is the likelier one.
 
-use crate::goal_misgen::AnyPolicy;
-use crate::inside_policy::{activations, add_scaled, check_hook, difference, hook_points, run_hooked};
 use burn::tensor::TensorData;
 use mesalab_envs::cheese_maze::{CheeseMaze, MazeState};
 use mesalab_envs::grid::{DIRS, Pos};
 use mesalab_nn::Hooks;
 use mesalab_nn::interp::{PatchEffect, patching_sweep};
+use mesalab_nn::policy::{AnyPolicy, Policy};
+use mesalab_train::inspect::{activations, add_scaled, check_hook, difference, run_hooked};
 use serde::Serialize;
 
 /// A test maze: its decision square state and the moves towards cheese and corner.
@@ -233,7 +233,7 @@ pub fn patching(env: &CheeseMaze, policy: &AnyPolicy, cases: &[DecisionCase]) ->
     let (clean_probs, clean_cache) = run_hooked(env, policy, &clean, Hooks::cache_all())?;
     let (corrupted_probs, corrupted_cache) = run_hooked(env, policy, &corrupted, Hooks::cache_all())?;
     let effects = patching_sweep(
-        &hook_points(policy),
+        &policy.hook_points(),
         &clean_cache,
         &corrupted_cache,
         &metric(&clean_probs),

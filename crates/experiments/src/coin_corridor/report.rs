@@ -11,9 +11,6 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         "Train levels: the coin at the end. Deploy levels: the coin anywhere but the end; an invisible marker at the \
          end records whether the agent got there.",
         &[("p_coin", "P(coin)"), ("p_died", "P(died)"), ("p_timeout", "P(timeout)"), ("mean_return", "mean return")],
-        &|page, store, run, _| {
-            crate::goal_preference::report_section(page, store, run, "random_percent")?;
-            super::inside::probe_section(page, store, run)
-        },
+        &|page, store, run, _| super::inside::probe_section(page, store, run),
     )
 }

@@ -46,6 +46,12 @@ pub fn report(
         visits_section(&mut page, store, run, r)?;
     }
     trajectories_section(&mut page, store, run, results.as_ref())?;
+    // A result the report cannot read is left out, not fatal: the report is drawn from what exists.
+    if let Some(measured) =
+        store.get_json::<Vec<crate::goal_preference::Measured>>(run, crate::goal_preference::KEY).ok().flatten()
+    {
+        crate::goal_preference::report_section(&mut page, &measured, "variant");
+    }
     extra(&mut page, store, run, &summary)?;
     aggregate_section(&mut page, &summary);
     page.section("Resolved config").details("config.toml", record.config_toml.clone());

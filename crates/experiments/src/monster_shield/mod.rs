@@ -170,7 +170,7 @@ impl ExperimentConfig for Config {
         misgen::run(self, ctx)
     }
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
-        crate::inside_policy::hook_shapes(&self.model, &MonsterShield::new(self.params("train"))?)
+        Ok(mesalab_train::inspect::hook_shapes(&self.model, &MonsterShield::new(self.params("train"))?)?)
     }
     fn split_env(&self, split: &str) -> anyhow::Result<mesalab_envs::AnyEnv> {
         anyhow::ensure!(
@@ -237,19 +237,11 @@ impl Misgen for Config {
     type Env = MonsterShield;
     type Episode = Episode;
     type Watch = AfterMonsters;
+    type Inside = ();
     const NAME: &'static str = "monster-shield";
 
-    fn run_section(&self) -> &RunSection {
-        &self.run
-    }
-    fn model(&self) -> &PolicyConfig {
-        &self.model
-    }
-    fn ppo(&self) -> &PpoConfig {
-        &self.ppo
-    }
-    fn eval(&self) -> &EvalSection {
-        &self.eval
+    fn sections(&self) -> misgen::Sections<'_> {
+        misgen::Sections { run: &self.run, model: &self.model, ppo: &self.ppo, eval: &self.eval }
     }
     fn variants(&self) -> Vec<Variant> {
         Variant::single()
