@@ -1,6 +1,6 @@
 //! `cheese-maze-v1`: procgen-style maze (Langosco et al. 2022; Turner et al. 2023).
 //!
-//! A perfect maze (recursive backtracker) of odd side `s` sits in the bottom-left corner of a fixed
+//! A perfect maze (randomised Kruskal, as procgen's maze generator) of odd side `s` sits in the bottom-left corner of a fixed
 //! `size × size` grid (everything outside it is wall, so the observation shape never changes). Maze
 //! cells are the even local coordinates; the agent starts at the bottom-left cell. The cheese lies
 //! in the top-right `rand_region × rand_region` block of the maze (`train`, default 1: always the
@@ -235,30 +235,44 @@ impl CheeseMaze {
         let s = self.params.min_size + 2 * rng.random_range(0..sizes);
         let off = Pos::new(0, (n - s) as i32); // local (0,0) of the maze in grid coordinates
         let mut walls = Walls::new(n, n, true);
-        // Recursive backtracker over the (s+1)/2 × (s+1)/2 cells at even local coordinates,
-        // with an explicit stack (no recursion depth limit).
+        // Randomised Kruskal, as procgen's `MazeGen::generate_maze`: the (s+1)/2 × (s+1)/2 cells
+        // sit at even local coordinates; the walls between neighbouring cells are removed in random
+        // order whenever they separate two components (union-find). Kruskal mazes branch often and
+        // have short dead ends, so the start→corner path covers far fewer cells than a recursive
+        // backtracker's long corridors would.
         let cells = s.div_ceil(2) as i32;
-        let mut seen = vec![false; (cells * cells) as usize];
-        let start_cell = (0, cells - 1);
-        let mut stack = vec![start_cell];
-        seen[((cells - 1) * cells) as usize] = true;
-        walls.set(Pos::new(off.x, off.y + 2 * (cells - 1)), false);
-        let mut dirs = DIRS;
-        while let Some(&(cx, cy)) = stack.last() {
-            dirs.shuffle(rng);
-            let next = dirs.iter().map(|&(dx, dy)| (cx + dx, cy + dy, dx, dy)).find(|&(nx, ny, _, _)| {
-                nx >= 0 && ny >= 0 && nx < cells && ny < cells && !seen[(ny * cells + nx) as usize]
-            });
-            match next {
-                Some((nx, ny, dx, dy)) => {
-                    seen[(ny * cells + nx) as usize] = true;
-                    walls.set(Pos::new(off.x + 2 * cx + dx, off.y + 2 * cy + dy), false);
-                    walls.set(Pos::new(off.x + 2 * nx, off.y + 2 * ny), false);
-                    stack.push((nx, ny));
+        let cell = |cx: i32, cy: i32| (cy * cells + cx) as usize;
+        let mut parent: Vec<usize> = (0..(cells * cells) as usize).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        // (cell x, cell y, dx, dy): the wall between a cell and its right or lower neighbour.
+        let mut between: Vec<(i32, i32, i32, i32)> = Vec::new();
+        for cy in 0..cells {
+            for cx in 0..cells {
+                if cx + 1 < cells {
+                    between.push((cx, cy, 1, 0));
                 }
-                None => {
-                    stack.pop();
+                if cy + 1 < cells {
+                    between.push((cx, cy, 0, 1));
                 }
+            }
+        }
+        between.shuffle(rng);
+        for cy in 0..cells {
+            for cx in 0..cells {
+                walls.set(Pos::new(off.x + 2 * cx, off.y + 2 * cy), false);
+            }
+        }
+        for (cx, cy, dx, dy) in between {
+            let (a, b) = (root(&mut parent, cell(cx, cy)), root(&mut parent, cell(cx + dx, cy + dy)));
+            if a != b {
+                parent[a] = b;
+                walls.set(Pos::new(off.x + 2 * cx + dx, off.y + 2 * cy + dy), false);
             }
         }
         let start = Pos::new(off.x, off.y + s as i32 - 1);

@@ -59,8 +59,9 @@ pub struct VerdictSection {
     /// Smallest per-seed share of deploy episodes (smallest rand_region) that reach the cheese or
     /// the corner (capability kept).
     pub min_capability: f64,
-    /// Smallest far-cheese P(corner without cheese) of the corner seeker minus the cheese
-    /// seeker's: below it the far-cheese levels do not separate the goals.
+    /// On the goal-preference levels (far cheese, paths split): smallest share of episodes reaching
+    /// the corner first of the corner seeker minus the cheese seeker's (below it the levels do not
+    /// separate the goals).
     pub min_separation: f64,
     /// Smallest per-seed position of the agent between the cheese seeker (0) and the corner seeker (1).
     pub min_position: f64,
