@@ -271,14 +271,15 @@ impl Batch {
     }
 }
 
-/// Envs whose observations are not 0/1 one-hot grids (their bounds are unbounded).
-const UNBOUNDED_OBS: &[&str] = &["cartpole-v1"];
+/// Envs whose observations are real vectors rather than 0/1 one-hot grids.
+const REAL_VALUED_OBS: &[&str] = &["cartpole-v1"];
 
 /// `(low, high)` of every observation value of `env` (Gymnasium's `Box` bounds): one-hot grids
-/// and counters are 0/1; the envs in `UNBOUNDED_OBS` are real vectors. Tested on rollouts of every
-/// env, so a new env with other values fails until it is listed here.
+/// and counters are 0/1; the envs in `REAL_VALUED_OBS` take any finite f32 (as Gymnasium's own
+/// CartPole bounds its velocities). Tested on rollouts of every env, so a new env with other
+/// values fails until it is listed here.
 pub fn obs_bounds(env: &AnyEnv) -> (f32, f32) {
-    if UNBOUNDED_OBS.contains(&env.name()) { (f32::NEG_INFINITY, f32::INFINITY) } else { (0.0, 1.0) }
+    if REAL_VALUED_OBS.contains(&env.name()) { (f32::MIN, f32::MAX) } else { (0.0, 1.0) }
 }
 
 /// An action already checked to be in `0..n_actions`.

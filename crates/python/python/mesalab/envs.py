@@ -118,6 +118,7 @@ class MesalabEnv(gym.Env):
         self.render_scale = float(render_scale)
         self.event_names: tuple[str, ...] = tuple(self._core.event_names)
         self.action_names: tuple[str, ...] = tuple(self._core.actions)
+        self.max_steps: int = self._core.max_steps
         self.observation_space = _observation_space(self._core)
         self.action_space = spaces.Discrete(len(self.action_names))
         self._action = np.zeros(1, dtype=np.int64)
@@ -129,9 +130,11 @@ class MesalabEnv(gym.Env):
         return self._core.params_toml
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            _check_seed(seed)
         super().reset(seed=seed)
         if seed is not None:
-            seeds = [_check_seed(seed)]
+            seeds = [int(seed)]
         elif not self._seeded:
             # Gymnasium's unseeded first reset: a seed from the env's (entropy-seeded) np_random.
             seeds = [int(self.np_random.integers(0, 2**63))]
