@@ -24,9 +24,9 @@ fn splitmix64(x: u64) -> u64 {
 }
 
 fn obs_hash(obs: &[f32]) -> u64 {
-    obs.iter()
-        .enumerate()
-        .fold(0u64, |h, (k, v)| h.wrapping_add(splitmix64(u64::from(v.to_bits()).wrapping_add(splitmix64(k as u64 + 1)))))
+    obs.iter().enumerate().fold(0u64, |h, (k, v)| {
+        h.wrapping_add(splitmix64(u64::from(v.to_bits()).wrapping_add(splitmix64(k as u64 + 1))))
+    })
 }
 
 fn main() {
@@ -42,11 +42,8 @@ fn main() {
         })
     };
     let (seed, n, steps) = (parse(2, "seed"), parse(3, "num_envs") as usize, parse(4, "steps") as usize);
-    let overrides: Vec<Override> = args[5..]
-        .iter()
-        .map(|s| Override::parse(s))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| {
+    let overrides: Vec<Override> =
+        args[5..].iter().map(|s| Override::parse(s)).collect::<Result<_, _>>().unwrap_or_else(|e| {
             eprintln!("error: {e}");
             std::process::exit(2)
         });
@@ -70,8 +67,11 @@ fn main() {
                 Some(End::Terminated) => "terminated",
                 Some(End::Truncated) => "truncated",
             };
-            let final_hash =
-                if venv.ends()[i].is_some() { format!("{:016x}", obs_hash(&venv.terminal_obs()[row.clone()])) } else { "-".into() };
+            let final_hash = if venv.ends()[i].is_some() {
+                format!("{:016x}", obs_hash(&venv.terminal_obs()[row.clone()]))
+            } else {
+                "-".into()
+            };
             println!(
                 "{t} {i} {:016x} {:08x} {:08x} {end} {} {final_hash}",
                 obs_hash(&venv.obs()[row]),

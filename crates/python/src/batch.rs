@@ -91,7 +91,8 @@ pub struct Batch {
 /// Builds env `name` exactly as `mesalab render NAME --split SPLIT --set k=v …` does; the error
 /// text is the CLI's (without its `error: ` prefix).
 pub fn make_env(name: &str, split: &str, overrides: &[String]) -> Result<AnyEnv, String> {
-    let overrides = overrides.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    let overrides =
+        overrides.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
     registry::make(name, split, &overrides).map_err(|e| e.to_string())
 }
 
@@ -106,7 +107,13 @@ impl Batch {
         let obs_len = env.spec().obs_len();
         let slots = indices
             .iter()
-            .map(|&index| Slot { state: None, rng: stream(0, index), ended: false, stats: EpisodeStats::default(), index })
+            .map(|&index| Slot {
+                state: None,
+                rng: stream(0, index),
+                ended: false,
+                stats: EpisodeStats::default(),
+                index,
+            })
             .collect();
         Self { env, slots, mode, obs_len }
     }
@@ -133,7 +140,12 @@ impl Batch {
     /// Resets the slots where `mask` is true (all when `None`). `seeds[i] = Some(s)` restarts slot
     /// `i`'s stream from seed `s`; `None` (or no `seeds`) continues it. Writes those slots' first
     /// observations into `obs` and leaves the other rows untouched.
-    pub fn reset(&mut self, seeds: Option<&[Option<u64>]>, mask: Option<&[bool]>, obs: &mut [f32]) -> Result<(), String> {
+    pub fn reset(
+        &mut self,
+        seeds: Option<&[Option<u64>]>,
+        mask: Option<&[bool]>,
+        obs: &mut [f32],
+    ) -> Result<(), String> {
         let n = self.slots.len();
         if let Some(s) = seeds
             && s.len() != n
@@ -265,7 +277,10 @@ impl Batch {
     fn check_rows(&self, name: &str, len: usize, width: usize) -> Result<(), String> {
         let want = self.slots.len() * width;
         if len != want {
-            return Err(format!("buffer `{name}` holds {len} values; {want} expected ({} envs × {width})", self.slots.len()));
+            return Err(format!(
+                "buffer `{name}` holds {len} values; {want} expected ({} envs × {width})",
+                self.slots.len()
+            ));
         }
         Ok(())
     }
@@ -477,7 +492,11 @@ mod tests {
                 for t in 0..batch.spec().max_steps as usize + 10 {
                     batch.step(&actions(t, 2, na), bufs.out()).unwrap();
                     for v in bufs.obs.iter().chain(&bufs.final_obs) {
-                        assert!((lo..=hi).contains(v) && !v.is_nan(), "{} {split}: value {v} outside [{lo}, {hi}]", entry.name);
+                        assert!(
+                            (lo..=hi).contains(v) && !v.is_nan(),
+                            "{} {split}: value {v} outside [{lo}, {hi}]",
+                            entry.name
+                        );
                     }
                 }
             }

@@ -272,7 +272,20 @@ struct StoreReader {
 
 /// One `runs` row: id, experiment, status, quick, seeds, code_revision, run_dir, started_at_ms,
 /// ended_at_ms, error, pid, config_toml.
-type RunRow = (i64, String, String, bool, Vec<u64>, Option<String>, String, i64, Option<i64>, Option<String>, Option<u32>, String);
+type RunRow = (
+    i64,
+    String,
+    String,
+    bool,
+    Vec<u64>,
+    Option<String>,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<u32>,
+    String,
+);
 
 #[pymethods]
 impl StoreReader {
@@ -355,7 +368,14 @@ impl StoreReader {
             .into_iter()
             .map(|a| {
                 let x = a.artifact;
-                (x.name, x.kind.as_str().to_string(), x.path.display().to_string(), x.size_bytes, x.sha256, a.created_at_ms)
+                (
+                    x.name,
+                    x.kind.as_str().to_string(),
+                    x.path.display().to_string(),
+                    x.size_bytes,
+                    x.sha256,
+                    a.created_at_ms,
+                )
             })
             .collect())
     }
