@@ -37,7 +37,8 @@ python3 -m venv "$WORK/fresh"
 "$WORK/fresh/bin/pip" install -q --disable-pip-version-check "$WHEEL"
 target/release/mesalab run icl-gd --quick --seeds 1 --store "$WORK/example.sqlite" --out "$WORK/example-run" \
   --set train.steps=20 --set eval.validation_tasks=200 --set eval.fit_tasks=200 --set eval.ood_tasks=100 \
-  --set eval.sensitivity_tasks=100 --set inside.probe_tasks=200 --set inside.patch_tasks=50 >/dev/null
+  --set eval.sensitivity_tasks=100 --set inside.probe_tasks=200 --set inside.patch_tasks=50 \
+  >"$WORK/example-run.log" 2>&1 || { cat "$WORK/example-run.log"; exit 1; }
 (cd "$WORK" && "$WORK/fresh/bin/python" "$ROOT/crates/python/examples/quickstart.py" "$WORK/example.sqlite")
 
 phase "pytest"

@@ -38,24 +38,27 @@ def steps_per_sec(venv, vector_steps: int, n_actions: int) -> float:
     return vector_steps * n / (time.perf_counter() - t0)
 
 
-def median(make, vector_steps, n_actions):
-    venv = make()
-    steps_per_sec(venv, max(vector_steps // 10, 5), n_actions)  # warm-up
-    return statistics.median(steps_per_sec(venv, vector_steps, n_actions) for _ in range(a.repeats))
-
-
-results = {
-    "native": median(lambda: mesalab.make_vec("cheese-maze-v1", num_envs=n, **MAZE), a.native_steps, 4),
-    "sync_mesalab": median(
+MAKERS = {
+    "native": (lambda: mesalab.make_vec("cheese-maze-v1", num_envs=n, **MAZE), a.native_steps, 4),
+    "sync_mesalab": (
         lambda: SyncVectorEnv([partial(mesalab.make, "cheese-maze-v1", env_index=i, **MAZE) for i in range(n)]),
         a.sync_steps, 4,
     ),
     # Navigation actions only (left, right, forward), like cheese-maze's 4 moves.
-    "sync_minigrid": median(
+    "sync_minigrid": (
         lambda: SyncVectorEnv([lambda: ImgObsWrapper(gym.make("MiniGrid-FourRooms-v0")) for _ in range(n)]),
         a.sync_steps, 3,
     ),
 }
+venvs = {k: make() for k, (make, _, _) in MAKERS.items()}
+for k, (_, steps, n_actions) in MAKERS.items():
+    steps_per_sec(venvs[k], max(steps // 10, 5), n_actions)  # warm-up
+# Round robin, so that a change in the machine's load hits every contestant alike.
+samples = {k: [] for k in MAKERS}
+for _ in range(a.repeats):
+    for k, (_, steps, n_actions) in MAKERS.items():
+        samples[k].append(steps_per_sec(venvs[k], steps, n_actions))
+results = {k: statistics.median(v) for k, v in samples.items()}
 print(f"num_envs={n}, one core, median of {a.repeats} (env steps/s, random actions, autoreset)")
 print(f"  native MesalabVectorEnv (cheese-maze-v1 19x19, 7x7 view): {results['native']:>12,.0f}")
 print(f"  SyncVectorEnv of MesalabEnv (same env):                   {results['sync_mesalab']:>12,.0f}")

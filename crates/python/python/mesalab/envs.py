@@ -231,6 +231,8 @@ class MesalabVectorEnv(VectorEnv):
         self.render_scale = float(render_scale)
         self.event_names: tuple[str, ...] = tuple(self._core.event_names)
         self.action_names: tuple[str, ...] = tuple(self._core.actions)
+        self._event_keys = [(name, f"_{name}") for name in self.event_names]
+        self._event_shifts = np.arange(len(self.event_names), dtype=np.uint32)[:, None]
         self.single_observation_space = _observation_space(self._core)
         self.single_action_space = spaces.Discrete(len(self.action_names))
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -277,36 +279,37 @@ class MesalabVectorEnv(VectorEnv):
         return self._core.obs.copy() if self.copy else self._core.obs
 
     def _step_info(self, mask: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
-        """The infos of the envs in ``mask`` (a step of theirs), batched as SyncVectorEnv batches them."""
-        core, info = self._core, {}
+        """The infos of the envs in ``mask`` (a step of theirs), batched as SyncVectorEnv batches them
+        (values of the other envs are zero; one fresh mask array serves every ``_key``)."""
         if not mask.any():
-            return info
-        info["performance"] = np.where(mask, core.performance, 0.0).astype(np.float64)
-        info["_performance"] = mask.copy()
-        bits = core.events
-        info["events"] = events = {}
-        for k, name in enumerate(self.event_names):
-            events[name] = ((bits >> k) & 1).astype(np.bool_) & mask
-            events[f"_{name}"] = mask.copy()
-        info["_events"] = mask.copy()
+            return {}
+        core, everyone = self._core, mask.all()
+        performance = core.performance.astype(np.float64)
+        # Row k: event k of every env (contiguous rows).
+        events = ((core.events[None, :] >> self._event_shifts) & 1).astype(np.bool_)
+        if not everyone:
+            performance[~mask] = 0.0
+            events &= mask
+        info: dict[str, Any] = {"performance": performance, "_performance": mask, "_events": mask}
+        info["events"] = ev = {}
+        for k, (name, masked) in enumerate(self._event_keys):
+            ev[name], ev[masked] = events[k], mask
         done = ended & mask
         if done.any():
-            counts = core.episode_events
+            counts = core.episode_events.T.astype(np.int64)  # row k: event k's counts
+            counts[:, ~done] = 0
             ep_events = {}
-            for k, name in enumerate(self.event_names):
-                ep_events[name] = np.where(done, counts[:, k], 0).astype(np.int64)
-                ep_events[f"_{name}"] = done.copy()
+            for k, (name, masked) in enumerate(self._event_keys):
+                ep_events[name], ep_events[masked] = counts[k], done
+            zero = ~done
+            ret, perf = core.episode_return.copy(), core.episode_performance.copy()
+            length = core.episode_length.astype(np.int64)
+            ret[zero], perf[zero], length[zero] = 0.0, 0.0, 0
             info["episode_stats"] = {
-                "return": np.where(done, core.episode_return, 0.0),
-                "_return": done.copy(),
-                "performance": np.where(done, core.episode_performance, 0.0),
-                "_performance": done.copy(),
-                "length": np.where(done, core.episode_length, 0).astype(np.int64),
-                "_length": done.copy(),
-                "events": ep_events,
-                "_events": done.copy(),
+                "return": ret, "_return": done, "performance": perf, "_performance": done,
+                "length": length, "_length": done, "events": ep_events, "_events": done,
             }
-            info["_episode_stats"] = done.copy()
+            info["_episode_stats"] = done
         return info
 
     def _infos(self, ended: np.ndarray) -> dict[str, Any]:
