@@ -3,7 +3,6 @@
 //!
 //! Errors: bad env names, splits, parameters, actions or seeds raise `ValueError` with the CLI's
 //! message; store failures raise `mesalab.StoreError` with the store's message.
-#![allow(unsafe_code)] // PyO3's macros expand to FFI calls; no hand-written unsafe code here.
 
 use crate::batch::{Autoreset, Batch, StepOut};
 use crate::raster;
