@@ -34,7 +34,7 @@ WHEEL="$(ls "$WORK"/wheels/mesalab-*-abi3-*.whl)"
 
 phase "pip install $(basename "$WHEEL") into a fresh venv; the README example"
 python3 -m venv "$WORK/fresh"
-"$WORK/fresh/bin/pip" install -q --disable-pip-version-check "$WHEEL"
+"$WORK/fresh/bin/pip" install -q --disable-pip-version-check --no-compile "$WHEEL"
 target/release/mesalab run icl-gd --quick --seeds 1 --store "$WORK/example.sqlite" --out "$WORK/example-run" \
   --set train.steps=20 --set eval.validation_tasks=200 --set eval.fit_tasks=200 --set eval.ood_tasks=100 \
   --set eval.sensitivity_tasks=100 --set inside.probe_tasks=200 --set inside.patch_tasks=50 \

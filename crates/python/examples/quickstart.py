@@ -1,4 +1,5 @@
-"""The README's example: make an env, play a random episode, read runs into pandas.
+"""The README's example (with the store path as an argument): make an env, play a random episode,
+read runs into pandas.
 
     python crates/python/examples/quickstart.py [STORE]     # STORE defaults to runs/mesalab.sqlite
 """
@@ -14,7 +15,6 @@ done, total = False, 0.0
 while not done:
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     total, done = total + reward, terminated or truncated
-print("return", total, "intended-objective score", info["episode_stats"]["performance"])
-store = mesalab.open_store(sys.argv[1] if len(sys.argv) > 1 else "runs/mesalab.sqlite")
-print(store.runs()[["run_id", "experiment", "status"]])
-print(store.metrics().groupby("name")["value"].last())
+print(total, info["episode_stats"]["performance"])  # return, intended-objective score
+store = mesalab.open_store(sys.argv[1] if len(sys.argv) > 1 else "runs/mesalab.sqlite")  # read-only
+print(store.runs(), store.metrics(), store.verdicts())  # pandas DataFrames
