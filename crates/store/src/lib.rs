@@ -187,6 +187,66 @@ impl Store {
         }
     }
 
+    /// Opens an existing store for reading only (SQLite `SQLITE_OPEN_READ_ONLY` plus `query_only`):
+    /// never creates, migrates, switches the journal mode of or otherwise writes the file, so it is
+    /// safe on a store another process is writing to. Every write method then fails.
+    ///
+    /// Errors: [`StoreError::InvalidInput`] for a path with no file or a store whose schema is older
+    /// than this build's (open it once with the CLI to upgrade it), and the refusals of
+    /// [`Store::open`] for files that are not mesalab stores or have a newer schema.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::InvalidInput {
+                what: "store path",
+                reason: format!("there is no store file at {}; name an existing store file", path.display()),
+            });
+        }
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.pragma_update(None, "query_only", true).map_err(open_err)?;
+        let probe = (|| {
+            let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok((app_id, version))
+        })();
+        let (app_id, version) = match probe {
+            Ok(probe) => probe,
+            Err(err) if is_not_a_database(&err) => {
+                return Err(StoreError::NotADatabase {
+                    path: path.to_path_buf(),
+                    detail: format!("SQLite says \"{err}\""),
+                });
+            }
+            Err(err) => return Err(open_err(err)),
+        };
+        if app_id != schema::APPLICATION_ID {
+            return Err(StoreError::ForeignDatabase {
+                path: path.to_path_buf(),
+                detail: format!("its application_id is {app_id:#x}"),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::InvalidInput {
+                what: "store",
+                reason: format!(
+                    "{} has schema version {version}, older than this build's {SCHEMA_VERSION}; open it once \
+                     with the mesalab CLI to upgrade it",
+                    path.display()
+                ),
+            });
+        }
+        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf() })
+    }
+
     fn try_open(path: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
         // No SQLITE_OPEN_URI: the path is always a plain file name.
@@ -355,6 +415,24 @@ impl Store {
         })
     }
 
+    /// Every metric sample of a run (all seeds and aggregates), in the order they were logged.
+    pub fn metrics(&self, id: RunId) -> Result<Vec<MetricRow<'static>>, StoreError> {
+        self.read("reading metrics", |conn| {
+            require_exists(conn, &self.path, id)?;
+            let mut query =
+                conn.prepare_cached("SELECT seed, step, name, value FROM metrics WHERE run_id = ?1 ORDER BY rowid")?;
+            let rows = query.query_map([id.0], |r| {
+                Ok(MetricRow::new(
+                    r.get::<_, Option<i64>>(0)?.map(seed_from_sql),
+                    r.get(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
+                ))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// The distinct metric names of a run, sorted.
     pub fn metric_names(&self, id: RunId) -> Result<Vec<String>, StoreError> {
         self.read("listing metric names", |conn| {
@@ -442,6 +520,21 @@ impl Store {
         }))
     }
 
+    /// Result table `name` as stored: its columns and rows as JSON text, for readers that parse it
+    /// themselves (re-serialising parsed rows can change the last digit of a float).
+    pub fn table_text(&self, id: RunId, name: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.read("reading a result table", |conn| {
+            require_exists(conn, &self.path, id)?;
+            Ok(conn
+                .query_row(
+                    "SELECT columns, rows FROM result_tables WHERE run_id = ?1 AND name = ?2",
+                    params![id.0, name],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()?)
+        })
+    }
+
     /// The names of a run's result tables, sorted.
     pub fn table_names(&self, id: RunId) -> Result<Vec<String>, StoreError> {
         self.names("listing result tables", "result_tables", id)
@@ -487,6 +580,19 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// The JSON result `name` exactly as stored (text), if it was stored: for readers that parse
+    /// it themselves (re-serialising a parsed value can change the last digit of a float).
+    pub fn json_text(&self, id: RunId, name: &str) -> Result<Option<String>, StoreError> {
+        self.read("reading a JSON result", |conn| {
+            require_exists(conn, &self.path, id)?;
+            Ok(conn
+                .query_row("SELECT value FROM result_json WHERE run_id = ?1 AND name = ?2", params![id.0, name], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
     }
 
     /// The names of a run's JSON results, sorted.

@@ -580,3 +580,43 @@ fn reopening_is_idempotent_and_newer_schemas_are_refused() {
     }
     assert!(err.to_string().contains("Upgrade mesalab"), "{err}");
 }
+
+#[test]
+fn read_only_handle_reads_everything_and_writes_nothing() {
+    let (dir, path, store) = temp_store();
+    let run_dir = dir.path().join("run-ro");
+    std::fs::create_dir(&run_dir).expect("mkdir run dir");
+    let id = store.begin_run(&new_run(&run_dir)).expect("begin run");
+    let rows = [
+        MetricRow::new(Some(u64::MAX), 0, "loss", 1.5),
+        MetricRow::new(None, 0, "loss", f64::NAN),
+        MetricRow::new(Some(0), 3, "acc", 0.25),
+    ];
+    store.log_metrics(id, &rows).expect("log");
+    store.finish_run(id, RunOutcome::Finished).expect("finish");
+    drop(store);
+    let before = std::fs::read(&path).expect("read store bytes");
+
+    let ro = Store::open_read_only(&path).expect("open read-only");
+    assert_eq!(ro.runs().expect("runs").len(), 1);
+    let got = ro.metrics(id).expect("metrics");
+    assert_eq!(got.len(), 3);
+    assert_eq!((got[0].seed, got[0].step, got[0].name.as_ref(), got[0].value), (Some(u64::MAX), 0, "loss", 1.5));
+    assert_eq!((got[1].seed, got[1].name.as_ref()), (None, "loss"));
+    assert!(got[1].value.is_nan(), "NULL comes back as NaN");
+    assert_eq!((got[2].seed, got[2].step, got[2].value), (Some(0), 3, 0.25));
+    assert!(ro.begin_run(&new_run(&run_dir)).is_err(), "a read-only handle refuses writes");
+    assert_eq!(ro.json_text(id, "absent").expect("json text"), None);
+    assert_eq!(ro.table_text(id, "absent").expect("table text"), None);
+    assert!(matches!(ro.metrics(RunId(77)), Err(StoreError::UnknownRun { .. })));
+    drop(ro);
+    assert_eq!(std::fs::read(&path).expect("read store bytes"), before, "the file is unchanged");
+
+    let missing = dir.path().join("nope.sqlite");
+    let err = Store::open_read_only(&missing).err().expect("no file is an error");
+    assert!(err.to_string().contains("no store file"), "{err}");
+    assert!(!missing.exists(), "nothing was created");
+    let foreign = dir.path().join("foreign.sqlite");
+    std::fs::write(&foreign, b"not sqlite at all, just text that is long enough to be a header....").expect("write");
+    assert!(matches!(Store::open_read_only(&foreign), Err(StoreError::NotADatabase { .. })));
+}
