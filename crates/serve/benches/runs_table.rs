@@ -58,7 +58,11 @@ fn main() {
     let t = Instant::now();
     for i in 0..n {
         // Every tenth run in a sweep directory, so grouping has work to do.
-        let dir = if i % 10 == 0 { tmp.path().join(format!("sweeps/s{}/p{i}", i / 100)) } else { tmp.path().join(format!("runs/icl-gd-{i}")) };
+        let dir = if i % 10 == 0 {
+            tmp.path().join(format!("sweeps/s{}/p{i}", i / 100))
+        } else {
+            tmp.path().join(format!("runs/icl-gd-{i}"))
+        };
         let id = store
             .begin_run(&NewRun {
                 experiment: ["icl-gd", "coin-corridor", "cheese-maze"][i % 3].into(),
@@ -70,7 +74,9 @@ fn main() {
             })
             .unwrap();
         let rows: Vec<MetricRow> = (0..100)
-            .flat_map(|s| (0..3u64).map(move |seed| MetricRow::new(Some(seed), s * 20, "train_loss", 1.0 / (1.0 + s as f64))))
+            .flat_map(|s| {
+                (0..3u64).map(move |seed| MetricRow::new(Some(seed), s * 20, "train_loss", 1.0 / (1.0 + s as f64)))
+            })
             .collect();
         store.log_metrics(id, &rows).unwrap();
         store.put_json(id, "summary", &summary(i)).unwrap();
@@ -79,11 +85,25 @@ fn main() {
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!("store: {n} runs, {:.1} MB, built in {:.1} s", bytes as f64 / 1e6, t.elapsed().as_secs_f64());
 
+    // The store query alone (one read-only handle), to split the page's time.
+    let ro = Store::open_read_only(&path).unwrap();
+    let mut ms: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            assert_eq!(ro.run_overviews().unwrap().len(), n);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    println!("{:24} median {:7.1} ms", "store.run_overviews()", ms[ms.len() / 2]);
+
     let server = Server::bind(&Options { port: 0, poll: Duration::from_millis(500), ..Options::new(path) }).unwrap();
     let addr = server.addr();
     std::thread::spawn(move || server.run());
 
-    for (label, path) in [("GET / (runs page)", "/"), ("GET /fragments/runs", "/fragments/runs"), ("GET /api/runs", "/api/runs")] {
+    for (label, path) in
+        [("GET / (runs page)", "/"), ("GET /fragments/runs", "/fragments/runs"), ("GET /api/runs", "/api/runs")]
+    {
         let (status, size) = get(addr, path); // warm-up
         assert_eq!(status, 200, "{path}");
         let mut ms: Vec<f64> = (0..30)

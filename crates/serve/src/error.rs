@@ -42,7 +42,8 @@ impl From<StoreError> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let body = format!("{} {}\n\n{}\n", self.status.as_u16(), self.status.canonical_reason().unwrap_or(""), self.message);
+        let body =
+            format!("{} {}\n\n{}\n", self.status.as_u16(), self.status.canonical_reason().unwrap_or(""), self.message);
         (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
     }
 }

@@ -448,7 +448,8 @@ async fn run_artifact(
                 query::shorten(&name)
             ))
         })?;
-        let bytes = std::fs::read(&file).map_err(|e| HttpError::not_found(format!("artifact `{name}` cannot be read: {e}")))?;
+        let bytes =
+            std::fs::read(&file).map_err(|e| HttpError::not_found(format!("artifact `{name}` cannot be read: {e}")))?;
         let ext = artifact.artifact.path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         let (kind, inline) = match ext.as_str() {
             "html" => ("text/html; charset=utf-8", true),
@@ -457,7 +458,8 @@ async fn run_artifact(
             "svg" => ("image/svg+xml", true),
             _ => ("application/octet-stream", false),
         };
-        let mut response = ([(header::CONTENT_TYPE, kind), (header::CONTENT_SECURITY_POLICY, SANDBOX_CSP)], bytes).into_response();
+        let mut response =
+            ([(header::CONTENT_TYPE, kind), (header::CONTENT_SECURITY_POLICY, SANDBOX_CSP)], bytes).into_response();
         if !inline {
             let file_name: String = artifact
                 .artifact

@@ -19,6 +19,8 @@ pub fn page(title: &str, active: &str, body: &str) -> String {
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     let _ = writeln!(out, "<title>{} · mesalab</title>", text(title));
+    // No favicon request (the binary serves none).
+    out.push_str("<link rel=\"icon\" href=\"data:,\">\n");
     out.push_str("<link rel=\"stylesheet\" href=\"/static/style.css\">\n</head>\n<body>\n<nav class=\"top\">");
     out.push_str("<a class=\"brand\" href=\"/\">mesalab</a>");
     for (href, label) in [("/", "Runs"), ("/compare", "Compare"), ("/leaderboard", "MesaBench")] {
@@ -246,7 +248,8 @@ pub fn runs_page(v: &RunsView, q: &RunsQuery, store: &str, fragment_href: &str) 
 /// Draws a curve with the report crate's line chart. `by_run`: colour lines by run (comparison)
 /// rather than by position (seeds of one run).
 fn chart(c: &Curve, by_run: bool) -> String {
-    let values: Vec<f64> = c.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).filter(|v| v.is_finite()).collect();
+    let values: Vec<f64> =
+        c.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).filter(|v| v.is_finite()).collect();
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let log_y = lo > 0.0 && hi / lo > 50.0;
@@ -268,7 +271,9 @@ fn chart(c: &Curve, by_run: bool) -> String {
 
 fn curves(out: &mut String, curves: &[Curve], by_run: bool) {
     if curves.is_empty() {
-        out.push_str("<p class=\"muted\" id=\"no-curves\">No curves yet: nothing has been logged at two or more steps.</p>\n");
+        out.push_str(
+            "<p class=\"muted\" id=\"no-curves\">No curves yet: nothing has been logged at two or more steps.</p>\n",
+        );
         return;
     }
     out.push_str("<div class=\"curves\">\n");
@@ -333,7 +338,11 @@ pub fn run_fragment(v: &RunView) -> String {
                     text(&c.name),
                     text(&value(c.value)),
                     text(&c.threshold),
-                    if c.pass { "<span class=\"badge good\">pass</span>".into() } else { "<span class=\"badge bad\">fail</span>".into() },
+                    if c.pass {
+                        "<span class=\"badge good\">pass</span>".into()
+                    } else {
+                        "<span class=\"badge bad\">fail</span>".into()
+                    },
                 ]
             })
             .collect();
@@ -348,7 +357,13 @@ pub fn run_fragment(v: &RunView) -> String {
             .aggregate
             .iter()
             .map(|(k, mean, min, max, n)| {
-                vec![text(k), value(*mean), min.map_or(String::new(), number), max.map_or(String::new(), number), n.map_or(String::new(), number)]
+                vec![
+                    text(k),
+                    value(*mean),
+                    min.map_or(String::new(), number),
+                    max.map_or(String::new(), number),
+                    n.map_or(String::new(), number),
+                ]
             })
             .collect();
         table(&mut out, "aggregate", &["metric", "mean", "min", "max", "n"], &rows);
@@ -358,7 +373,9 @@ pub fn run_fragment(v: &RunView) -> String {
         let rows: Vec<Vec<String>> = v
             .finals
             .iter()
-            .map(|(k, seed, step, x)| vec![text(k), seed.map_or("all".into(), |s| s.to_string()), step.to_string(), value(Some(*x))])
+            .map(|(k, seed, step, x)| {
+                vec![text(k), seed.map_or("all".into(), |s| s.to_string()), step.to_string(), value(Some(*x))]
+            })
             .collect();
         table(&mut out, "finals", &["metric", "seed", "step", "value"], &rows);
         out.push_str("</details>\n");
@@ -372,7 +389,9 @@ pub fn run_fragment(v: &RunView) -> String {
             id = r.id
         );
     } else if r.status == RunStatus::Running {
-        out.push_str("<p class=\"muted\">The report is drawn when the run finishes; the curves above update as it logs.</p>\n");
+        out.push_str(
+            "<p class=\"muted\">The report is drawn when the run finishes; the curves above update as it logs.</p>\n",
+        );
     } else {
         out.push_str("<p class=\"muted\">This run has no recorded report.</p>\n");
     }
@@ -380,7 +399,11 @@ pub fn run_fragment(v: &RunView) -> String {
         out.push_str("<h2>Artifacts</h2>\n<ul class=\"artifacts\">");
         for a in &v.artifacts {
             let name = &a.name;
-            let href = format!("/runs/{}/artifacts/{}", r.id, form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>());
+            let href = format!(
+                "/runs/{}/artifacts/{}",
+                r.id,
+                form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+            );
             let _ = write!(
                 out,
                 "<li><a href=\"{}\">{}</a> <span class=\"muted\">{} · {}</span></li>",
@@ -425,7 +448,12 @@ fn side_table(out: &mut String, id: &str, runs: &[mesalab_store::RunRecord], row
     }
     out.push_str("</tr></thead><tbody>\n");
     for row in rows {
-        let _ = write!(out, "<tr{}><th scope=\"row\">{}</th>", if row.differs { " class=\"differs\"" } else { "" }, text(&row.name));
+        let _ = write!(
+            out,
+            "<tr{}><th scope=\"row\">{}</th>",
+            if row.differs { " class=\"differs\"" } else { "" },
+            text(&row.name)
+        );
         for c in &row.cells {
             match c {
                 Some(c) => {
@@ -468,7 +496,8 @@ pub fn compare_fragment(v: &CompareView) -> String {
 pub fn compare_page(v: &CompareView, fragment_href: &str) -> String {
     let ids: Vec<String> = v.runs.iter().map(|r| r.id.to_string()).collect();
     let mut body = format!("<h1>Compare runs {}</h1>\n", text(&ids.join(", ")));
-    let _ = write!(body, "<div class=\"live\" data-fragment=\"{}\">{}</div>\n", attr(fragment_href), compare_fragment(v));
+    let _ =
+        write!(body, "<div class=\"live\" data-fragment=\"{}\">{}</div>\n", attr(fragment_href), compare_fragment(v));
     page("compare", "Compare", &body)
 }
 

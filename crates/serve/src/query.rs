@@ -40,7 +40,11 @@ impl Params {
     pub fn choice<'c>(&self, name: &str, choices: &[&'c str]) -> Result<Option<&'c str>, HttpError> {
         let Some(value) = self.get(name) else { return Ok(None) };
         choices.iter().find(|c| **c == value).map(|c| Some(*c)).ok_or_else(|| {
-            HttpError::bad_request(format!("`{name}={}` is not valid; expected one of {}", shorten(value), list(choices)))
+            HttpError::bad_request(format!(
+                "`{name}={}` is not valid; expected one of {}",
+                shorten(value),
+                list(choices)
+            ))
         })
     }
 

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use mesalab_store::{ArtifactKind, ArtifactRecord, MetricRow, Progress, RunId, RunOverview, RunRecord, RunStatus, Store};
+use mesalab_store::{
+    ArtifactKind, ArtifactRecord, MetricRow, Progress, RunId, RunOverview, RunRecord, RunStatus, Store,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -181,7 +183,9 @@ pub fn runs(store: &Store, query: &RunsQuery, store_dir: &Path) -> Result<RunsVi
         })
         .filter(|r| {
             query.text.as_ref().is_none_or(|t| {
-                r.experiment.to_lowercase().contains(t) || r.run_dir.to_lowercase().contains(t) || r.id.to_string() == *t
+                r.experiment.to_lowercase().contains(t)
+                    || r.run_dir.to_lowercase().contains(t)
+                    || r.id.to_string() == *t
             })
         })
         .collect();
@@ -315,14 +319,18 @@ fn aggregate_of(summary: &Value) -> Vec<(String, Option<f64>, Option<f64>, Optio
     map.iter()
         .filter_map(|(k, v)| match v {
             Value::Number(n) => Some((k.clone(), n.as_f64(), None, None, None)),
-            Value::Object(_) => Some((k.clone(), v["mean"].as_f64(), v["min"].as_f64(), v["max"].as_f64(), v["n"].as_f64())),
+            Value::Object(_) => {
+                Some((k.clone(), v["mean"].as_f64(), v["min"].as_f64(), v["max"].as_f64(), v["n"].as_f64()))
+            }
             _ => None,
         })
         .collect()
 }
 
 pub fn run(store: &Store, id: RunId) -> Result<RunView, HttpError> {
-    let record = store.run(id)?.ok_or_else(|| HttpError::from(mesalab_store::StoreError::UnknownRun { path: store.path().into(), id }))?;
+    let record = store
+        .run(id)?
+        .ok_or_else(|| HttpError::from(mesalab_store::StoreError::UnknownRun { path: store.path().into(), id }))?;
     let progress = store.run_progress(id)?.map(|p| p.progress).unwrap_or(Progress { samples: 0, last_step: None });
     let summary = summary_of(store, id)?;
     let verdict = &summary["verdict"];
@@ -405,7 +413,9 @@ pub fn compare(store: &Store, ids: &[RunId]) -> Result<CompareView, HttpError> {
     let mut summaries = Vec::new();
     let mut metrics = Vec::new();
     for &id in ids {
-        let record = store.run(id)?.ok_or_else(|| HttpError::not_found(format!("there is no run {id} in this store; the runs page lists every run")))?;
+        let record = store.run(id)?.ok_or_else(|| {
+            HttpError::not_found(format!("there is no run {id} in this store; the runs page lists every run"))
+        })?;
         runs.push(record);
         summaries.push(summary_of(store, id)?);
         metrics.push(by_metric(store.metrics(id)?));
@@ -448,10 +458,8 @@ pub fn compare(store: &Store, ids: &[RunId]) -> Result<CompareView, HttpError> {
         side_row("quick".into(), runs.iter().map(|r| Some(r.quick.to_string())).collect()),
         side_row("code revision".into(), runs.iter().map(|r| r.code_revision.clone()).collect()),
     ];
-    overview.push(side_row(
-        "started".into(),
-        runs.iter().map(|r| Some(mesalab_store::rfc3339(r.started_at_ms))).collect(),
-    ));
+    overview
+        .push(side_row("started".into(), runs.iter().map(|r| Some(mesalab_store::rfc3339(r.started_at_ms))).collect()));
 
     // Metrics: the verdict's checks, then the summary's aggregate means.
     let mut metric_rows = Vec::new();
@@ -462,7 +470,12 @@ pub fn compare(store: &Store, ids: &[RunId]) -> Result<CompareView, HttpError> {
             .iter()
             .map(|s| {
                 checks_of(&s["verdict"]).into_iter().find(|c| c.name == name).map(|c| {
-                    format!("{} {} ({})", fmt(c.value).unwrap_or_else(|| "NaN".into()), if c.pass { "✓" } else { "✗" }, c.threshold)
+                    format!(
+                        "{} {} ({})",
+                        fmt(c.value).unwrap_or_else(|| "NaN".into()),
+                        if c.pass { "✓" } else { "✗" },
+                        c.threshold
+                    )
                 })
             })
             .collect();
@@ -479,7 +492,8 @@ pub fn compare(store: &Store, ids: &[RunId]) -> Result<CompareView, HttpError> {
     // Configs: every leaf key of the resolved TOML, dotted.
     let configs: Vec<BTreeMap<String, String>> = runs.iter().map(|r| flatten_toml(&r.config_toml)).collect();
     let keys: BTreeSet<&String> = configs.iter().flat_map(|c| c.keys()).collect();
-    let config = keys.into_iter().map(|k| side_row(k.clone(), configs.iter().map(|c| c.get(k).cloned()).collect())).collect();
+    let config =
+        keys.into_iter().map(|k| side_row(k.clone(), configs.iter().map(|c| c.get(k).cloned()).collect())).collect();
     Ok(CompareView { runs, curves, overview, metrics: metric_rows, config })
 }
 
@@ -554,7 +568,8 @@ pub fn artifact_file(store: &Store, id: RunId, name: &str) -> Result<Option<(Art
 
 /// The report artifact of a run (the first of kind `report`), resolved like [`artifact_file`].
 pub fn report_file(store: &Store, id: RunId) -> Result<Option<PathBuf>, HttpError> {
-    let Some(name) = store.artifacts(id)?.into_iter().find(|a| a.artifact.kind == ArtifactKind::Report).map(|a| a.artifact.name)
+    let Some(name) =
+        store.artifacts(id)?.into_iter().find(|a| a.artifact.kind == ArtifactKind::Report).map(|a| a.artifact.name)
     else {
         return Ok(None);
     };

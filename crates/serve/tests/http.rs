@@ -85,7 +85,11 @@ fn new_run(dir: &Path, experiment: &str, config: &str) -> NewRun {
 
 fn log_curve(store: &Store, id: RunId, name: &str, steps: i64, scale: f64) {
     let rows: Vec<MetricRow> = (0..steps)
-        .flat_map(|s| [0u64, 1].map(|seed| MetricRow::new(Some(seed), s * 10, name.to_string(), scale / (1.0 + s as f64 + seed as f64))))
+        .flat_map(|s| {
+            [0u64, 1].map(|seed| {
+                MetricRow::new(Some(seed), s * 10, name.to_string(), scale / (1.0 + s as f64 + seed as f64))
+            })
+        })
         .collect();
     store.log_metrics(id, &rows).unwrap();
 }
@@ -106,8 +110,12 @@ fn summary(answer: &str, loss: f64) -> Value {
 fn finish_with_report(store: &Store, id: RunId, dir: &Path, html: &str) {
     std::fs::write(dir.join("report.html"), html).unwrap();
     std::fs::write(dir.join("summary.json"), "{\"ok\": true}").unwrap();
-    store.add_artifact(id, &Artifact::new("report", ArtifactKind::Report, "report.html").with_size_from(dir).unwrap()).unwrap();
-    store.add_artifact(id, &Artifact::new("summary", ArtifactKind::Summary, "summary.json").with_size_from(dir).unwrap()).unwrap();
+    store
+        .add_artifact(id, &Artifact::new("report", ArtifactKind::Report, "report.html").with_size_from(dir).unwrap())
+        .unwrap();
+    store
+        .add_artifact(id, &Artifact::new("summary", ArtifactKind::Summary, "summary.json").with_size_from(dir).unwrap())
+        .unwrap();
     store.finish_run(id, RunOutcome::Finished).unwrap();
 }
 
@@ -118,31 +126,41 @@ fn fixture() -> Fixture {
     let store = Store::open(&store_path).unwrap();
 
     let dir = root.join("runs/icl-gd-a");
-    let finished = store.begin_run(&new_run(&dir, "icl-gd", "experiment = \"icl-gd\"\n[train]\nsteps = 200\nlearning_rate = 0.001\n")).unwrap();
+    let finished = store
+        .begin_run(&new_run(&dir, "icl-gd", "experiment = \"icl-gd\"\n[train]\nsteps = 200\nlearning_rate = 0.001\n"))
+        .unwrap();
     log_curve(&store, finished, "train_loss", 20, 1.0);
     store.log_metrics(finished, &[MetricRow::new(Some(0), 200, "final/loss", 0.25)]).unwrap();
     store.put_json(finished, "summary", &summary("yes", 1.004)).unwrap();
     finish_with_report(&store, finished, &dir, "<!DOCTYPE html><title>r</title><h1>REPORT OF RUN A</h1>");
 
     let dir = root.join("runs/icl-gd-b");
-    let other = store.begin_run(&new_run(&dir, "icl-gd", "experiment = \"icl-gd\"\n[train]\nsteps = 400\nlearning_rate = 0.001\n")).unwrap();
+    let other = store
+        .begin_run(&new_run(&dir, "icl-gd", "experiment = \"icl-gd\"\n[train]\nsteps = 400\nlearning_rate = 0.001\n"))
+        .unwrap();
     log_curve(&store, other, "train_loss", 40, 2.0);
     store.put_json(other, "summary", &summary("no", 1.2)).unwrap();
     finish_with_report(&store, other, &dir, "<h1>REPORT OF RUN B</h1>");
 
-    let failed = store.begin_run(&new_run(&root.join("runs/boat-race-c"), "boat-race", "experiment = \"boat-race\"\n")).unwrap();
+    let failed =
+        store.begin_run(&new_run(&root.join("runs/boat-race-c"), "boat-race", "experiment = \"boat-race\"\n")).unwrap();
     store.finish_run(failed, RunOutcome::Failed("loss diverged at step 7".into())).unwrap();
 
     let sweep = [0, 1].map(|i| {
-        let id = store.begin_run(&new_run(&root.join(format!("sweeps/lr/point-{i}")), "icl-gd", "[train]\nsteps = 10\n")).unwrap();
+        let id = store
+            .begin_run(&new_run(&root.join(format!("sweeps/lr/point-{i}")), "icl-gd", "[train]\nsteps = 10\n"))
+            .unwrap();
         store.finish_run(id, RunOutcome::Finished).unwrap();
         id
     });
 
-    let running = store.begin_run(&new_run(&root.join("runs/icl-gd-live"), "icl-gd", "experiment = \"icl-gd\"\n")).unwrap();
+    let running =
+        store.begin_run(&new_run(&root.join("runs/icl-gd-live"), "icl-gd", "experiment = \"icl-gd\"\n")).unwrap();
     log_curve(&store, running, "val_loss", 3, 1.0);
 
-    let server = Server::bind(&Options { poll: Duration::from_millis(20), port: 0, ..Options::new(store_path.clone()) }).unwrap();
+    let server =
+        Server::bind(&Options { poll: Duration::from_millis(20), port: 0, ..Options::new(store_path.clone()) })
+            .unwrap();
     let addr = server.addr();
     std::thread::spawn(move || server.run());
     Fixture { _tmp: tmp, store_path, store, addr, finished, other, running, failed, sweep }
@@ -242,16 +260,33 @@ fn filters_and_sorting() {
 #[test]
 fn bad_run_ids_are_refused() {
     let f = fixture();
-    for path in ["/runs/0", "/runs/-1", "/runs/abc", "/runs/1.5", "/runs/+1", "/runs/1e3", "/api/runs/x", "/fragments/runs/%20",
-        "/runs/99999999999999999999", "/api/runs/1x/events", "/api/runs/nope/metrics"]
-    {
+    for path in [
+        "/runs/0",
+        "/runs/-1",
+        "/runs/abc",
+        "/runs/1.5",
+        "/runs/+1",
+        "/runs/1e3",
+        "/api/runs/x",
+        "/fragments/runs/%20",
+        "/runs/99999999999999999999",
+        "/api/runs/1x/events",
+        "/api/runs/nope/metrics",
+    ] {
         let r = get(f.addr, path);
         assert_eq!(r.status, 400, "{path}: {}", r.body);
         assert!(r.body.contains("is not a run id"), "{path}: {}", r.body);
     }
-    for path in ["/runs/9999", "/api/runs/9999", "/fragments/runs/9999", "/runs/9999/report", "/api/runs/9999/events",
-        "/api/runs/9999/metrics", "/runs/9999/artifacts/report", "/compare?runs=1,9999"]
-    {
+    for path in [
+        "/runs/9999",
+        "/api/runs/9999",
+        "/fragments/runs/9999",
+        "/runs/9999/report",
+        "/api/runs/9999/events",
+        "/api/runs/9999/metrics",
+        "/runs/9999/artifacts/report",
+        "/compare?runs=1,9999",
+    ] {
         let r = get(f.addr, path);
         assert_eq!(r.status, 404, "{path}: {}", r.body);
         assert!(r.body.contains("no run 9999"), "{path}: {}", r.body);
@@ -264,7 +299,9 @@ fn traversal_attempts_never_leave_the_store() {
     // A recorded artifact whose file is a symlink out of the run directory is not served either.
     let dir = f.store.run(f.running).unwrap().unwrap().run_dir;
     std::os::unix::fs::symlink("/etc/passwd", dir.join("escape.txt")).unwrap();
-    f.store.add_artifact(f.running, &Artifact::new("escape", ArtifactKind::Other("text".into()), "escape.txt")).unwrap();
+    f.store
+        .add_artifact(f.running, &Artifact::new("escape", ArtifactKind::Other("text".into()), "escape.txt"))
+        .unwrap();
     let id = f.finished;
     let attempts = [
         "/../../etc/passwd".to_string(),
@@ -335,7 +372,10 @@ fn only_get_is_served_and_only_to_loopback_names() {
     let f = fixture();
     let post = request(f.addr, "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert_eq!(post.status, 405);
-    let delete = request(f.addr, &format!("DELETE /api/runs/{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", f.finished));
+    let delete = request(
+        f.addr,
+        &format!("DELETE /api/runs/{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", f.finished),
+    );
     assert_eq!(delete.status, 405);
     let head = request(f.addr, "HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(head.status, 200);
@@ -419,7 +459,12 @@ fn live_events_follow_a_running_run_to_its_end() {
     let mut events = Events::open(f.addr, &format!("/api/runs/{}/events", f.running));
     let (event, data) = events.next().expect("first event");
     assert_eq!((event.as_str(), data["samples"].as_u64()), ("progress", Some(6)), "{data}");
-    f.store.log_metrics(f.running, &[MetricRow::new(Some(0), 30, "val_loss", 0.1), MetricRow::new(Some(1), 30, "val_loss", 0.2)]).unwrap();
+    f.store
+        .log_metrics(
+            f.running,
+            &[MetricRow::new(Some(0), 30, "val_loss", 0.1), MetricRow::new(Some(1), 30, "val_loss", 0.2)],
+        )
+        .unwrap();
     let (event, data) = events.next().expect("second event");
     assert_eq!((event.as_str(), data["samples"].as_u64(), data["last_step"].as_i64()), ("progress", Some(8), Some(30)));
     f.store.finish_run(f.running, RunOutcome::Finished).unwrap();
@@ -444,8 +489,9 @@ fn concurrent_readers_see_whole_batches_while_another_connection_writes() {
         std::thread::spawn(move || {
             start.wait();
             for b in 0..BATCHES {
-                let rows: Vec<MetricRow> =
-                    (0..BATCH).map(|k| MetricRow::new(Some(0), 1000 + b as i64, format!("batch/m{k}"), b as f64)).collect();
+                let rows: Vec<MetricRow> = (0..BATCH)
+                    .map(|k| MetricRow::new(Some(0), 1000 + b as i64, format!("batch/m{k}"), b as f64))
+                    .collect();
                 writer_store.log_metrics(id, &rows).unwrap();
             }
             done.store(true, Ordering::SeqCst);
@@ -465,11 +511,25 @@ fn concurrent_readers_see_whole_batches_while_another_connection_writes() {
                     assert_eq!(resp.status, 200, "{path}: {}", resp.body);
                     let v: Value = serde_json::from_str(&resp.body).unwrap();
                     let n = if r % 2 == 0 {
-                        v.as_array().unwrap().iter().filter(|m| m["name"].as_str().unwrap().starts_with("batch/")).count()
+                        v.as_array()
+                            .unwrap()
+                            .iter()
+                            .filter(|m| m["name"].as_str().unwrap().starts_with("batch/"))
+                            .count()
                     } else {
-                        v["curves"].as_array().unwrap().iter().filter(|c| c["metric"].as_str().unwrap().starts_with("batch/"))
-                            .map(|c| c["samples"].as_u64().unwrap() as usize).sum::<usize>()
-                            + v["finals"].as_array().unwrap().iter().filter(|m| m[0].as_str().unwrap().starts_with("batch/")).count()
+                        v["curves"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .filter(|c| c["metric"].as_str().unwrap().starts_with("batch/"))
+                            .map(|c| c["samples"].as_u64().unwrap() as usize)
+                            .sum::<usize>()
+                            + v["finals"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .filter(|m| m[0].as_str().unwrap().starts_with("batch/"))
+                                .count()
                     };
                     assert_eq!(n % BATCH, 0, "reader {r} saw half a batch: {n} rows");
                     assert!(n >= last, "reader {r} went back in time: {n} after {last}");
