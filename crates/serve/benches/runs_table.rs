@@ -29,8 +29,8 @@ fn summary(i: usize) -> serde_json::Value {
         "baselines": (0..12).map(|k| (format!("baseline {k}"), json!(0.2 + k as f64))).collect::<serde_json::Map<_, _>>(),
         "verdict": {
             "claim": "implements one step of gradient descent",
-            "answer": if i % 3 == 0 { "no" } else { "yes" },
-            "holds": i % 3 != 0,
+            "answer": if i.is_multiple_of(3) { "no" } else { "yes" },
+            "holds": !i.is_multiple_of(3),
             "compared_with": ["one-step GD", "OLS"],
             "checks": (0..4).map(|k| json!({
                 "name": format!("check {k}"), "value": 1.0 + k as f64 * 0.01, "threshold": "≤ 1.01",

@@ -121,14 +121,14 @@ fn run_row(out: &mut String, r: &RunRow, in_group: bool) {
         }
         _ => String::new(),
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<tr class=\"run{}\" data-run=\"{id}\" data-status=\"{status}\">\
          <td><input type=\"checkbox\" class=\"pick\" value=\"{id}\" aria-label=\"select run {id}\"></td>\
          <td class=\"num\"><a href=\"/runs/{id}\">{id}</a></td>\
          <td><a href=\"/runs/{id}\">{exp}</a>{quick}</td><td>{badge}{progress}</td><td>{answer}</td>\
          <td class=\"num\">{seeds}</td><td class=\"mono\">{started}</td><td class=\"num\">{dur}</td>\
-         <td class=\"checks\">{checks}</td></tr>\n",
+         <td class=\"checks\">{checks}</td></tr>",
         if in_group { " in-group" } else { "" },
         id = r.id,
         status = r.status.as_str(),
@@ -146,9 +146,9 @@ fn run_row(out: &mut String, r: &RunRow, in_group: bool) {
 /// The runs table element alone (the page's script swaps it in while runs are live).
 pub fn runs_table(v: &RunsView, q: &RunsQuery) -> String {
     let mut out = String::with_capacity(512 * v.listed + 2048);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<div id=\"runs\" data-running=\"{}\"><p class=\"muted\" id=\"runs-count\">{} of {} runs{}{}</p>\n",
+        "<div id=\"runs\" data-running=\"{}\"><p class=\"muted\" id=\"runs-count\">{} of {} runs{}{}</p>",
         v.running,
         v.listed,
         v.total,
@@ -186,9 +186,9 @@ pub fn runs_table(v: &RunsView, q: &RunsQuery) -> String {
             Entry::Group { dir, runs } => {
                 let running = runs.iter().filter(|r| r.status == RunStatus::Running).count();
                 let yes = runs.iter().filter(|r| r.answer.as_deref() == Some("yes")).count();
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "<tr class=\"group\"><td colspan=\"9\">sweep <code>{}</code> · {} runs · {} running · {} verdict yes</td></tr>\n",
+                    "<tr class=\"group\"><td colspan=\"9\">sweep <code>{}</code> · {} runs · {} running · {} verdict yes</td></tr>",
                     text(dir),
                     runs.len(),
                     running,
@@ -209,7 +209,7 @@ pub fn runs_table(v: &RunsView, q: &RunsQuery) -> String {
 
 pub fn runs_page(v: &RunsView, q: &RunsQuery, store: &str, fragment_href: &str) -> String {
     let mut body = String::new();
-    let _ = write!(body, "<h1>Runs</h1><p class=\"muted\">store <code>{}</code></p>\n", text(store));
+    let _ = writeln!(body, "<h1>Runs</h1><p class=\"muted\">store <code>{}</code></p>", text(store));
     body.push_str("<form class=\"filters\" method=\"get\" action=\"/\">");
     body.push_str("<label>experiment <select name=\"experiment\"><option value=\"\">any</option>");
     for e in &v.experiments {
@@ -226,11 +226,11 @@ pub fn runs_page(v: &RunsView, q: &RunsQuery, store: &str, fragment_href: &str) 
         let sel = if q.verdict == Some(vv) { " selected" } else { "" };
         let _ = write!(body, "<option{sel}>{vv}</option>");
     }
-    let _ = write!(
+    let _ = writeln!(
         body,
         "</select></label><label>search <input name=\"q\" value=\"{}\" placeholder=\"id, experiment, directory\"></label>\
          <input type=\"hidden\" name=\"sort\" value=\"{}\"><input type=\"hidden\" name=\"order\" value=\"{}\">\
-         <button type=\"submit\">Filter</button></form>\n",
+         <button type=\"submit\">Filter</button></form>",
         attr(q.text.as_deref().unwrap_or("")),
         q.sort,
         if q.descending { "desc" } else { "asc" }
@@ -304,13 +304,13 @@ pub fn run_fragment(v: &RunView) -> String {
     let r = &v.run;
     let mut out = String::new();
     let end = r.ended_at_ms.unwrap_or_else(crate::view::now_ms);
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<div id=\"run-live\" data-status=\"{}\" data-samples=\"{}\"><dl class=\"kv\">\
          <dt>status</dt><dd>{}</dd><dt>verdict</dt><dd>{}</dd>\
          <dt>samples logged</dt><dd id=\"samples\">{}</dd><dt>last step</dt><dd id=\"last-step\">{}</dd>\
          <dt>started (UTC)</dt><dd>{}</dd><dt>duration</dt><dd>{}</dd>\
-         <dt>seeds</dt><dd>{}</dd><dt>code revision</dt><dd><code>{}</code></dd><dt>run directory</dt><dd><code>{}</code></dd></dl>\n",
+         <dt>seeds</dt><dd>{}</dd><dt>code revision</dt><dd><code>{}</code></dd><dt>run directory</dt><dd><code>{}</code></dd></dl>",
         r.status.as_str(),
         v.progress.samples,
         status_badge(r.status),
@@ -324,10 +324,10 @@ pub fn run_fragment(v: &RunView) -> String {
         text(&r.run_dir.display().to_string()),
     );
     if let Some(e) = &r.error {
-        let _ = write!(out, "<div class=\"callout bad\">{}</div>\n", text(e));
+        let _ = writeln!(out, "<div class=\"callout bad\">{}</div>", text(e));
     }
     if let Some(claim) = &v.claim {
-        let _ = write!(out, "<p><strong>Claim:</strong> {}</p>\n", text(claim));
+        let _ = writeln!(out, "<p><strong>Claim:</strong> {}</p>", text(claim));
     }
     if !v.checks.is_empty() {
         let rows: Vec<Vec<String>> = v
@@ -369,7 +369,7 @@ pub fn run_fragment(v: &RunView) -> String {
         table(&mut out, "aggregate", &["metric", "mean", "min", "max", "n"], &rows);
     }
     if !v.finals.is_empty() {
-        let _ = write!(out, "<details><summary>Single-step metrics ({})</summary>\n", v.finals.len());
+        let _ = writeln!(out, "<details><summary>Single-step metrics ({})</summary>", v.finals.len());
         let rows: Vec<Vec<String>> = v
             .finals
             .iter()
@@ -382,10 +382,10 @@ pub fn run_fragment(v: &RunView) -> String {
     }
     out.push_str("<h2>Report</h2>\n");
     if v.has_report {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<p><a href=\"/runs/{id}/report\" target=\"_blank\">open the report alone</a></p>\
-             <iframe class=\"report\" title=\"report of run {id}\" src=\"/runs/{id}/report\"></iframe>\n",
+             <iframe class=\"report\" title=\"report of run {id}\" src=\"/runs/{id}/report\"></iframe>",
             id = r.id
         );
     } else if r.status == RunStatus::Running {
@@ -422,15 +422,15 @@ pub fn run_fragment(v: &RunView) -> String {
 pub fn run_page(v: &RunView) -> String {
     let id = v.run.id;
     let mut body = String::new();
-    let _ = write!(
+    let _ = writeln!(
         body,
         "<h1>Run {id} · {}</h1><p class=\"muted\"><a href=\"/?q={id}\">in the runs table</a> · \
-         <a href=\"/api/runs/{id}\">JSON</a></p>\n",
+         <a href=\"/api/runs/{id}\">JSON</a></p>",
         text(&v.run.experiment)
     );
-    let _ = write!(
+    let _ = writeln!(
         body,
-        "<div class=\"live\" data-events=\"/api/runs/{id}/events\" data-fragment=\"/fragments/runs/{id}\">{}</div>\n",
+        "<div class=\"live\" data-events=\"/api/runs/{id}/events\" data-fragment=\"/fragments/runs/{id}\">{}</div>",
         run_fragment(v)
     );
     body.push_str("<details><summary>Resolved config</summary><pre>");
@@ -441,7 +441,7 @@ pub fn run_page(v: &RunView) -> String {
 
 fn side_table(out: &mut String, id: &str, runs: &[mesalab_store::RunRecord], rows: &[SideBySide]) {
     let differing = rows.iter().filter(|r| r.differs).count();
-    let _ = write!(out, "<p class=\"muted\">{differing} of {} rows differ (highlighted).</p>\n", rows.len());
+    let _ = writeln!(out, "<p class=\"muted\">{differing} of {} rows differ (highlighted).</p>", rows.len());
     let _ = write!(out, "<div class=\"table-wrap\"><table class=\"side\" id=\"{id}\"><thead><tr><th></th>");
     for (i, r) in runs.iter().enumerate() {
         let _ = write!(out, "<th><span class=\"swatch\" style=\"background:{}\"></span>run {}</th>", palette(i), r.id);
@@ -497,7 +497,7 @@ pub fn compare_page(v: &CompareView, fragment_href: &str) -> String {
     let ids: Vec<String> = v.runs.iter().map(|r| r.id.to_string()).collect();
     let mut body = format!("<h1>Compare runs {}</h1>\n", text(&ids.join(", ")));
     let _ =
-        write!(body, "<div class=\"live\" data-fragment=\"{}\">{}</div>\n", attr(fragment_href), compare_fragment(v));
+        writeln!(body, "<div class=\"live\" data-fragment=\"{}\">{}</div>", attr(fragment_href), compare_fragment(v));
     page("compare", "Compare", &body)
 }
 

@@ -283,6 +283,9 @@ fn is_curve(seeds: &BySeed) -> bool {
     seeds.values().any(|points| points.first().map(|p| p.0) != points.last().map(|p| p.0))
 }
 
+/// `(metric, mean, min, max, n)` of a summary's `aggregate`.
+pub type AggregateRow = (String, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+
 /// A run's page.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunView {
@@ -292,7 +295,7 @@ pub struct RunView {
     pub claim: Option<String>,
     pub checks: Vec<CheckCell>,
     /// `aggregate` of the summary, flattened: `(metric, mean, min, max, n)`.
-    pub aggregate: Vec<(String, Option<f64>, Option<f64>, Option<f64>, Option<f64>)>,
+    pub aggregate: Vec<AggregateRow>,
     pub curves: Vec<Curve>,
     /// Metrics logged at a single step: `(metric, seed, step, value)`.
     pub finals: Vec<(String, Option<u64>, i64, f64)>,
@@ -314,7 +317,7 @@ fn summary_of(store: &Store, id: RunId) -> Result<Value, HttpError> {
 }
 
 /// `aggregate` entries `name → {mean, min, max, n}` (other shapes: a plain number as the mean).
-fn aggregate_of(summary: &Value) -> Vec<(String, Option<f64>, Option<f64>, Option<f64>, Option<f64>)> {
+fn aggregate_of(summary: &Value) -> Vec<AggregateRow> {
     let Some(map) = summary["aggregate"].as_object() else { return Vec::new() };
     map.iter()
         .filter_map(|(k, v)| match v {
