@@ -9,6 +9,7 @@
 
 mod env_cmds;
 mod progress;
+mod serve_cmd;
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
@@ -30,6 +31,7 @@ const AFTER_HELP: &str = concat!(
     "  mesalab report runs/icl-gd-20261128T120000Z\n",
     "  mesalab render cheese-maze-v1 --split deploy -o maze.svg\n",
     "  mesalab render --experiment coin-corridor --split deploy -o deploy.svg\n",
+    "  mesalab serve --port 8765\n",
     "\n",
     "Exit codes: 0 ok, 1 the run failed (it is marked failed in the store and keeps what it logged),\n",
     "2 bad input (nothing was run or written), 130 interrupted."
@@ -74,6 +76,9 @@ enum Command {
     /// List the hook points of an experiment's model (name, dims, shape on a batch of 2), for
     /// caching, patching and steering.
     Hooks(HooksArgs),
+    /// Serve a read-only live dashboard over the store (runs table, live curves, comparisons) on
+    /// http://127.0.0.1:8765/.
+    Serve(serve_cmd::ServeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -210,6 +215,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo { out } => demo(cli.store.as_deref(), out),
+        Command::Serve(args) => serve_cmd::serve(cli.store.as_deref(), &args),
     }
 }
 

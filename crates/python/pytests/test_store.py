@@ -68,7 +68,10 @@ def test_metrics_are_every_stored_sample(made):
     store, _ = made
     df = mesalab.open_store(store).metrics()
     with raw(store) as db:
-        rows = db.execute("SELECT run_id, seed, step, name, value FROM metrics ORDER BY rowid").fetchall()
+        # The store returns each run's samples ordered by name, seed (aggregates first), step, logging order.
+        rows = db.execute(
+            "SELECT run_id, seed, step, name, value FROM metrics ORDER BY run_id, name, seed, step, rowid"
+        ).fetchall()
     assert len(df) == len(rows) > 0
     assert list(df.columns) == ["run_id", "seed", "step", "name", "value"]
     for (run_id, seed, step, name, value), got in zip(rows, df.itertuples(index=False)):

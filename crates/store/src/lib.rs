@@ -32,7 +32,8 @@ use serde::de::DeserializeOwned;
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 pub use types::{
-    Artifact, ArtifactKind, ArtifactRecord, MetricRow, NewRun, ResultTable, RunId, RunOutcome, RunRecord, RunStatus,
+    Artifact, ArtifactKind, ArtifactRecord, MetricRow, NewRun, Progress, ResultTable, RunId, RunOutcome, RunOverview,
+    RunProgress, RunRecord, RunStatus,
 };
 
 /// Store path used when neither the CLI flag nor [`ENV_VAR`] names one (relative to the working
@@ -64,6 +65,8 @@ fn resolve_path_from(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
 pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Opened with [`Store::open_read_only`]: SQLite refuses every write on this handle.
+    read_only: bool,
 }
 
 /// A failure inside a store operation, before it is given the store's path and the operation name.
@@ -187,66 +190,6 @@ impl Store {
         }
     }
 
-    /// Opens an existing store for reading only (SQLite `SQLITE_OPEN_READ_ONLY` plus `query_only`):
-    /// never creates, migrates, switches the journal mode of or otherwise writes the file, so it is
-    /// safe on a store another process is writing to. Every write method then fails.
-    ///
-    /// Errors: [`StoreError::InvalidInput`] for a path with no file or a store whose schema is older
-    /// than this build's (open it once with the CLI to upgrade it), and the refusals of
-    /// [`Store::open`] for files that are not mesalab stores or have a newer schema.
-    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        if !path.is_file() {
-            return Err(StoreError::InvalidInput {
-                what: "store path",
-                reason: format!("there is no store file at {}; name an existing store file", path.display()),
-            });
-        }
-        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update(None, "query_only", true).map_err(open_err)?;
-        let probe = (|| {
-            let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            Ok((app_id, version))
-        })();
-        let (app_id, version) = match probe {
-            Ok(probe) => probe,
-            Err(err) if is_not_a_database(&err) => {
-                return Err(StoreError::NotADatabase {
-                    path: path.to_path_buf(),
-                    detail: format!("SQLite says \"{err}\""),
-                });
-            }
-            Err(err) => return Err(open_err(err)),
-        };
-        if app_id != schema::APPLICATION_ID {
-            return Err(StoreError::ForeignDatabase {
-                path: path.to_path_buf(),
-                detail: format!("its application_id is {app_id:#x}"),
-            });
-        }
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                path: path.to_path_buf(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        if version < SCHEMA_VERSION {
-            return Err(StoreError::InvalidInput {
-                what: "store",
-                reason: format!(
-                    "{} has schema version {version}, older than this build's {SCHEMA_VERSION}; open it once \
-                     with the mesalab CLI to upgrade it",
-                    path.display()
-                ),
-            });
-        }
-        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf() })
-    }
-
     fn try_open(path: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
         // No SQLITE_OPEN_URI: the path is always a plain file name.
@@ -303,7 +246,113 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(open_err)?;
         migrate(&mut conn, path)?;
-        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf() })
+        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf(), read_only: false })
+    }
+
+    /// Opens an existing store for reading only (`mesalab serve`): nothing is created, migrated or
+    /// switched to WAL, and SQLite refuses every write through this handle. A store another process
+    /// is writing is read consistently: each call sees only committed transactions, and
+    /// [`Store::snapshot`] keeps one view across several calls.
+    ///
+    /// Errors: [`StoreError::InvalidInput`] when there is no file at `path`, and the same refusals
+    /// as [`Store::open`] for a file that is not a mesalab store or is newer than this build. An
+    /// older schema than [`SCHEMA_VERSION`] is refused too (it cannot be migrated read-only).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::InvalidInput {
+                what: "store path",
+                reason: format!(
+                    "there is no store file at {}; run an experiment first (it creates the store), or point \
+                     at an existing store with --store or {ENV_VAR}",
+                    path.display()
+                ),
+            });
+        }
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let probe = (|| {
+            let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok((app_id, version))
+        })();
+        let (app_id, version) = match probe {
+            Ok(probe) => probe,
+            Err(err) if is_not_a_database(&err) => {
+                return Err(StoreError::NotADatabase {
+                    path: path.to_path_buf(),
+                    detail: format!("SQLite says \"{err}\""),
+                });
+            }
+            Err(err) => return Err(open_err(err)),
+        };
+        if app_id != schema::APPLICATION_ID {
+            return Err(StoreError::ForeignDatabase {
+                path: path.to_path_buf(),
+                detail: format!("its application_id is {app_id:#x}, not a mesalab store's"),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::InvalidInput {
+                what: "store",
+                reason: format!(
+                    "{} has schema version {version}, older than this build's {SCHEMA_VERSION}; open it once \
+                     with a writing command (e.g. `mesalab run`) to migrate it, then read it",
+                    path.display()
+                ),
+            });
+        }
+        Ok(Store { conn: Mutex::new(conn), path: path.to_path_buf(), read_only: true })
+    }
+
+    /// Whether this handle was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Runs `f` with every read it makes through this handle seeing one snapshot of the store
+    /// (one read transaction), however many commits other processes make meanwhile. Only for
+    /// read-only handles, so no write can ever join the transaction; on a writable handle it is
+    /// [`StoreError::InvalidInput`]. Calls made by other threads on the same handle during `f` see
+    /// the same snapshot.
+    pub fn snapshot<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, StoreError> {
+        if !self.read_only {
+            return Err(StoreError::InvalidInput {
+                what: "snapshot",
+                reason: "snapshots are only taken on read-only handles (Store::open_read_only)".into(),
+            });
+        }
+        let sql_err = |op, source| StoreError::Sqlite { path: self.path.clone(), op, source };
+        {
+            let conn = self.lock();
+            // A deferred transaction takes its snapshot at the first read; read one row now so the
+            // snapshot starts here.
+            conn.execute_batch("BEGIN DEFERRED").map_err(|e| sql_err("beginning a snapshot", e))?;
+            if let Err(e) = conn.query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0)) {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(sql_err("beginning a snapshot", e));
+            }
+        }
+        // Ends the transaction however `f` leaves (a panic included).
+        struct End<'a>(&'a Store);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                let conn = self.0.lock();
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("COMMIT");
+                }
+            }
+        }
+        let _end = End(self);
+        Ok(f(self))
     }
 
     /// A fresh store that lives in memory only (for tests and dry runs).
@@ -313,7 +362,7 @@ impl Store {
         let mut conn = Connection::open_in_memory().map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(open_err)?;
         migrate(&mut conn, &path)?;
-        Ok(Store { conn: Mutex::new(conn), path })
+        Ok(Store { conn: Mutex::new(conn), path, read_only: false })
     }
 
     /// The path this store was opened at (`:memory:` for an in-memory store).
@@ -412,24 +461,6 @@ impl Store {
                 series.push((step, value.unwrap_or(f64::NAN)));
             }
             Ok(series)
-        })
-    }
-
-    /// Every metric sample of a run (all seeds and aggregates), in the order they were logged.
-    pub fn metrics(&self, id: RunId) -> Result<Vec<MetricRow<'static>>, StoreError> {
-        self.read("reading metrics", |conn| {
-            require_exists(conn, &self.path, id)?;
-            let mut query =
-                conn.prepare_cached("SELECT seed, step, name, value FROM metrics WHERE run_id = ?1 ORDER BY rowid")?;
-            let rows = query.query_map([id.0], |r| {
-                Ok(MetricRow::new(
-                    r.get::<_, Option<i64>>(0)?.map(seed_from_sql),
-                    r.get(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
-                ))
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
         })
     }
 
@@ -682,6 +713,101 @@ impl Store {
             Ok(raws)
         })?;
         raws.into_iter().map(|raw| raw.into_record(&self.path)).collect()
+    }
+
+    /// Every metric sample of a run, ordered by name, seed (aggregates first), step, then the
+    /// order they were logged. One query, for drawing all of a run's curves at once.
+    pub fn metrics(&self, id: RunId) -> Result<Vec<MetricRow<'static>>, StoreError> {
+        self.read("reading a run's metrics", |conn| {
+            require_exists(conn, &self.path, id)?;
+            let mut query = conn.prepare_cached(
+                "SELECT seed, step, name, value FROM metrics WHERE run_id = ?1 ORDER BY name, seed, step, rowid",
+            )?;
+            let rows = query
+                .query_map([id.0], |r| {
+                    Ok(MetricRow::new(
+                        r.get::<_, Option<i64>>(0)?.map(seed_from_sql),
+                        r.get(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Status and metric progress of a run, `None` if there is no such run.
+    pub fn run_progress(&self, id: RunId) -> Result<Option<RunProgress>, StoreError> {
+        let raw = self.read("reading a run's progress", |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT status, ended_at, \
+                     (SELECT count(*) FROM metrics WHERE run_id = ?1), \
+                     (SELECT max(step) FROM metrics WHERE run_id = ?1) \
+                     FROM runs WHERE id = ?1",
+                    [id.0],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<i64>>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, Option<i64>>(3)?,
+                        ))
+                    },
+                )
+                .optional()?)
+        })?;
+        raw.map(|(status, ended_at_ms, samples, last_step)| {
+            let status = status.parse().map_err(|detail| StoreError::Malformed {
+                path: self.path.clone(),
+                detail: format!("run {id}: {detail}"),
+            })?;
+            Ok(RunProgress {
+                status,
+                ended_at_ms,
+                progress: Progress { samples: u64::try_from(samples).unwrap_or(0), last_step },
+            })
+        })
+        .transpose()
+    }
+
+    /// Every run, newest first, with its verdict (from the `summary` JSON result) and, for running
+    /// runs, its metric progress — in one query, so a list of thousands stays fast.
+    pub fn run_overviews(&self) -> Result<Vec<RunOverview>, StoreError> {
+        let rows = self.read("listing runs", |conn| {
+            let columns = RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+            let mut query = conn.prepare_cached(&format!(
+                "SELECT {columns}, \
+                 (SELECT json_extract(j.value, '$.verdict') FROM result_json j \
+                  WHERE j.run_id = r.id AND j.name = 'summary'), \
+                 CASE WHEN r.status = 'running' THEN (SELECT count(*) FROM metrics m WHERE m.run_id = r.id) END, \
+                 CASE WHEN r.status = 'running' THEN (SELECT max(step) FROM metrics m WHERE m.run_id = r.id) END \
+                 FROM runs r ORDER BY r.id DESC"
+            ))?;
+            let rows = query
+                .query_map([], |r| {
+                    Ok((
+                        RawRun::from_row(r)?,
+                        r.get::<_, Option<String>>(12)?,
+                        r.get::<_, Option<i64>>(13)?,
+                        r.get::<_, Option<i64>>(14)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(|(raw, verdict, samples, last_step)| {
+                let run = raw.into_record(&self.path)?;
+                // A verdict that is not valid JSON (hand-edited row) is shown as no verdict rather
+                // than hiding every run.
+                let verdict = verdict.and_then(|text| serde_json::from_str(&text).ok());
+                let progress =
+                    samples.map(|samples| Progress { samples: u64::try_from(samples).unwrap_or(0), last_step });
+                Ok(RunOverview { run, verdict, progress })
+            })
+            .collect()
     }
 
     /// The newest run whose run directory is `dir`. Both sides are compared canonicalised, so a

@@ -318,3 +318,35 @@ pub struct ArtifactRecord {
     /// When it was recorded, unix milliseconds UTC.
     pub created_at_ms: i64,
 }
+
+/// A row of the runs table as a dashboard lists it: the run, its verdict, and how far it has
+/// logged. Read by [`crate::Store::run_overviews`] in one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOverview {
+    /// The run.
+    pub run: RunRecord,
+    /// `verdict` of the run's stored `summary` JSON result (claim, answer, checks), if it has one.
+    pub verdict: Option<serde_json::Value>,
+    /// Progress of a `running` run; `None` for an ended run (not counted, to keep the list cheap).
+    pub progress: Option<Progress>,
+}
+
+/// How far a run has logged metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Metric samples stored so far (rows are only ever appended, so this grows iff it logs).
+    pub samples: u64,
+    /// The largest step logged so far.
+    pub last_step: Option<i64>,
+}
+
+/// A run's status and progress, cheap enough to poll ([`crate::Store::run_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunProgress {
+    /// Current status.
+    pub status: RunStatus,
+    /// End time, unix ms UTC; `None` while running.
+    pub ended_at_ms: Option<i64>,
+    /// Metrics logged so far.
+    pub progress: Progress,
+}

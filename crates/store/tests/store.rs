@@ -601,10 +601,10 @@ fn read_only_handle_reads_everything_and_writes_nothing() {
     assert_eq!(ro.runs().expect("runs").len(), 1);
     let got = ro.metrics(id).expect("metrics");
     assert_eq!(got.len(), 3);
-    assert_eq!((got[0].seed, got[0].step, got[0].name.as_ref(), got[0].value), (Some(u64::MAX), 0, "loss", 1.5));
-    assert_eq!((got[1].seed, got[1].name.as_ref()), (None, "loss"));
-    assert!(got[1].value.is_nan(), "NULL comes back as NaN");
-    assert_eq!((got[2].seed, got[2].step, got[2].value), (Some(0), 3, 0.25));
+    let find = |seed: Option<u64>, name: &str| got.iter().find(|m| m.seed == seed && m.name == name).expect("row");
+    assert_eq!((find(Some(u64::MAX), "loss").step, find(Some(u64::MAX), "loss").value), (0, 1.5));
+    assert!(find(None, "loss").value.is_nan(), "NULL comes back as NaN");
+    assert_eq!((find(Some(0), "acc").step, find(Some(0), "acc").value), (3, 0.25));
     assert!(ro.begin_run(&new_run(&run_dir)).is_err(), "a read-only handle refuses writes");
     assert_eq!(ro.json_text(id, "absent").expect("json text"), None);
     assert_eq!(ro.table_text(id, "absent").expect("table text"), None);
@@ -619,4 +619,65 @@ fn read_only_handle_reads_everything_and_writes_nothing() {
     let foreign = dir.path().join("foreign.sqlite");
     std::fs::write(&foreign, b"not sqlite at all, just text that is long enough to be a header....").expect("write");
     assert!(matches!(Store::open_read_only(&foreign), Err(StoreError::NotADatabase { .. })));
+}
+
+#[test]
+fn a_read_only_handle_reads_everything_and_writes_nothing() {
+    let (dir, path, store) = temp_store();
+    let id = store.begin_run(&new_run(&dir.path().join("ro-run"))).expect("begin run");
+    store.log_metrics(id, &[MetricRow::new(Some(0), 0, "loss", 1.0), MetricRow::new(Some(0), 5, "loss", 0.5)]).unwrap();
+    store.put_json(id, "summary", &json!({ "verdict": { "answer": "yes", "checks": [] } })).unwrap();
+
+    let ro = Store::open_read_only(&path).expect("open read-only");
+    assert!(ro.is_read_only() && !store.is_read_only());
+    assert_eq!(ro.run(id).unwrap().unwrap().status, RunStatus::Running);
+    let overviews = ro.run_overviews().unwrap();
+    assert_eq!(overviews.len(), 1);
+    assert_eq!(overviews[0].verdict.as_ref().unwrap()["answer"], "yes");
+    let progress = overviews[0].progress.expect("a running run has progress");
+    assert_eq!((progress.samples, progress.last_step), (2, Some(5)));
+    assert_eq!(ro.metrics(id).unwrap().len(), 2);
+    let p = ro.run_progress(id).unwrap().unwrap();
+    assert_eq!((p.status, p.progress.samples), (RunStatus::Running, 2));
+    assert!(ro.run_progress(RunId(999)).unwrap().is_none());
+
+    // SQLite itself refuses writes through the handle.
+    let err = ro.log_metrics(id, &[MetricRow::new(Some(0), 9, "loss", 0.1)]).unwrap_err();
+    assert!(err.to_string().contains("readonly") || err.to_string().contains("read-only"), "{err}");
+    assert!(ro.begin_run(&new_run(&dir.path().join("other"))).is_err());
+    assert_eq!(store.metrics(id).unwrap().len(), 2);
+
+    store.finish_run(id, RunOutcome::Finished).unwrap();
+    assert!(ro.run_overviews().unwrap()[0].progress.is_none(), "ended runs are not counted");
+}
+
+#[test]
+fn a_snapshot_keeps_one_view_while_another_handle_writes() {
+    let (dir, path, store) = temp_store();
+    let id = store.begin_run(&new_run(&dir.path().join("snap"))).expect("begin run");
+    store.log_metrics(id, &[MetricRow::new(Some(0), 0, "loss", 1.0)]).unwrap();
+    let ro = Store::open_read_only(&path).unwrap();
+    let (inside, after_write) = ro
+        .snapshot(|s| {
+            let first = s.metrics(id).unwrap().len();
+            store.log_metrics(id, &[MetricRow::new(Some(0), 1, "loss", 0.9)]).unwrap();
+            (first, s.metrics(id).unwrap().len())
+        })
+        .unwrap();
+    assert_eq!((inside, after_write), (1, 1), "the snapshot does not see a commit made during it");
+    assert_eq!(ro.metrics(id).unwrap().len(), 2, "after the snapshot the new row is visible");
+    assert!(store.snapshot(|_| ()).is_err(), "writable handles take no snapshots");
+}
+
+#[test]
+fn read_only_opening_refuses_missing_and_foreign_files_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope/mesalab.sqlite");
+    let err = Store::open_read_only(&missing).err().expect("refused");
+    assert!(err.to_string().contains("no store file"), "{err}");
+    assert!(!missing.parent().unwrap().exists(), "nothing was created");
+    let junk = dir.path().join("junk.sqlite");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    assert!(matches!(Store::open_read_only(&junk), Err(StoreError::NotADatabase { .. })));
+    assert_eq!(std::fs::read(&junk).unwrap(), vec![7u8; 4096]);
 }

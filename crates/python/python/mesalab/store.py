@@ -83,7 +83,8 @@ class Store:
 
     def metrics(self, run: RunRef | bool = None) -> pd.DataFrame:
         """Every metric sample (long format: run_id, seed, step, name, value) of ``run``, or of all
-        runs when ``run`` is None. ``seed`` is <NA> for cross-seed aggregates; NaN values stay NaN."""
+        runs when ``run`` is None, each run's samples ordered by name, seed (aggregates first), step.
+        ``seed`` is <NA> for cross-seed aggregates; NaN values stay NaN."""
         ids = [r[0] for r in self._r.runs()] if run is None else [self.run_id(run)]
         frames = []
         for rid in ids:
