@@ -89,7 +89,7 @@ impl Default for Config {
             ppo: PpoConfig {
                 num_envs: 16,
                 num_steps: 128,
-                total_timesteps: 600_000,
+                total_timesteps: 1_500_000,
                 learning_rate: 5e-4,
                 gamma: 0.97,
                 ..PpoConfig::default()
