@@ -32,7 +32,7 @@ pub fn from_sweep(sweep: &Sweep) -> Option<Estimate> {
     Some(Estimate {
         per_point_s: m,
         peak_rss_kib: rss,
-        basis: format!("{} finished point(s) of this sweep (median wall time, largest peak RSS)", walls.len()),
+        basis: format!("{} finished point(s) of this sweep: median wall time, largest peak RSS", walls.len()),
     })
 }
 
@@ -53,7 +53,7 @@ pub fn from_store(store: &Store, experiment: &str, resolved_toml: &str, quick: b
         return Some(Estimate {
             per_point_s: per_seed(r),
             peak_rss_kib: None,
-            basis: format!("run {} in {} with the same resolved config (its wall time per seed)", r.id, store.path().display()),
+            basis: format!("run {} in {} with the same resolved config: its wall time per seed", r.id, store.path().display()),
         });
     }
     let r = runs.iter().filter(finished).find(|r| r.experiment == experiment && r.quick == quick)?;
@@ -61,7 +61,7 @@ pub fn from_store(store: &Store, experiment: &str, resolved_toml: &str, quick: b
         per_point_s: per_seed(r),
         peak_rss_kib: None,
         basis: format!(
-            "run {} of {experiment} in {} — a different config, so only a rough guide (its wall time per seed)",
+            "run {} of {experiment} in {}: its wall time per seed, with a different config, so only a rough guide",
             r.id,
             store.path().display()
         ),

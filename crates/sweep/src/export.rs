@@ -298,8 +298,9 @@ fn write_csv(f: &Frame, path: &Path) -> anyhow::Result<()> {
 fn write_jsonl(f: &Frame, path: &Path) -> anyhow::Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
     for i in 0..f.columns.first().map_or(0, Column::len) {
-        let obj: serde_json::Map<String, serde_json::Value> = f.columns.iter().map(|c| (c.name.to_string(), c.json(i))).collect();
-        writeln!(w, "{}", serde_json::Value::Object(obj))?;
+        // Written by hand to keep the schema's column order (a JSON map would sort the keys).
+        let fields: Vec<String> = f.columns.iter().map(|c| format!("\"{}\":{}", c.name, c.json(i))).collect();
+        writeln!(w, "{{{}}}", fields.join(","))?;
     }
     w.flush()?;
     Ok(())
