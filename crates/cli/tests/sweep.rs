@@ -150,12 +150,12 @@ fn running_point_pid(dir: &Path, steps: u32) -> Option<(String, u32)> {
 #[test]
 fn killing_a_worker_fails_only_its_point_and_rerunning_completes_only_that_point() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = sweep_file(tmp.path(), &[20, 5000, 30], 1);
+    let file = sweep_file(tmp.path(), &[20, 1500, 30], 1);
     let dir = tmp.path().join("sw");
     let child = spawn_sweep(tmp.path(), &file, &dir);
     let mut found = None;
     wait_for("the slow point to begin its run", Duration::from_secs(60), || {
-        found = dir.join("points").is_dir().then(|| running_point_pid(&dir, 5000)).flatten();
+        found = dir.join("points").is_dir().then(|| running_point_pid(&dir, 1500)).flatten();
         found.is_some()
     });
     let (slow_key, pid) = found.unwrap();
@@ -187,7 +187,7 @@ fn killing_a_worker_fails_only_its_point_and_rerunning_completes_only_that_point
 #[test]
 fn killing_the_whole_sweep_and_rerunning_runs_only_the_missing_points() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = sweep_file(tmp.path(), &[20, 30, 5000, 5001], 1);
+    let file = sweep_file(tmp.path(), &[20, 30, 1500, 1501], 1);
     let dir = tmp.path().join("sw");
     let child = spawn_sweep(tmp.path(), &file, &dir);
     let pgid = child.id();
@@ -197,7 +197,7 @@ fn killing_the_whole_sweep_and_rerunning_runs_only_the_missing_points() {
             return false;
         }
         finished = finished_uids(&dir).iter().filter(|(_, u)| u.is_some()).count();
-        finished >= 2 && running_point_pid(&dir, 5000).or_else(|| running_point_pid(&dir, 5001)).is_some()
+        finished >= 2 && running_point_pid(&dir, 1500).or_else(|| running_point_pid(&dir, 1501)).is_some()
     });
     // The sweep and its `mesalab run` children, all at once, as a lost terminal or an OOM kill would.
     assert!(Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().unwrap().success());

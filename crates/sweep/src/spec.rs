@@ -203,7 +203,7 @@ impl SweptKey {
                 let nums: Option<Vec<f64>> = values.iter().map(|v| v.number).collect();
                 nums.is_some_and(|n| {
                     let (lo, hi) = n.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-                    n.len() >= 3 && lo > 0.0 && hi / lo >= 50.0
+                    n.len() >= 3 && lo > 0.0 && hi / lo >= 10.0
                 })
             }
             _ => false,
