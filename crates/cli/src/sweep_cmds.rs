@@ -134,7 +134,9 @@ fn input(e: impl Into<anyhow::Error>) -> Failure {
 /// Reads and validates a sweep file, then every point's config as `mesalab run` will load it.
 /// Returns the spec and each point's resolved config.
 fn load_spec(file: &Path) -> Result<(SweepSpec, Vec<String>), Failure> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read sweep file {}", file.display())).map_err(input)?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read sweep file {}", file.display()))
+        .map_err(input)?;
     let origin = file.display().to_string();
     let spec = SweepSpec::parse(&origin, &text).map_err(input)?;
     let located = |line: Option<usize>, key: String, message: String, suggestion: Option<String>| ConfigError {
@@ -182,7 +184,12 @@ fn load_spec(file: &Path) -> Result<(SweepSpec, Vec<String>), Failure> {
             match from_set {
                 Some(key) => {
                     let (line, name) = spec.locate(&key);
-                    input(located(line, name, format!("{} (at point {}: {})", e.message, point.index, point.label()), e.suggestion))
+                    input(located(
+                        line,
+                        name,
+                        format!("{} (at point {}: {})", e.message, point.index, point.label()),
+                        e.suggestion,
+                    ))
                 }
                 None => input(e),
             }
@@ -208,7 +215,11 @@ fn bin() -> Result<PathBuf, Failure> {
     slurm::default_bin().map_err(Failure::Run)
 }
 
-pub fn dispatch(cmd: SweepCommand, store_flag: Option<&Path>, interrupted: impl Fn() -> Arc<AtomicBool>) -> Result<(), Failure> {
+pub fn dispatch(
+    cmd: SweepCommand,
+    store_flag: Option<&Path>,
+    interrupted: impl Fn() -> Arc<AtomicBool>,
+) -> Result<(), Failure> {
     match cmd {
         SweepCommand::Plan(args) => plan(args, store_flag),
         SweepCommand::Run(args) => {
@@ -223,7 +234,8 @@ pub fn dispatch(cmd: SweepCommand, store_flag: Option<&Path>, interrupted: impl 
         SweepCommand::Retry(args) => {
             let sweep = Sweep::open(&args.dir).map_err(input)?;
             let is_slurm = args.exec.executor == "slurm";
-            let todo = if is_slurm { slurm::retryable(&sweep).map_err(Failure::Run)? } else { unfinished(&sweep, true) };
+            let todo =
+                if is_slurm { slurm::retryable(&sweep).map_err(Failure::Run)? } else { unfinished(&sweep, true) };
             eprintln!("retry: {} point(s) to run again", todo.len());
             if todo.is_empty() {
                 return Ok(());
@@ -236,7 +248,8 @@ pub fn dispatch(cmd: SweepCommand, store_flag: Option<&Path>, interrupted: impl 
         SweepCommand::Status { dir } => status(&dir),
         SweepCommand::ExecPoint { dir, key } => {
             let sweep = Sweep::open(&dir).map_err(input)?;
-            let point = sweep.point(&key).cloned().ok_or_else(|| input(anyhow!("no point {key} in {}", dir.display())))?;
+            let point =
+                sweep.point(&key).cloned().ok_or_else(|| input(anyhow!("no point {key} in {}", dir.display())))?;
             let outcome =
                 mesalab_sweep::exec::run_point(&bin()?, &sweep, &point, "slurm", slurm::task_id_from_env(), None)
                     .map_err(Failure::Run)?;
@@ -259,7 +272,11 @@ pub fn dispatch(cmd: SweepCommand, store_flag: Option<&Path>, interrupted: impl 
     }
 }
 
-fn executor_for(args: &ExecArgs, from_file: &SlurmOptions, interrupted: Arc<AtomicBool>) -> Result<Box<dyn Executor>, Failure> {
+fn executor_for(
+    args: &ExecArgs,
+    from_file: &SlurmOptions,
+    interrupted: Arc<AtomicBool>,
+) -> Result<Box<dyn Executor>, Failure> {
     match args.executor.as_str() {
         "local" => Ok(Box::new(Local {
             bin: bin()?,
@@ -287,7 +304,9 @@ fn executor_for(args: &ExecArgs, from_file: &SlurmOptions, interrupted: Arc<Atom
             if let Some(m) = args.max_parallel {
                 o.max_parallel = m;
             }
-            o.validate().map_err(|inv| input(anyhow!("--{}: {}", inv.key.trim_start_matches("slurm.").replace('_', "-"), inv.message)))?;
+            o.validate().map_err(|inv| {
+                input(anyhow!("--{}: {}", inv.key.trim_start_matches("slurm.").replace('_', "-"), inv.message))
+            })?;
             Ok(Box::new(Slurm { bin: bin()?, options: o, wait: args.wait, poll: Duration::from_secs(2), interrupted }))
         }
         other => Err(input(anyhow!(
@@ -333,12 +352,22 @@ fn plan(args: PlanArgs, store_flag: Option<&Path>) -> Result<(), Failure> {
     let points = spec.points();
     let dir = args.dir.clone().unwrap_or_else(|| default_dir(&spec));
     let existing = Sweep::open(&dir).ok();
-    println!("sweep {}: {} point(s) of {}{}", spec.name, points.len(), spec.experiment, if spec.quick { " --quick" } else { "" });
+    println!(
+        "sweep {}: {} point(s) of {}{}",
+        spec.name,
+        points.len(),
+        spec.experiment,
+        if spec.quick { " --quick" } else { "" }
+    );
     if !spec.fixed.is_empty() {
         println!("fixed: {}", spec.fixed.iter().map(|o| format!("{}={}", o.key, o.raw)).collect::<Vec<_>>().join(" "));
     }
     for p in &points {
-        let state = existing.as_ref().filter(|s| s.point(&p.key).is_some()).map(|s| s.state(&p.key, true).word()).unwrap_or("new");
+        let state = existing
+            .as_ref()
+            .filter(|s| s.point(&p.key).is_some())
+            .map(|s| s.state(&p.key, true).word())
+            .unwrap_or("new");
         println!("  {:>4}  {}  seed {:<4} {:<9} {}", p.index, p.key, p.seed, state, p.label());
     }
     let workers = args.workers.unwrap_or_else(cores);
@@ -365,7 +394,8 @@ fn plan(args: PlanArgs, store_flag: Option<&Path>) -> Result<(), Failure> {
         if store_path.is_file()
             && let Ok(store) = Store::open(&store_path)
         {
-            let experiment = mesalab_experiments::registry::runner_of("resolved", &resolved[0]).map(|r| r.name).unwrap_or("");
+            let experiment =
+                mesalab_experiments::registry::runner_of("resolved", &resolved[0]).map(|r| r.name).unwrap_or("");
             est = estimate::from_store(&store, experiment, &resolved[0], spec.quick);
         }
     }
@@ -418,7 +448,11 @@ fn status(dir: &Path) -> Result<(), Failure> {
             subs.len(),
             subs.iter().map(|s| s.job_id.as_str()).collect::<Vec<_>>().join(","),
             sweep.plan.points.len(),
-            if accounting { "" } else { "; sacct unavailable (accounting off): ended tasks are judged by their stores" }
+            if accounting {
+                ""
+            } else {
+                "; sacct unavailable (accounting off): ended tasks are judged by their stores"
+            }
         );
         for (p, s) in &all {
             *counts.entry(s.state.clone()).or_default() += 1;
@@ -445,10 +479,12 @@ pub fn merge_cmd(args: MergeArgs) -> Result<(), Failure> {
         && is_sweep(only)
     {
         let sweep = Sweep::open(only).map_err(input)?;
-        let m = merge::merge_sweep(&sweep, args.into.as_deref()).map_err(|e| match e.downcast::<mesalab_store::StoreError>() {
-            Ok(store_err @ mesalab_store::StoreError::MergeConflict { .. }) => Failure::Input(store_err.into()),
-            Ok(other) => Failure::Run(other.into()),
-            Err(e) => Failure::Run(e),
+        let m = merge::merge_sweep(&sweep, args.into.as_deref()).map_err(|e| {
+            match e.downcast::<mesalab_store::StoreError>() {
+                Ok(store_err @ mesalab_store::StoreError::MergeConflict { .. }) => Failure::Input(store_err.into()),
+                Ok(other) => Failure::Run(other.into()),
+                Err(e) => Failure::Run(e),
+            }
         })?;
         print_merge(&m.summary, &m.store);
         println!("{} of {} point(s) in the merged store", m.merged_points, sweep.plan.points.len());

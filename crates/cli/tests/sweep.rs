@@ -47,7 +47,12 @@ fn finished_uids(sweep: &Path) -> Vec<(String, Option<String>)> {
             let key = d.file_name().unwrap().to_string_lossy().to_string();
             let store = d.join("store.sqlite");
             let uid = store.is_file().then(|| mesalab_store::Store::open(&store).unwrap()).and_then(|s| {
-                s.runs().unwrap().into_iter().next().filter(|r| r.status == mesalab_store::RunStatus::Finished).map(|r| r.uid)
+                s.runs()
+                    .unwrap()
+                    .into_iter()
+                    .next()
+                    .filter(|r| r.status == mesalab_store::RunStatus::Finished)
+                    .map(|r| r.uid)
             });
             (key, uid)
         })
@@ -129,7 +134,8 @@ fn spawn_sweep(cwd: &Path, file: &Path, dir: &Path) -> Child {
 /// steps, once there is one.
 fn running_point_pid(dir: &Path, steps: u32) -> Option<(String, u32)> {
     for d in point_dirs(dir) {
-        let attempt: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("attempt.json")).ok()?).ok()?;
+        let attempt: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("attempt.json")).ok()?).ok()?;
         if attempt["ended_at_ms"].is_number() {
             continue;
         }
@@ -167,7 +173,10 @@ fn killing_a_worker_fails_only_its_point_and_rerunning_completes_only_that_point
     let before = finished_uids(&dir);
     assert_eq!(before.iter().filter(|(_, u)| u.is_some()).count(), 2, "{before:?}");
 
-    let again = mesalab(tmp.path(), &["sweep", "run", file.to_str().unwrap(), "--dir", dir.to_str().unwrap(), "--workers", "2"]);
+    let again = mesalab(
+        tmp.path(),
+        &["sweep", "run", file.to_str().unwrap(), "--dir", dir.to_str().unwrap(), "--workers", "2"],
+    );
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(text(&again).contains("2 finished already, 1 to run"), "{}", text(&again));
     let after = finished_uids(&dir);
@@ -206,7 +215,10 @@ fn killing_the_whole_sweep_and_rerunning_runs_only_the_missing_points() {
     let done_before = before.iter().filter(|(_, u)| u.is_some()).count();
     assert!((2..4).contains(&done_before), "{before:?}");
 
-    let again = mesalab(tmp.path(), &["sweep", "run", file.to_str().unwrap(), "--dir", dir.to_str().unwrap(), "--workers", "2"]);
+    let again = mesalab(
+        tmp.path(),
+        &["sweep", "run", file.to_str().unwrap(), "--dir", dir.to_str().unwrap(), "--workers", "2"],
+    );
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(
         text(&again).contains(&format!("{done_before} finished already, {} to run", 4 - done_before)),
@@ -226,12 +238,18 @@ fn killing_the_whole_sweep_and_rerunning_runs_only_the_missing_points() {
 fn bad_sweep_files_exit_2_naming_file_line_and_closest_key_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str)] = &[
-        ("experiment = \"icl-gd\"\n\n[grid]\n\"train.learnin_rate\" = [1e-3, 1e-2]\n", "sweep.toml:4: key `grid.train.learnin_rate`"),
+        (
+            "experiment = \"icl-gd\"\n\n[grid]\n\"train.learnin_rate\" = [1e-3, 1e-2]\n",
+            "sweep.toml:4: key `grid.train.learnin_rate`",
+        ),
         ("experiment = \"icl-gd\"\n\n[grid]\n\"train.learnin_rate\" = [1e-3, 1e-2]\n", "did you mean `learning_rate`"),
         ("experiment = \"icl-gd\"\nseeeds = 3\n", "sweep.toml:2: key `seeeds`"),
         ("experiment = \"icl-dg\"\n", "sweep.toml:1: key `experiment`"),
         ("experiment = \"icl-gd\"\n[grid]\n\"task.d\" = [3, 0]\n", "sweep.toml:3: key `grid.task.d`"),
-        ("experiment = \"icl-gd\"\n[random]\nsamples = 2\n\"train.learning_rate\" = { log_unifrom = [1e-4, 1e-2] }\n", "did you mean `log_uniform`"),
+        (
+            "experiment = \"icl-gd\"\n[random]\nsamples = 2\n\"train.learning_rate\" = { log_unifrom = [1e-4, 1e-2] }\n",
+            "did you mean `log_uniform`",
+        ),
     ];
     for (content, needle) in cases {
         let file = tmp.path().join("sweep.toml");

@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::StoreError;
-pub use merge::{MergeSummary, MetricSample, RunDump};
+pub use merge::{MergeSummary, MetricSample, RawTable, RunDump};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     Artifact, ArtifactKind, ArtifactRecord, MetricRow, NewRun, Progress, ResultTable, RunId, RunOutcome, RunOverview,

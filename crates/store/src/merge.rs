@@ -33,8 +33,9 @@ pub struct RunDump {
     pub run: RunRecord,
     /// In the order they were logged.
     pub metrics: Vec<MetricSample>,
-    /// Sorted by name.
-    pub tables: Vec<ResultTable>,
+    /// Sorted by name, as stored (JSON text), so that copies are exact: parsing and re-printing
+    /// JSON numbers is not guaranteed to give back the same bits.
+    pub tables: Vec<RawTable>,
     /// `(name, JSON text)`, sorted by name.
     pub json: Vec<(String, String)>,
     /// Sorted by name.
@@ -52,8 +53,7 @@ impl RunDump {
         if a.status != b.status || a.error != b.error || a.ended_at_ms != b.ended_at_ms {
             return Some("status");
         }
-        if (&a.experiment, &a.config_toml, &a.seeds, &a.quick) != (&b.experiment, &b.config_toml, &b.seeds, &b.quick)
-        {
+        if (&a.experiment, &a.config_toml, &a.seeds, &a.quick) != (&b.experiment, &b.config_toml, &b.seeds, &b.quick) {
             return Some("config");
         }
         if (&a.code_revision, &a.run_dir, a.started_at_ms) != (&b.code_revision, &b.run_dir, b.started_at_ms) {
@@ -78,6 +78,25 @@ impl RunDump {
             return Some("artifacts");
         }
         None
+    }
+}
+
+/// A result table as the store holds it: name, columns and rows as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawTable {
+    pub name: String,
+    pub columns: String,
+    pub rows: String,
+}
+
+impl RawTable {
+    /// The table parsed.
+    pub fn parse(&self) -> Result<ResultTable, serde_json::Error> {
+        Ok(ResultTable {
+            name: self.name.clone(),
+            columns: serde_json::from_str(&self.columns)?,
+            rows: serde_json::from_str(&self.rows)?,
+        })
     }
 }
 
@@ -188,7 +207,8 @@ fn dump_on(conn: &Connection, store: &std::path::Path, id: RunId) -> Result<RunD
     let run = raw.into_record(store)?;
     let malformed = |detail: String| StoreError::Malformed { path: store.to_path_buf(), detail };
 
-    let mut query = conn.prepare_cached("SELECT seed, step, name, value FROM metrics WHERE run_id = ?1 ORDER BY rowid")?;
+    let mut query =
+        conn.prepare_cached("SELECT seed, step, name, value FROM metrics WHERE run_id = ?1 ORDER BY rowid")?;
     let metrics = query
         .query_map([id.0], |r| {
             Ok(MetricSample {
@@ -200,19 +220,12 @@ fn dump_on(conn: &Connection, store: &std::path::Path, id: RunId) -> Result<RunD
         })?
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mut query = conn.prepare_cached("SELECT name, columns, rows FROM result_tables WHERE run_id = ?1 ORDER BY name")?;
+    let mut query =
+        conn.prepare_cached("SELECT name, columns, rows FROM result_tables WHERE run_id = ?1 ORDER BY name")?;
     let raw_tables = query
         .query_map([id.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut tables = Vec::with_capacity(raw_tables.len());
-    for (name, columns, rows) in raw_tables {
-        let bad = |err: serde_json::Error| malformed(format!("result table `{name}` of run {id}: {err}"));
-        tables.push(ResultTable {
-            columns: serde_json::from_str(&columns).map_err(bad)?,
-            rows: serde_json::from_str(&rows).map_err(bad)?,
-            name,
-        });
-    }
+    let tables = raw_tables.into_iter().map(|(name, columns, rows)| RawTable { name, columns, rows }).collect();
 
     let mut query = conn.prepare_cached("SELECT name, value FROM result_json WHERE run_id = ?1 ORDER BY name")?;
     let json = query.query_map([id.0], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
@@ -239,7 +252,13 @@ fn dump_on(conn: &Connection, store: &std::path::Path, id: RunId) -> Result<RunD
             .transpose()
             .map_err(|err| malformed(format!("artifact `{name}` of run {id}: size: {err}")))?;
         artifacts.push(ArtifactRecord {
-            artifact: Artifact { name, kind: ArtifactKind::parse(&kind), path: PathBuf::from(path), size_bytes, sha256 },
+            artifact: Artifact {
+                name,
+                kind: ArtifactKind::parse(&kind),
+                path: PathBuf::from(path),
+                size_bytes,
+                sha256,
+            },
             created_at_ms,
         });
     }
@@ -281,12 +300,9 @@ fn insert_dump(tx: &rusqlite::Transaction<'_>, dump: &RunDump) -> Result<RunId, 
         insert.execute(params![id, m.seed.map(seed_to_sql), m.step, m.name, value])?;
     }
     for t in &dump.tables {
-        let json = |result: Result<String, serde_json::Error>| {
-            result.map_err(|source| StoreError::Json { what: format!("serialising table `{}`", t.name), source })
-        };
         tx.execute(
             "INSERT INTO result_tables (run_id, name, columns, rows) VALUES (?1, ?2, ?3, ?4)",
-            params![id, t.name, json(serde_json::to_string(&t.columns))?, json(serde_json::to_string(&t.rows))?],
+            params![id, t.name, t.columns, t.rows],
         )?;
     }
     for (name, value) in &dump.json {

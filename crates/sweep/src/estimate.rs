@@ -46,14 +46,19 @@ pub fn from_attempt(a: &Attempt, what: &str) -> Option<Estimate> {
 pub fn from_store(store: &Store, experiment: &str, resolved_toml: &str, quick: bool) -> Option<Estimate> {
     let runs = store.runs().ok()?;
     let finished = |r: &&mesalab_store::RunRecord| r.status == RunStatus::Finished && r.ended_at_ms.is_some();
-    let wall = |r: &mesalab_store::RunRecord| (r.ended_at_ms.unwrap_or(r.started_at_ms) - r.started_at_ms) as f64 / 1000.0;
+    let wall =
+        |r: &mesalab_store::RunRecord| (r.ended_at_ms.unwrap_or(r.started_at_ms) - r.started_at_ms) as f64 / 1000.0;
     // Runs cover several seeds; a point runs one.
     let per_seed = |r: &mesalab_store::RunRecord| wall(r) / r.seeds.len().max(1) as f64;
     if let Some(r) = runs.iter().filter(finished).find(|r| r.config_toml == resolved_toml) {
         return Some(Estimate {
             per_point_s: per_seed(r),
             peak_rss_kib: None,
-            basis: format!("run {} in {} with the same resolved config: its wall time per seed", r.id, store.path().display()),
+            basis: format!(
+                "run {} in {} with the same resolved config: its wall time per seed",
+                r.id,
+                store.path().display()
+            ),
         });
     }
     let r = runs.iter().filter(finished).find(|r| r.experiment == experiment && r.quick == quick)?;
@@ -117,7 +122,8 @@ pub fn describe(e: &Estimate, points: usize, workers: usize) -> Vec<String> {
             k as f64 / 1024.0,
             k as f64 / 1024.0 * workers.min(points).max(1) as f64
         )),
-        None => lines.push("memory: not known from this source (the store records no memory; `--calibrate` measures it)".into()),
+        None => lines
+            .push("memory: not known from this source (the store records no memory; `--calibrate` measures it)".into()),
     }
     lines
 }

@@ -40,7 +40,8 @@ pub fn run_point(
     sweep.set_aside(&point.key)?;
     let pd = sweep.point_dir(&point.key);
     std::fs::create_dir_all(&pd).with_context(|| format!("cannot create {}", pd.display()))?;
-    let log = std::fs::File::create(pd.join(POINT_LOG)).with_context(|| format!("cannot create {}", pd.join(POINT_LOG).display()))?;
+    let log = std::fs::File::create(pd.join(POINT_LOG))
+        .with_context(|| format!("cannot create {}", pd.join(POINT_LOG).display()))?;
     let started = Instant::now();
     let mut attempt = Attempt {
         executor: executor.to_string(),

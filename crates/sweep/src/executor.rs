@@ -25,7 +25,12 @@ pub struct ExecSummary {
 /// own directory through [`crate::exec::run_point`]; a failing point never stops the others.
 pub trait Executor {
     fn name(&self) -> &'static str;
-    fn execute(&self, sweep: &Sweep, points: &[PlannedPoint], progress: &mut dyn FnMut(&str)) -> anyhow::Result<ExecSummary>;
+    fn execute(
+        &self,
+        sweep: &Sweep,
+        points: &[PlannedPoint],
+        progress: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<ExecSummary>;
 }
 
 /// The points of `sweep` that have not finished, in plan order.
@@ -40,7 +45,11 @@ pub fn unfinished(sweep: &Sweep, local_pids: bool) -> Vec<PlannedPoint> {
 }
 
 /// Runs every unfinished point of `sweep` with `executor`; finished points are skipped.
-pub fn run_sweep(sweep: &Sweep, executor: &dyn Executor, progress: &mut dyn FnMut(&str)) -> anyhow::Result<ExecSummary> {
+pub fn run_sweep(
+    sweep: &Sweep,
+    executor: &dyn Executor,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<ExecSummary> {
     let todo = unfinished(sweep, executor.name() == "local");
     let total = sweep.plan.points.len();
     progress(&format!(
@@ -50,7 +59,8 @@ pub fn run_sweep(sweep: &Sweep, executor: &dyn Executor, progress: &mut dyn FnMu
         todo.len(),
         sweep.dir.display()
     ));
-    let mut summary = if todo.is_empty() { ExecSummary::default() } else { executor.execute(sweep, &todo, progress)? };
+    let mut summary =
+        if todo.is_empty() { ExecSummary::default() } else { executor.execute(sweep, &todo, progress)? };
     summary.skipped += total - todo.len();
     Ok(summary)
 }

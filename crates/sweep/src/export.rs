@@ -112,7 +112,13 @@ impl Column {
             Values::U64(v) => v[i].map(|x| x.to_string()),
             // `{:?}` keeps every bit of an f64 (shortest round-trip form).
             Values::F64(v) => v[i].filter(|x| x.is_finite()).map(|x| format!("{x:?}")).or(v[i].map(|x| {
-                if x.is_nan() { "NaN".into() } else if x > 0.0 { "inf".into() } else { "-inf".into() }
+                if x.is_nan() {
+                    "NaN".into()
+                } else if x > 0.0 {
+                    "inf".into()
+                } else {
+                    "-inf".into()
+                }
             })),
             Values::Str(v) => v[i].clone(),
             Values::Bool(v) => v[i].map(|b| b.to_string()),
@@ -151,7 +157,12 @@ fn col(name: &'static str, nullable: bool, values: Values) -> Column {
 }
 
 /// Which runs to export: `None` for all of them.
-pub fn export(store: &Store, runs: Option<&[i64]>, format: Format, out: &Path) -> anyhow::Result<Vec<(PathBuf, usize)>> {
+pub fn export(
+    store: &Store,
+    runs: Option<&[i64]>,
+    format: Format,
+    out: &Path,
+) -> anyhow::Result<Vec<(PathBuf, usize)>> {
     let mut records = store.runs()?;
     records.sort_by_key(|r| r.id);
     if let Some(ids) = runs {
@@ -164,7 +175,8 @@ pub fn export(store: &Store, runs: Option<&[i64]>, format: Format, out: &Path) -
     }
     let mut r = RunsCols::default();
     let (mut m_run, mut m_seed, mut m_step, mut m_name, mut m_value) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut t_run, mut t_table, mut t_row, mut t_col, mut t_value, mut t_num) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut t_run, mut t_table, mut t_row, mut t_col, mut t_value, mut t_num) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for rec in &records {
         let dump = store.dump(RunId(rec.id.0))?;
         r.push(&dump.run);
@@ -175,7 +187,8 @@ pub fn export(store: &Store, runs: Option<&[i64]>, format: Format, out: &Path) -
             m_name.push(Some(m.name.clone()));
             m_value.push((!m.value.is_nan()).then_some(m.value));
         }
-        for t in &dump.tables {
+        for raw in &dump.tables {
+            let t = raw.parse().with_context(|| format!("result table `{}` of run {} is damaged", raw.name, rec.id))?;
             for (ri, row) in t.rows.iter().enumerate() {
                 for (ci, cell) in row.iter().enumerate() {
                     t_run.push(Some(rec.id.0));
@@ -286,7 +299,9 @@ impl RunsCols {
 }
 
 fn write_csv(f: &Frame, path: &Path) -> anyhow::Result<()> {
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+    );
     writeln!(w, "{}", f.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(","))?;
     for i in 0..f.columns.first().map_or(0, Column::len) {
         writeln!(w, "{}", f.columns.iter().map(|c| c.csv(i)).collect::<Vec<_>>().join(","))?;
@@ -296,7 +311,9 @@ fn write_csv(f: &Frame, path: &Path) -> anyhow::Result<()> {
 }
 
 fn write_jsonl(f: &Frame, path: &Path) -> anyhow::Result<()> {
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+    );
     for i in 0..f.columns.first().map_or(0, Column::len) {
         // Written by hand to keep the schema's column order (a JSON map would sort the keys).
         let fields: Vec<String> = f.columns.iter().map(|c| format!("\"{}\":{}", c.name, c.json(i))).collect();
@@ -312,7 +329,11 @@ fn split<T: Clone>(v: &[Option<T>]) -> (Vec<i16>, Vec<T>) {
 }
 
 fn write_parquet(f: &Frame, path: &Path) -> anyhow::Result<()> {
-    let message = format!("message {} {{ {} }}", f.name, f.columns.iter().map(Column::parquet_type).collect::<Vec<_>>().join(" "));
+    let message = format!(
+        "message {} {{ {} }}",
+        f.name,
+        f.columns.iter().map(Column::parquet_type).collect::<Vec<_>>().join(" ")
+    );
     let schema = Arc::new(parquet::schema::parser::parse_message_type(&message)?);
     let props = Arc::new(WriterProperties::builder().build());
     let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

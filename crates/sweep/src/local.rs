@@ -37,7 +37,12 @@ impl Executor for Local {
         "local"
     }
 
-    fn execute(&self, sweep: &Sweep, points: &[PlannedPoint], progress: &mut dyn FnMut(&str)) -> anyhow::Result<ExecSummary> {
+    fn execute(
+        &self,
+        sweep: &Sweep,
+        points: &[PlannedPoint],
+        progress: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<ExecSummary> {
         let _lock = SweepLock::take(&sweep.dir)?;
         let workers = self.workers.max(1).min(points.len().max(1));
         progress(&format!("local: {} point(s) on {workers} worker(s)", points.len()));
@@ -58,7 +63,9 @@ impl Executor for Local {
                         if interrupted.load(Ordering::SeqCst) {
                             break;
                         }
-                        let Some((i, point)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
+                        let Some((i, point)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                            break;
+                        };
                         let _ = tx.send(Event::Started(i));
                         let t0 = Instant::now();
                         let outcome = run_point(&bin, sweep, &point, "local", None, Some(pid.clone()));
@@ -104,7 +111,10 @@ impl Executor for Local {
                                     other => format!("left {}", other.word()),
                                 };
                                 let tail = log_tail(sweep, &p.key, 2);
-                                progress(&format!("  {what}: FAILED after {:.1} s: {reason} [{tail}]", took.as_secs_f64()));
+                                progress(&format!(
+                                    "  {what}: FAILED after {:.1} s: {reason} [{tail}]",
+                                    took.as_secs_f64()
+                                ));
                                 summary.failed.push((p.key.clone(), reason));
                             }
                             Err(e) => {
@@ -130,11 +140,19 @@ impl Executor for Local {
 }
 
 impl Local {
-    fn line(&self, s: &ExecSummary, total: usize, running: &[(usize, Instant)], durations: &[f64], workers: usize) -> String {
+    fn line(
+        &self,
+        s: &ExecSummary,
+        total: usize,
+        running: &[(usize, Instant)],
+        durations: &[f64],
+        workers: usize,
+    ) -> String {
         let done = s.finished + s.failed.len() + s.skipped;
         let pending = total - done - running.len();
         let eta = median(durations).map(|m| {
-            let left: f64 = pending as f64 * m + running.iter().map(|(_, t)| (m - t.elapsed().as_secs_f64()).max(0.0)).sum::<f64>();
+            let left: f64 =
+                pending as f64 * m + running.iter().map(|(_, t)| (m - t.elapsed().as_secs_f64()).max(0.0)).sum::<f64>();
             format!("ETA {:.0} s", left / workers as f64)
         });
         format!(
@@ -177,7 +195,8 @@ impl SweepLock {
                             "another `mesalab sweep run` (pid {pid}) is running this sweep ({}); wait for it or stop it",
                             path.display()
                         ),
-                        _ => std::fs::remove_file(&path).with_context(|| format!("cannot remove the stale {}", path.display()))?,
+                        _ => std::fs::remove_file(&path)
+                            .with_context(|| format!("cannot remove the stale {}", path.display()))?,
                     }
                 }
                 Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),

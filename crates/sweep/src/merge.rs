@@ -38,8 +38,13 @@ pub fn merge_sweep(sweep: &Sweep, into: Option<&Path>) -> anyhow::Result<SweepMe
         .collect::<anyhow::Result<_>>()?;
     let target = Store::open(&target_path)?;
     let summary = target.merge(&sources.iter().collect::<Vec<_>>())?;
-    let missing: Vec<String> =
-        sweep.plan.points.iter().filter(|p| !finished.iter().any(|(f, _)| f.key == p.key)).map(|p| p.key.clone()).collect();
+    let missing: Vec<String> = sweep
+        .plan
+        .points
+        .iter()
+        .filter(|p| !finished.iter().any(|(f, _)| f.key == p.key))
+        .map(|p| p.key.clone())
+        .collect();
     let html = report(sweep, &target)?;
     let report_path = sweep.dir.join(REPORT_FILE);
     write_atomic(&report_path, html.as_bytes())?;
@@ -104,11 +109,12 @@ pub fn report(sweep: &Sweep, store: &Store) -> anyhow::Result<String> {
     let runs = point_runs(sweep, store)?;
     let mut page = Page::new(format!("Sweep {}", plan.name));
     page.subtitle(format!("{} — {} of {} points finished", plan.experiment, runs.len(), plan.points.len()));
-    let metrics = match (plan.metrics.is_empty(), plan.points.iter().find_map(|p| runs.get(&p.key).map(|r| (*r, p.seed)))) {
-        (false, _) => plan.metrics.clone(),
-        (true, Some((run, seed))) => default_metrics(store, run, seed)?,
-        (true, None) => Vec::new(),
-    };
+    let metrics =
+        match (plan.metrics.is_empty(), plan.points.iter().find_map(|p| runs.get(&p.key).map(|r| (*r, p.seed)))) {
+            (false, _) => plan.metrics.clone(),
+            (true, Some((run, seed))) => default_metrics(store, run, seed)?,
+            (true, None) => Vec::new(),
+        };
     // values[metric][point key]
     let mut values: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for m in &metrics {
@@ -163,7 +169,12 @@ pub fn report(sweep: &Sweep, store: &Store) -> anyhow::Result<String> {
         .enumerate()
         .map(|(i, (label, v))| {
             let (mean, lo, hi) = stats(v);
-            vec![Cell::int(i as i64 + 1), Cell::code(label.clone()), Cell::mean_range(mean, lo, hi), Cell::int(v.len() as i64)]
+            vec![
+                Cell::int(i as i64 + 1),
+                Cell::code(label.clone()),
+                Cell::mean_range(mean, lo, hi),
+                Cell::int(v.len() as i64),
+            ]
         })
         .collect();
     let goal = if plan.goal == Goal::Max { "highest" } else { "lowest" };
@@ -174,7 +185,10 @@ pub fn report(sweep: &Sweep, store: &Store) -> anyhow::Result<String> {
     for m in &metrics {
         let mut figures = Vec::new();
         for (ki, key) in plan.keys.iter().enumerate() {
-            figures.push((chart(plan, &values[m], m, ki, key.log_scale), format!("{m} against {}: mean over seeds, band from the lowest to the highest seed.", key.key)));
+            figures.push((
+                chart(plan, &values[m], m, ki, key.log_scale),
+                format!("{m} against {}: mean over seeds, band from the lowest to the highest seed.", key.key),
+            ));
         }
         if !figures.is_empty() {
             page.section(format!("{m} against each swept key")).figure_row(figures);
@@ -201,14 +215,29 @@ pub fn report(sweep: &Sweep, store: &Store) -> anyhow::Result<String> {
     Ok(page.render())
 }
 
+/// x value (as written) → (its number, the metric of every point there).
+type XValues = BTreeMap<String, (Option<f64>, Vec<f64>)>;
+
 /// `metric` against swept key `ki`: one line (or bar set) per combination of the other keys (or
 /// one, averaged over them, when there are more than six), each x the mean over its points.
-fn chart(plan: &crate::sweep::SweepPlan, values: &BTreeMap<String, f64>, metric: &str, ki: usize, log_x: bool) -> String {
+fn chart(
+    plan: &crate::sweep::SweepPlan,
+    values: &BTreeMap<String, f64>,
+    metric: &str,
+    ki: usize,
+    log_x: bool,
+) -> String {
     let key = &plan.keys[ki].key;
     let others = |p: &PlannedPoint| -> String {
-        p.values.iter().enumerate().filter(|(j, _)| *j != ki).map(|(_, (k, v))| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+        p.values
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != ki)
+            .map(|(_, (k, v))| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let mut series: BTreeMap<String, BTreeMap<String, (Option<f64>, Vec<f64>)>> = BTreeMap::new();
+    let mut series: BTreeMap<String, XValues> = BTreeMap::new();
     for p in &plan.points {
         let Some(v) = values.get(&p.key) else { continue };
         let x = &p.values[ki];
@@ -216,7 +245,7 @@ fn chart(plan: &crate::sweep::SweepPlan, values: &BTreeMap<String, f64>, metric:
         entry.1.push(*v);
     }
     if series.len() > 6 {
-        let mut all: BTreeMap<String, (Option<f64>, Vec<f64>)> = BTreeMap::new();
+        let mut all: XValues = BTreeMap::new();
         for s in series.values() {
             for (x, (n, v)) in s {
                 all.entry(x.clone()).or_insert((*n, Vec::new())).1.extend(v);
@@ -251,10 +280,14 @@ fn chart(plan: &crate::sweep::SweepPlan, values: &BTreeMap<String, f64>, metric:
         groups.dedup();
         let mut chart = BarChart::new(title, groups.clone()).y_label(metric.to_string());
         for (name, s) in &series {
-            let st: Vec<(f64, f64, f64)> =
-                groups.iter().map(|g| s.get(g).map(|(_, v)| stats(v)).unwrap_or((f64::NAN, f64::NAN, f64::NAN))).collect();
+            let st: Vec<(f64, f64, f64)> = groups
+                .iter()
+                .map(|g| s.get(g).map(|(_, v)| stats(v)).unwrap_or((f64::NAN, f64::NAN, f64::NAN)))
+                .collect();
             let label = if name.is_empty() { "mean over seeds".to_string() } else { name.clone() };
-            chart = chart.series(BarSeries::new(label, st.iter().map(|s| s.0).collect()).errors(st.iter().map(|s| (s.1, s.2)).collect()));
+            chart = chart.series(
+                BarSeries::new(label, st.iter().map(|s| s.0).collect()).errors(st.iter().map(|s| (s.1, s.2)).collect()),
+            );
         }
         chart.to_svg()
     }

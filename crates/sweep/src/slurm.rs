@@ -125,7 +125,17 @@ pub fn parse_sacct(text: &str) -> BTreeMap<(String, usize), String> {
 fn is_active(state: &str) -> bool {
     matches!(
         state,
-        "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED" | "RESIZING" | "REQUEUE_HOLD" | "REQUEUE_FED" | "SIGNALING" | "STAGE_OUT"
+        "PENDING"
+            | "RUNNING"
+            | "CONFIGURING"
+            | "COMPLETING"
+            | "SUSPENDED"
+            | "REQUEUED"
+            | "RESIZING"
+            | "REQUEUE_HOLD"
+            | "REQUEUE_FED"
+            | "SIGNALING"
+            | "STAGE_OUT"
     )
 }
 
@@ -189,7 +199,10 @@ pub fn status(sweep: &Sweep) -> anyhow::Result<(Vec<(PlannedPoint, TaskStatus)>,
             (PointState::Running, None) => ("failed", "the Slurm task ended without ending its run".into()),
             (PointState::Pending, None) if task.is_some() => (
                 "failed",
-                format!("the task left the queue without starting the point; see {}", slurm_dir(sweep).join("logs").display()),
+                format!(
+                    "the task left the queue without starting the point; see {}",
+                    slurm_dir(sweep).join("logs").display()
+                ),
             ),
             (PointState::Pending, None) => ("pending", "not submitted".into()),
         };
@@ -238,7 +251,8 @@ impl Slurm {
             args.push(format!("--account={a}"));
         }
         args.push(script.display().to_string());
-        let out = Command::new("sbatch").args(&args).output().context("cannot run sbatch (is Slurm installed here?)")?;
+        let out =
+            Command::new("sbatch").args(&args).output().context("cannot run sbatch (is Slurm installed here?)")?;
         if !out.status.success() {
             bail!("sbatch {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         }
@@ -261,7 +275,12 @@ impl Executor for Slurm {
         "slurm"
     }
 
-    fn execute(&self, sweep: &Sweep, points: &[PlannedPoint], progress: &mut dyn FnMut(&str)) -> anyhow::Result<ExecSummary> {
+    fn execute(
+        &self,
+        sweep: &Sweep,
+        points: &[PlannedPoint],
+        progress: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<ExecSummary> {
         let started = Instant::now();
         let (before, _) = status(sweep)?;
         let held: Vec<&str> = before
@@ -269,7 +288,8 @@ impl Executor for Slurm {
             .filter(|(_, s)| s.state == "queued" || s.state == "running")
             .map(|(p, _)| p.key.as_str())
             .collect();
-        let keys: Vec<String> = points.iter().filter(|p| !held.contains(&p.key.as_str())).map(|p| p.key.clone()).collect();
+        let keys: Vec<String> =
+            points.iter().filter(|p| !held.contains(&p.key.as_str())).map(|p| p.key.clone()).collect();
         if !held.is_empty() {
             progress(&format!("slurm: {} point(s) are still queued or running; not submitting them again", held.len()));
         }
@@ -295,8 +315,7 @@ impl Executor for Slurm {
         loop {
             std::thread::sleep(self.poll);
             let (now, _) = status(sweep)?;
-            let mine: Vec<&TaskStatus> =
-                now.iter().filter(|(p, _)| keys.contains(&p.key)).map(|(_, s)| s).collect();
+            let mine: Vec<&TaskStatus> = now.iter().filter(|(p, _)| keys.contains(&p.key)).map(|(_, s)| s).collect();
             let count = |w: &str| mine.iter().filter(|s| s.state == w).count();
             let line = format!(
                 "[sweep] job {}: {} finished, {} failed, {} running, {} queued",
@@ -311,7 +330,10 @@ impl Executor for Slurm {
                 last = line;
             }
             if self.interrupted.load(Ordering::SeqCst) {
-                progress(&format!("interrupt: stopped waiting; job {} keeps running (scancel {} stops it)", sub.job_id, sub.job_id));
+                progress(&format!(
+                    "interrupt: stopped waiting; job {} keeps running (scancel {} stops it)",
+                    sub.job_id, sub.job_id
+                ));
                 summary.interrupted = true;
                 break;
             }

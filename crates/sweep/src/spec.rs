@@ -88,7 +88,14 @@ pub struct SlurmOptions {
 
 impl Default for SlurmOptions {
     fn default() -> Self {
-        Self { time: "01:00:00".into(), mem: "2G".into(), cpus_per_task: 1, partition: None, account: None, max_parallel: 0 }
+        Self {
+            time: "01:00:00".into(),
+            mem: "2G".into(),
+            cpus_per_task: 1,
+            partition: None,
+            account: None,
+            max_parallel: 0,
+        }
     }
 }
 
@@ -97,11 +104,17 @@ impl SlurmOptions {
         let time_ok = !self.time.is_empty()
             && self.time.split(['-', ':']).all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         if !time_ok {
-            return Err(Invalid::new("slurm.time", format!("`{}` is not a Slurm time like 00:10:00 or 1-00:00:00", self.time)));
+            return Err(Invalid::new(
+                "slurm.time",
+                format!("`{}` is not a Slurm time like 00:10:00 or 1-00:00:00", self.time),
+            ));
         }
         let digits = self.mem.trim_end_matches(['K', 'M', 'G', 'T']);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || self.mem.len() - digits.len() > 1 {
-            return Err(Invalid::new("slurm.mem", format!("`{}` is not a Slurm memory size like 500M or 2G", self.mem)));
+            return Err(Invalid::new(
+                "slurm.mem",
+                format!("`{}` is not a Slurm memory size like 500M or 2G", self.mem),
+            ));
         }
         if self.cpus_per_task == 0 {
             return Err(Invalid::new("slurm.cpus_per_task", "must be at least 1"));
@@ -297,7 +310,12 @@ impl SweepSpec {
             Some(n) => n,
             None => std::path::Path::new(origin)
                 .file_stem()
-                .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect())
+                .map(|s| {
+                    s.to_string_lossy()
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+                        .collect()
+                })
                 .unwrap_or_else(|| "sweep".into()),
         };
         let spec = SweepSpec {
@@ -318,7 +336,11 @@ impl SweepSpec {
         };
         let count = spec.point_count();
         if count > MAX_POINTS as u128 {
-            return Err(err("grid", format!("the sweep has {count} points, more than {MAX_POINTS}; check the ranges"), None));
+            return Err(err(
+                "grid",
+                format!("the sweep has {count} points, more than {MAX_POINTS}; check the ranges"),
+                None,
+            ));
         }
         Ok(spec)
     }
@@ -410,7 +432,9 @@ fn take_uint(table: &mut toml::Table, key: &str) -> Result<Option<u64>, String> 
 
 /// The line of a `[table]` header.
 fn locate_table(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')).is_some_and(|h| h.trim() == key)).map(|i| i + 1)
+    text.lines()
+        .position(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')).is_some_and(|h| h.trim() == key))
+        .map(|i| i + 1)
 }
 
 /// Reads `[grid]` / `[random]`: quoted dotted keys (`"train.steps" = …`) and nested tables
@@ -428,8 +452,7 @@ fn flatten_keys(
     for (k, v) in table {
         let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         let located_as = format!("{section}.{key}");
-        let line = config::locate_key(text, &located_as)
-            .or_else(|| find_key_line(text, &key));
+        let line = config::locate_key(text, &located_as).or_else(|| find_key_line(text, &key));
         let err = |message: String, suggestion: Option<String>| ConfigError {
             origin: origin.to_string(),
             line,
@@ -445,7 +468,11 @@ fn flatten_keys(
                     let other = if specs == GRID_SPECS { RANDOM_SPECS } else { GRID_SPECS };
                     if let Some(name) = t.keys().find(|n| other.contains(&n.as_str())) {
                         return Err(err(
-                            format!("`{name}` belongs in [{}], not [{section}]; valid here: {}", if section == "grid" { "random" } else { "grid" }, specs.join(", ")),
+                            format!(
+                                "`{name}` belongs in [{}], not [{section}]; valid here: {}",
+                                if section == "grid" { "random" } else { "grid" },
+                                specs.join(", ")
+                            ),
                             None,
                         ));
                     }
@@ -460,14 +487,22 @@ fn flatten_keys(
                     continue;
                 }
                 if t.len() != 1 {
-                    return Err(err(format!("give one value spec, found {}", t.keys().cloned().collect::<Vec<_>>().join(", ")), None));
+                    return Err(err(
+                        format!("give one value spec, found {}", t.keys().cloned().collect::<Vec<_>>().join(", ")),
+                        None,
+                    ));
                 }
                 let (name, arg) = t.iter().next().expect("one entry");
                 spec_axis(name, arg).map_err(|m| err(m, None))?
             }
             single => match section {
                 "grid" => Axis::Grid(values_of(std::slice::from_ref(single)).map_err(|m| err(m, None))?),
-                _ => return Err(err(format!("expected a value spec like {{ uniform = [0.0, 1.0] }} or a list, got {single}"), None)),
+                _ => {
+                    return Err(err(
+                        format!("expected a value spec like {{ uniform = [0.0, 1.0] }} or a list, got {single}"),
+                        None,
+                    ));
+                }
             },
         };
         let axis = match (section, axis) {
@@ -597,7 +632,10 @@ mod tests {
         let points = spec.points();
         assert_eq!(points.len(), 2 * 2 * 2 * 2);
         // Keys in name order: model.heads, then train.learning_rate (the last one varies fastest).
-        assert_eq!(points[0].values[1], ("train.learning_rate".into(), Value { raw: "0.001".into(), number: Some(1e-3) }));
+        assert_eq!(
+            points[0].values[1],
+            ("train.learning_rate".into(), Value { raw: "0.001".into(), number: Some(1e-3) })
+        );
         assert_eq!(points[0].values[0].1.raw, "1");
         assert_eq!(points[4].values[1].1.raw, "0.003");
         assert_eq!(points[8].values[0].1.raw, "2");
@@ -619,19 +657,26 @@ mod tests {
     fn errors_name_line_key_and_closest() {
         let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\nseeeds = 3\n").unwrap_err();
         assert_eq!((e.line, e.suggestion.as_deref()), (Some(2), Some("seeds")), "{e}");
-        let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\n[grid]\n\"a.b\" = { log_unifrom = [1, 2] }\n").unwrap_err();
+        let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\n[grid]\n\"a.b\" = { log_unifrom = [1, 2] }\n")
+            .unwrap_err();
         assert_eq!(e.line, Some(3), "{e}");
         assert_eq!(e.suggestion.as_deref(), Some("log_uniform"));
         assert!(e.to_string().starts_with("s.toml:3: key `grid.a.b`"), "{e}");
-        let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\n[random]\nsamples = 2\n\"a.b\" = { log_uniform = [0, 2] }\n").unwrap_err();
+        let e = SweepSpec::parse(
+            "s.toml",
+            "experiment = \"icl-gd\"\n[random]\nsamples = 2\n\"a.b\" = { log_uniform = [0, 2] }\n",
+        )
+        .unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
-        let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\n[random]\n\"a.b\" = { uniform = [0, 2] }\n").unwrap_err();
+        let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\n[random]\n\"a.b\" = { uniform = [0, 2] }\n")
+            .unwrap_err();
         assert!(e.to_string().contains("samples"), "{e}");
         let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\n[slurm]\ntime = \"ten minutes\"\n").unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("slurm.time")), "{e}");
         let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\n[slurm]\nmemory = \"2G\"\n").unwrap_err();
         assert_eq!((e.line, e.suggestion.as_deref()), (Some(3), Some("mem")), "{e}");
-        let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\nset = [\"a.b=1\"]\n[grid]\n\"a.b\" = [1, 2]\n").unwrap_err();
+        let e = SweepSpec::parse("s.toml", "experiment = \"icl-gd\"\nset = [\"a.b=1\"]\n[grid]\n\"a.b\" = [1, 2]\n")
+            .unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
     }
 

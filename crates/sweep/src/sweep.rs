@@ -91,8 +91,14 @@ pub enum PointState {
     Pending,
     /// A process is on it (locally: its pid is alive; for Slurm, the caller asks squeue).
     Running,
-    Finished { run_uid: String, wall_s: Option<f64>, peak_rss_kib: Option<u64> },
-    Failed { reason: String },
+    Finished {
+        run_uid: String,
+        wall_s: Option<f64>,
+        peak_rss_kib: Option<u64>,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 impl PointState {
@@ -220,9 +226,9 @@ impl Sweep {
                 peak_rss_kib: attempt.as_ref().and_then(|a| a.peak_rss_kib),
             },
             Some(run) if run.status == RunStatus::Running => match &attempt {
-                Some(a) if a.ended_at_ms.is_some() => {
-                    PointState::Failed { reason: format!("`mesalab run` ended ({}) without ending its run", exit_text(a)) }
-                }
+                Some(a) if a.ended_at_ms.is_some() => PointState::Failed {
+                    reason: format!("`mesalab run` ended ({}) without ending its run", exit_text(a)),
+                },
                 _ => PointState::Running,
             },
             Some(run) => PointState::Failed {
@@ -230,7 +236,11 @@ impl Sweep {
             },
             None => match &attempt {
                 Some(a) if a.ended_at_ms.is_some() => PointState::Failed {
-                    reason: format!("`mesalab run` ended ({}) before recording a run; see {}", exit_text(a), pd.join(POINT_LOG).display()),
+                    reason: format!(
+                        "`mesalab run` ended ({}) before recording a run; see {}",
+                        exit_text(a),
+                        pd.join(POINT_LOG).display()
+                    ),
                 },
                 Some(a) if local_pids && a.pid.is_some_and(|p| !pid_alive(p)) => {
                     PointState::Failed { reason: "its process died before recording a run".into() }
