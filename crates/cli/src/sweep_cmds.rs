@@ -258,6 +258,9 @@ pub fn dispatch(
                     println!("point {key} had finished already");
                     Ok(())
                 }
+                mesalab_sweep::exec::PointOutcome::StillRunning(pid) => {
+                    Err(Failure::Run(anyhow!("point {key} is still being run by process {pid:?} on this node")))
+                }
                 mesalab_sweep::exec::PointOutcome::Ran(PointState::Finished { wall_s, .. }) => {
                     println!("point {key} finished in {:.1} s", wall_s.unwrap_or(f64::NAN));
                     Ok(())

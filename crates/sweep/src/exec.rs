@@ -19,6 +19,9 @@ use crate::sweep::{ATTEMPT_FILE, Attempt, POINT_LOG, PointState, Sweep, hostname
 pub enum PointOutcome {
     /// The point had finished before; nothing was run.
     AlreadyFinished,
+    /// A live process on this machine is still running the point (left by an earlier sweep
+    /// process that died alone); nothing was run and its directory was left alone.
+    StillRunning(Option<u32>),
     /// It ran; the state its store shows now.
     Ran(PointState),
 }
@@ -34,8 +37,10 @@ pub fn run_point(
     slurm_job: Option<String>,
     pid: Option<Arc<AtomicU32>>,
 ) -> anyhow::Result<PointOutcome> {
-    if matches!(sweep.state(&point.key, true), PointState::Finished { .. }) {
-        return Ok(PointOutcome::AlreadyFinished);
+    match sweep.state(&point.key, true) {
+        PointState::Finished { .. } => return Ok(PointOutcome::AlreadyFinished),
+        PointState::Running => return Ok(PointOutcome::StillRunning(sweep.attempt(&point.key).and_then(|a| a.pid))),
+        PointState::Pending | PointState::Failed { .. } => {}
     }
     sweep.set_aside(&point.key)?;
     let pd = sweep.point_dir(&point.key);

@@ -100,6 +100,14 @@ impl Executor for Local {
                         let what = format!("point {} (seed {}, {})", p.index, p.seed, p.label());
                         match outcome {
                             Ok(PointOutcome::AlreadyFinished) => summary.skipped += 1,
+                            Ok(PointOutcome::StillRunning(pid)) => {
+                                let reason = format!(
+                                    "still being run by process {} (from an earlier sweep); run the sweep again once it has ended",
+                                    pid.map_or("?".into(), |p| p.to_string())
+                                );
+                                progress(&format!("  {what}: skipped: {reason}"));
+                                summary.failed.push((p.key.clone(), reason));
+                            }
                             Ok(PointOutcome::Ran(PointState::Finished { .. })) => {
                                 summary.finished += 1;
                                 durations.push(took.as_secs_f64());
