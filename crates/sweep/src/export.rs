@@ -188,15 +188,19 @@ pub fn export(
             m_value.push((!m.value.is_nan()).then_some(m.value));
         }
         for raw in &dump.tables {
-            let t = raw.parse().with_context(|| format!("result table `{}` of run {} is damaged", raw.name, rec.id))?;
-            for (ri, row) in t.rows.iter().enumerate() {
+            let columns: Vec<String> = serde_json::from_str(&raw.columns)
+                .with_context(|| format!("result table `{}` of run {} is damaged", raw.name, rec.id))?;
+            // Cells keep their stored text: re-printing a parsed JSON float can change its last digit.
+            let rows = split_rows(&raw.rows)
+                .with_context(|| format!("result table `{}` of run {} is damaged", raw.name, rec.id))?;
+            for (ri, row) in rows.iter().enumerate() {
                 for (ci, cell) in row.iter().enumerate() {
                     t_run.push(Some(rec.id.0));
-                    t_table.push(Some(t.name.clone()));
+                    t_table.push(Some(raw.name.clone()));
                     t_row.push(Some(ri as i64));
-                    t_col.push(Some(t.columns.get(ci).cloned().unwrap_or_default()));
-                    t_value.push(Some(cell.to_string()));
-                    t_num.push(cell.as_f64());
+                    t_col.push(Some(columns.get(ci).cloned().unwrap_or_default()));
+                    t_num.push(json_number(cell));
+                    t_value.push(Some(cell.clone()));
                 }
             }
         }
@@ -240,6 +244,93 @@ pub fn export(
         written.push((path, rows));
     }
     Ok(written)
+}
+
+/// A JSON number token, parsed by Rust's correctly rounded float parser.
+fn json_number(cell: &str) -> Option<f64> {
+    let c = cell.as_bytes().first()?;
+    if c.is_ascii_digit() || *c == b'-' { cell.parse().ok() } else { None }
+}
+
+/// Splits a JSON array of arrays into the raw text of each cell, without parsing the cells.
+fn split_rows(text: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let skip = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    let expect = |i: &mut usize, c: u8| -> anyhow::Result<()> {
+        skip(i);
+        if *i < b.len() && b[*i] == c {
+            *i += 1;
+            Ok(())
+        } else {
+            bail!("expected `{}` at byte {}", c as char, *i)
+        }
+    };
+    expect(&mut i, b'[')?;
+    let mut rows = Vec::new();
+    skip(&mut i);
+    if i < b.len() && b[i] == b']' {
+        return Ok(rows);
+    }
+    loop {
+        expect(&mut i, b'[')?;
+        let mut row = Vec::new();
+        skip(&mut i);
+        if i < b.len() && b[i] == b']' {
+            i += 1;
+        } else {
+            loop {
+                skip(&mut i);
+                let start = i;
+                let (mut depth, mut in_str, mut esc) = (0i32, false, false);
+                while i < b.len() {
+                    let c = b[i];
+                    if in_str {
+                        match (esc, c) {
+                            (true, _) => esc = false,
+                            (false, b'\\') => esc = true,
+                            (false, b'"') => in_str = false,
+                            _ => {}
+                        }
+                    } else {
+                        match c {
+                            b'"' => in_str = true,
+                            b'[' | b'{' => depth += 1,
+                            b']' | b'}' if depth > 0 => depth -= 1,
+                            b',' | b']' if depth == 0 => break,
+                            _ => {}
+                        }
+                    }
+                    i += 1;
+                }
+                let cell = text[start..i].trim();
+                if cell.is_empty() {
+                    bail!("empty cell at byte {start}");
+                }
+                row.push(cell.to_string());
+                skip(&mut i);
+                match b.get(i) {
+                    Some(b',') => i += 1,
+                    Some(b']') => {
+                        i += 1;
+                        break;
+                    }
+                    _ => bail!("unterminated row at byte {i}"),
+                }
+            }
+        }
+        rows.push(row);
+        skip(&mut i);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b']') => return Ok(rows),
+            _ => bail!("unterminated table at byte {i}"),
+        }
+    }
 }
 
 #[derive(Default)]

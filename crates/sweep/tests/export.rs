@@ -35,7 +35,7 @@ fn store_with_awkward_values(dir: &Path) -> Store {
     let table = ResultTable {
         name: "t".into(),
         columns: vec!["name".into(), "v".into()],
-        rows: vec![vec![json!("line\nbreak"), json!(2.5)], vec![json!(null), json!(true)]],
+        rows: vec![vec![json!("line\nbreak, \"[x]\""), json!(2.5)], vec![json!(null), json!([1, {"a": "]"}])]],
     };
     store.put_table(id, &table).unwrap();
     store.finish_run(id, RunOutcome::Finished).unwrap();
@@ -81,7 +81,9 @@ fn jsonl_and_parquet_hold_exactly_the_store() {
     assert_eq!(csv_lines[2], format!("1,{},1,loss,", u64::MAX), "NaN is an empty field");
     assert_eq!(csv_lines[3], "1,,1,\"mean, \"\"all\"\"\",-1e-300");
     let tables = std::fs::read_to_string(out.join("tables.csv")).unwrap();
-    assert!(tables.contains("\"\"\"line\\nbreak\"\"\""), "JSON text quoted: {tables}");
+    assert!(tables.contains("1,t,0,name,\"\"\"line\\nbreak, \\\"\"[x]\\\"\"\"\"\","), "JSON text quoted: {tables}");
+    assert!(tables.contains("1,t,1,v,\"[1,{\"\"a\"\":\"\"]\"\"}]\","), "nested cell kept whole: {tables}");
+    assert!(tables.contains("1,t,0,v,2.5,2.5\n"), "{tables}");
 
     let reader = SerializedFileReader::new(std::fs::File::open(out.join("metrics.parquet")).unwrap()).unwrap();
     let rows: Vec<Vec<(String, Field)>> = reader
