@@ -791,13 +791,15 @@ impl Store {
                  CASE WHEN r.status = 'running' THEN (SELECT max(step) FROM metrics m WHERE m.run_id = r.id) END \
                  FROM runs r ORDER BY r.id DESC"
             ))?;
+            // The extra columns follow the run's own, however many those are.
+            let n = RUN_COLUMNS.split(", ").count();
             let rows = query
                 .query_map([], |r| {
                     Ok((
                         RawRun::from_row(r)?,
-                        r.get::<_, Option<String>>(12)?,
-                        r.get::<_, Option<i64>>(13)?,
-                        r.get::<_, Option<i64>>(14)?,
+                        r.get::<_, Option<String>>(n)?,
+                        r.get::<_, Option<i64>>(n + 1)?,
+                        r.get::<_, Option<i64>>(n + 2)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
