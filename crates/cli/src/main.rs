@@ -10,6 +10,7 @@
 mod env_cmds;
 mod progress;
 mod serve_cmd;
+mod sweep_cmds;
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
@@ -32,6 +33,7 @@ const AFTER_HELP: &str = concat!(
     "  mesalab render cheese-maze-v1 --split deploy -o maze.svg\n",
     "  mesalab render --experiment coin-corridor --split deploy -o deploy.svg\n",
     "  mesalab serve --port 8765\n",
+    "  mesalab sweep run sweep.toml --workers 2 && mesalab merge runs/sweeps/<name>\n",
     "\n",
     "Exit codes: 0 ok, 1 the run failed (it is marked failed in the store and keeps what it logged),\n",
     "2 bad input (nothing was run or written), 130 interrupted."
@@ -79,6 +81,15 @@ enum Command {
     /// Serve a read-only live dashboard over the store (runs table, live curves, comparisons) on
     /// http://127.0.0.1:8765/.
     Serve(serve_cmd::ServeArgs),
+    /// Sweeps: plan, run (locally or on Slurm), status, retry.
+    Sweep {
+        #[command(subcommand)]
+        command: sweep_cmds::SweepCommand,
+    },
+    /// Fold stores (or a sweep's point stores) into one store; a sweep also gets its report.
+    Merge(sweep_cmds::MergeArgs),
+    /// Export the store's runs, metrics and tables as CSV, JSON lines or Parquet.
+    Export(sweep_cmds::ExportArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -216,6 +227,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo { out } => demo(cli.store.as_deref(), out),
         Command::Serve(args) => serve_cmd::serve(cli.store.as_deref(), &args),
+        Command::Sweep { command } => sweep_cmds::dispatch(command, cli.store.as_deref(), install_interrupt_handler),
+        Command::Merge(args) => sweep_cmds::merge_cmd(args),
+        Command::Export(args) => sweep_cmds::export_cmd(args, cli.store.as_deref()),
     }
 }
 

@@ -134,6 +134,28 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    /// Two stores hold a run with the same uid but different contents; a merge refused it and
+    /// wrote nothing.
+    #[error(
+        "cannot merge: run {source_id} of {from} and run {other_id} of {other} are the same run \
+         (uid {uid}) but their {differs_in} differ; nothing was merged. One of the two is a modified \
+         or half-finished copy: keep the store that holds the run you trust and merge without the other."
+    )]
+    MergeConflict {
+        /// The run's uid.
+        uid: String,
+        /// The store being merged in.
+        from: PathBuf,
+        /// The run's id there.
+        source_id: RunId,
+        /// The store that already holds that uid (the target or an earlier source).
+        other: PathBuf,
+        /// The run's id there.
+        other_id: RunId,
+        /// What differs (`status`, `metrics`, …).
+        differs_in: &'static str,
+    },
+
     /// A stored row does not have the shape this build expects (edited by hand, or a bug).
     #[error(
         "the store {path} holds a malformed row: {detail}; the file may have been edited by hand — \

@@ -17,6 +17,7 @@
 //!   program's database) or whose schema is newer than [`SCHEMA_VERSION`].
 
 mod error;
+mod merge;
 mod schema;
 mod types;
 
@@ -30,6 +31,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::StoreError;
+pub use merge::{MergeSummary, MetricSample, RawTable, RunDump};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     Artifact, ArtifactKind, ArtifactRecord, MetricRow, NewRun, Progress, ResultTable, RunId, RunOutcome, RunOverview,
@@ -88,7 +90,7 @@ impl From<StoreError> for Fail {
 }
 
 const RUN_COLUMNS: &str = "id, experiment, config_toml, seeds, code_revision, run_dir, quick, \
-                           status, error, pid, started_at, ended_at";
+                           status, error, pid, started_at, ended_at, uid";
 
 /// A `runs` row as SQLite hands it over, before its JSON and enum columns are parsed.
 struct RawRun {
@@ -104,6 +106,7 @@ struct RawRun {
     pid: Option<i64>,
     started_at: i64,
     ended_at: Option<i64>,
+    uid: String,
 }
 
 impl RawRun {
@@ -121,6 +124,7 @@ impl RawRun {
             pid: row.get(9)?,
             started_at: row.get(10)?,
             ended_at: row.get(11)?,
+            uid: row.get(12)?,
         })
     }
 
@@ -144,6 +148,7 @@ impl RawRun {
             pid,
             started_at_ms: self.started_at,
             ended_at_ms: self.ended_at,
+            uid: self.uid,
         })
     }
 }
@@ -381,7 +386,8 @@ impl Store {
         self.write("beginning a run", |tx| {
             tx.execute(
                 "INSERT INTO runs (experiment, config_toml, seeds, code_revision, run_dir, quick, \
-                 status, pid, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8)",
+                 status, pid, started_at, uid) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, lower(hex(randomblob(16))))",
                 params![
                     new.experiment,
                     new.config_toml,
@@ -785,13 +791,15 @@ impl Store {
                  CASE WHEN r.status = 'running' THEN (SELECT max(step) FROM metrics m WHERE m.run_id = r.id) END \
                  FROM runs r ORDER BY r.id DESC"
             ))?;
+            // The extra columns follow the run's own, however many those are.
+            let n = RUN_COLUMNS.split(", ").count();
             let rows = query
                 .query_map([], |r| {
                     Ok((
                         RawRun::from_row(r)?,
-                        r.get::<_, Option<String>>(12)?,
-                        r.get::<_, Option<i64>>(13)?,
-                        r.get::<_, Option<i64>>(14)?,
+                        r.get::<_, Option<String>>(n)?,
+                        r.get::<_, Option<i64>>(n + 1)?,
+                        r.get::<_, Option<i64>>(n + 2)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -68,4 +68,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, name)
     );
     "#,
+    // 1 -> 2: a run identity that survives merging stores (`mesalab merge`): the rowid is local to
+    // one store, the uid is not. Existing runs get a fresh random uid.
+    r#"
+    ALTER TABLE runs ADD COLUMN uid TEXT;
+    UPDATE runs SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
+    CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
+    "#,
 ];

@@ -141,6 +141,9 @@ pub struct RunRecord {
     pub started_at_ms: i64,
     /// End time, unix milliseconds UTC; `None` while running.
     pub ended_at_ms: Option<i64>,
+    /// Identity of the run across stores (32 hex digits, random at `begin_run`); kept when the run
+    /// is merged into another store, where it gets a new [`RunId`].
+    pub uid: String,
 }
 
 /// One metric sample. `seed: None` marks a cross-seed aggregate (mean, CI bound, ...).
