@@ -150,10 +150,13 @@ impl Role {
 /// A baseline and its role.
 pub type Baseline<E> = (Role, Box<dyn Actor<E>>);
 
+/// One split's env and the start states every policy plays on it.
+pub type SplitLevels<E> = (E, Vec<<E as Env>::State>);
+
 /// The levels every policy of one variant plays: `(env, start states)` per split.
 pub struct Levels<E: Env> {
-    pub train: (E, Vec<E::State>),
-    pub deploy: (E, Vec<E::State>),
+    pub train: SplitLevels<E>,
+    pub deploy: SplitLevels<E>,
 }
 
 impl<E: Env> Levels<E> {
@@ -526,7 +529,7 @@ pub fn run<M: Misgen>(m: &M, ctx: &RunContext) -> anyhow::Result<Value> {
             };
             let (policy, training) = train_policy(ctx, train_env.clone(), &job)?;
             ctx.check_interrupt()?;
-            ctx.progress.start(&format!("{} seed {seed}: evaluating", variant.name).trim_start().to_string(), 2);
+            ctx.progress.start(format!("{} seed {seed}: evaluating", variant.name).trim_start(), 2);
             let actor = PolicyActor::new(&policy, m.sections().eval.selection);
             let mut splits: Vec<SplitResult> = Vec::new();
             for (i, split) in SPLITS.iter().enumerate() {
@@ -643,7 +646,7 @@ pub fn run<M: Misgen>(m: &M, ctx: &RunContext) -> anyhow::Result<Value> {
 /// The levels of both splits of `variant`, from the evaluation seed alone.
 pub fn draw_levels<M: Misgen>(m: &M, variant: &Variant) -> anyhow::Result<Levels<M::Env>> {
     let streams = Streams::new(Seed(m.sections().eval.seed));
-    let draw = |split: &str| -> anyhow::Result<(M::Env, Vec<<M::Env as Env>::State>)> {
+    let draw = |split: &str| -> anyhow::Result<SplitLevels<M::Env>> {
         let env = m.eval_env(variant, split)?;
         let mut rng = streams.stream(&format!("levels/{split}"));
         let levels = (0..m.sections().eval.episodes).map(|_| env.reset(&mut rng)).collect();
