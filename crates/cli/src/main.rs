@@ -15,7 +15,7 @@ mod sweep_cmds;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use mesalab_core::config::Override;
-use mesalab_experiments::{EXPERIMENTS, Plan, PlanOptions, RunError, execute, regenerate_report};
+use mesalab_experiments::{EXPERIMENTS, Plan, PlanOptions, RunError, execute, regenerate_report, resume};
 use mesalab_report::html::{IndexEntry, Status, index_page};
 use mesalab_store::Store;
 use std::io::{IsTerminal, Write};
@@ -58,6 +58,12 @@ struct Cli {
 enum Command {
     /// Run an experiment: a shipped name (see `list`) or a path to a TOML config.
     Run(RunArgs),
+    /// Continue an interrupted, crashed or failed run from its saved training states; its final
+    /// results equal an uninterrupted run's. A finished run is refused (exit 2).
+    Resume {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
     /// List the shipped experiments and environments.
     List,
     /// Regenerate a run's report.html from the store.
@@ -225,6 +231,19 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             print_outcome(&finished.summary, &finished.run_dir);
             Ok(())
         }
+        Command::Resume { run_dir } => {
+            let store = open_store(cli.store.as_deref())?;
+            let interrupted = install_interrupt_handler();
+            let progress = progress::Bars::new(std::io::stdout().is_terminal());
+            eprintln!("resuming the run in {}", run_dir.display());
+            let revision = Some(env!("MESALAB_REVISION").to_string());
+            let finished = resume(&store, &run_dir, &progress, interrupted, revision).map_err(run_failure)?;
+            if let Some(warning) = &finished.report_warning {
+                eprintln!("warning: {warning}; `mesalab report {}` redraws it", finished.run_dir.display());
+            }
+            print_outcome(&finished.summary, &finished.run_dir);
+            Ok(())
+        }
         Command::Demo { out } => demo(cli.store.as_deref(), out),
         Command::Serve(args) => serve_cmd::serve(cli.store.as_deref(), &args),
         Command::Sweep { command } => sweep_cmds::dispatch(command, cli.store.as_deref(), install_interrupt_handler),
@@ -324,17 +343,21 @@ fn run_plan(
         run_dir.display()
     );
     let revision = Some(env!("MESALAB_REVISION").to_string());
-    let finished = execute(plan, store, run_dir, &progress, interrupted, revision).map_err(|e| match e {
-        RunError::Interrupted { .. } => Failure::Interrupted(e.to_string()),
-        // Recorded in the store and marked failed there, with what it logged.
-        RunError::Failed { .. } => Failure::Run(e.into()),
-        // Before the run was recorded; `execute` leaves nothing behind.
-        RunError::Setup(e) => Failure::Input(e),
-    })?;
+    let finished = execute(plan, store, run_dir, &progress, interrupted, revision).map_err(run_failure)?;
     if let Some(warning) = &finished.report_warning {
         eprintln!("warning: {warning}; `mesalab report {}` redraws it", finished.run_dir.display());
     }
     Ok(finished)
+}
+
+fn run_failure(e: RunError) -> Failure {
+    match e {
+        RunError::Interrupted { .. } => Failure::Interrupted(e.to_string()),
+        // Recorded in the store and marked failed there, with what it logged.
+        RunError::Failed { .. } => Failure::Run(e.into()),
+        // Before the run was (re)started; nothing was left behind or changed.
+        RunError::Setup(e) => Failure::Input(e),
+    }
 }
 
 fn print_outcome(summary: &serde_json::Value, run_dir: &Path) {

@@ -97,17 +97,61 @@ impl EpisodeStats {
 
 /// One env instance's running state inside an auto-resetting wrapper: state, its own RNG, and the
 /// stats of the episode in progress.
+///
+/// It also keeps the rule that regenerates its state — the RNG position at the episode's reset
+/// and the actions taken since — so a checkpoint can store a few integers instead of the env's
+/// state type ([`SlotSnapshot`], [`Slot::restore`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Slot<S> {
     pub state: S,
     pub rng: StreamRng,
     pub stats: EpisodeStats,
+    /// `rng`'s word position just before this episode's reset.
+    episode_start: u128,
+    /// The actions of the episode in progress.
+    actions: Vec<u32>,
+}
+
+/// How to regenerate one slot exactly: reset from its stream at `episode_start`, then replay
+/// `actions` (the env is a deterministic function of its state, the action and its RNG).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SlotSnapshot {
+    pub episode_start: u128,
+    pub actions: Vec<u32>,
 }
 
 impl<S> Slot<S> {
     pub fn new<E: Env<State = S>>(env: &E, mut rng: StreamRng) -> Self {
+        let episode_start = rng.get_word_pos();
         let state = env.reset(&mut rng);
-        Self { state, rng, stats: EpisodeStats::default() }
+        Self { state, rng, stats: EpisodeStats::default(), episode_start, actions: Vec::new() }
+    }
+
+    pub fn snapshot(&self) -> SlotSnapshot {
+        SlotSnapshot { episode_start: self.episode_start, actions: self.actions.clone() }
+    }
+
+    /// The slot `snapshot` describes, on stream `rng` (the slot's own stream, at any position).
+    /// Errors when replaying its actions ends the episode (a snapshot of another env or seed).
+    pub fn restore<E: Env<State = S>>(env: &E, mut rng: StreamRng, snapshot: &SlotSnapshot) -> Result<Self, String> {
+        rng.set_word_pos(snapshot.episode_start);
+        let mut slot = Self::new(env, rng);
+        for (t, &a) in snapshot.actions.iter().enumerate() {
+            let action = a as usize;
+            if action >= env.spec().actions.len() {
+                return Err(format!("action {action} at step {t} is not an action of {}", env.spec().name));
+            }
+            let step = env.step(&mut slot.state, action, &mut slot.rng);
+            slot.stats.record(&step);
+            slot.actions.push(a);
+            if step.end.is_some() {
+                return Err(format!(
+                    "replaying the saved actions ended the episode at step {t} of {}: the snapshot is not of this env and seed",
+                    snapshot.actions.len()
+                ));
+            }
+        }
+        Ok(slot)
     }
 
     /// Steps, and when the episode ends writes the terminal observation into `terminal_obs`, resets
@@ -123,9 +167,12 @@ impl<S> Slot<S> {
         self.stats.record(&step);
         let finished = if step.end.is_some() {
             env.write_obs(&self.state, terminal_obs);
+            self.episode_start = self.rng.get_word_pos();
+            self.actions.clear();
             self.state = env.reset(&mut self.rng);
             Some(std::mem::take(&mut self.stats))
         } else {
+            self.actions.push(u32::try_from(action).unwrap_or(u32::MAX));
             None
         };
         env.write_obs(&self.state, obs);

@@ -32,7 +32,7 @@ pub mod vec_env;
 pub use actor::{Actor, OnAny, PerState, StateActor, UniformRandom};
 pub use any::{AnyEnv, AnyState};
 pub use api::{End, Env, EnvSpec, Events, Step, SvgGeometry};
-pub use episode::{AutoReset, EpisodeStats};
+pub use episode::{AutoReset, EpisodeStats, SlotSnapshot};
 pub use error::EnvError;
 pub use params::EnvParams;
 pub use vec_env::VecEnv;

@@ -13,7 +13,7 @@
 //! - `finished`: `(slot, EpisodeStats)` of the episodes that ended on the last step, slot order.
 
 use crate::api::{End, Env, Events};
-use crate::episode::{EpisodeStats, Slot};
+use crate::episode::{EpisodeStats, Slot, SlotSnapshot};
 use mesalab_core::Streams;
 
 /// N copies of one env, auto-resetting, with step results in flat buffers.
@@ -80,6 +80,25 @@ impl<E: Env> VecEnv<E> {
             events: vec![Events::default(); n],
             finished: Vec::new(),
         }
+    }
+
+    /// What regenerates every slot exactly (see [`SlotSnapshot`]); with the same env, streams and
+    /// first index, [`VecEnv::restore`] gives a VecEnv whose future steps equal this one's.
+    pub fn snapshot(&self) -> Vec<SlotSnapshot> {
+        self.slots.iter().map(Slot::snapshot).collect()
+    }
+
+    /// The VecEnv `snapshot` describes (see [`VecEnv::snapshot`]). Buffers other than `obs` hold
+    /// nothing until the next step, as after [`VecEnv::new`].
+    pub fn restore(env: E, streams: &Streams, first_index: u64, snapshot: &[SlotSnapshot]) -> Result<Self, String> {
+        let mut v = Self::new(env, streams, first_index, snapshot.len());
+        for (i, s) in snapshot.iter().enumerate() {
+            let rng = streams.indexed("env", first_index + i as u64);
+            v.slots[i] = Slot::restore(&v.env, rng, s).map_err(|e| format!("env slot {i}: {e}"))?;
+            let row = i * v.obs_len..(i + 1) * v.obs_len;
+            v.env.write_obs(&v.slots[i].state, &mut v.obs[row]);
+        }
+        Ok(v)
     }
 
     pub fn env(&self) -> &E {

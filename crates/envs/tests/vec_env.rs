@@ -81,3 +81,25 @@ fn finished_episodes_match_the_step_buffers_and_terminal_obs_differs_from_reset_
     }
     assert!(finished >= 9, "each slot times out every 10 steps ({finished})");
 }
+
+#[test]
+fn a_restored_snapshot_continues_exactly_like_the_original() {
+    for name in registry::names() {
+        let env = registry::make(name, "train", &[]).unwrap();
+        let streams = Streams::new(Seed(9));
+        let mut original = VecEnv::new(env.clone(), &streams, 3, 6);
+        run(&mut original, 0, 37, 1);
+        let snapshot = original.snapshot();
+        let mut restored = VecEnv::restore(env.clone(), &streams, 3, &snapshot).unwrap();
+        assert_eq!(original.obs(), restored.obs(), "{name}: observations after restore");
+        for i in 0..6 {
+            assert_eq!(original.running_stats(i), restored.running_stats(i), "{name}: slot {i} stats");
+        }
+        assert_eq!(run(&mut original, 37, 150, 1), run(&mut restored, 37, 150, 1), "{name}: futures differ");
+        // A snapshot replayed on another seed is refused, or regenerates another state: never a panic.
+        let other = VecEnv::restore(env, &Streams::new(Seed(10)), 3, &snapshot);
+        if let Ok(o) = other {
+            assert_eq!(o.len(), 6);
+        }
+    }
+}

@@ -37,11 +37,14 @@ pub struct RunSection {
     /// Log training curves every this many updates (PPO) or steps (supervised), and always the
     /// first and the last.
     pub log_every: usize,
+    /// Save a resumable training state every this many PPO updates (and on Ctrl-C, and when
+    /// training ends); `mesalab resume` continues from the last one.
+    pub checkpoint_every: usize,
 }
 
 impl Default for RunSection {
     fn default() -> Self {
-        Self { seed: 0, seeds: 5, log_every: 5 }
+        Self { seed: 0, seeds: 5, log_every: 5, checkpoint_every: 10 }
     }
 }
 
@@ -57,6 +60,9 @@ impl RunSection {
         }
         if self.log_every == 0 {
             return Err(Invalid::new("run.log_every", "must be at least 1"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(Invalid::new("run.checkpoint_every", "must be at least 1"));
         }
         if self.seed.checked_add(self.seeds).is_none() {
             return Err(Invalid::new("run.seed", "seed + seeds overflows a 64-bit seed"));

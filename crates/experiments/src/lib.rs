@@ -24,4 +24,4 @@ pub mod verdict;
 pub use context::{Progress, RunContext, Silent};
 pub use plan::{Plan, PlanOptions};
 pub use registry::{EXPERIMENTS, Experiment, find};
-pub use runner::{Finished, RunError, execute, regenerate_report};
+pub use runner::{Finished, RunError, execute, regenerate_report, resume};

@@ -38,8 +38,11 @@ pub struct Finished {
 /// How a run ended when it did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("run {run_id} was interrupted; everything logged so far is in the store")]
-    Interrupted { run_id: i64 },
+    #[error(
+        "run {run_id} was interrupted; its training states are saved: `mesalab resume {}` continues it",
+        run_dir.display()
+    )]
+    Interrupted { run_id: i64, run_dir: PathBuf },
     /// Failed after the run was recorded; it is marked `failed` in the store (when the store
     /// accepted that) and keeps everything it logged.
     #[error("run {run_id} failed: {message}")]
@@ -71,13 +74,55 @@ pub fn execute(
     code_revision: Option<String>,
 ) -> Result<Finished, RunError> {
     let run_id = begin(plan, store, run_dir, code_revision)?;
+    drive(plan, store, run_id, run_dir, progress, interrupted)
+}
+
+/// Continues the unfinished run (`interrupted`, `crashed` or `failed`) whose directory is
+/// `run_dir`, as a new attempt: the store forgets what earlier attempts logged, and the experiment
+/// runs again over the same directory, where each training loop continues from the training state
+/// it saved (`train-state.bin`) and finished trainings are not repeated. The evaluations are
+/// deterministic functions of the trained models, so the run ends with the same results an
+/// uninterrupted run would have (wall-clock fields aside). A finished run is refused with
+/// [`RunError::Setup`] and nothing changes.
+pub fn resume(
+    store: &Store,
+    run_dir: &Path,
+    progress: &dyn Progress,
+    interrupted: Arc<AtomicBool>,
+    code_revision: Option<String>,
+) -> Result<Finished, RunError> {
+    let record = store.run_by_dir(run_dir)?.with_context(|| {
+        format!("no run in the store {} has the directory {}", store.path().display(), run_dir.display())
+    })?;
+    let origin = format!("the stored config of run {}", record.id.0);
+    let mut plan = Plan::new(&origin, &record.config_toml, &[], &crate::plan::PlanOptions::default())
+        .map_err(|e| RunError::Setup(e.into()))?
+        .named(&record.experiment);
+    plan.quick = record.quick;
+    store.resume_run(record.id, code_revision.as_deref())?;
+    // Outputs of a finished run only; an attempt that crashed while writing them leaves them.
+    for file in [SUMMARY_FILE, REPORT_FILE] {
+        let _ = std::fs::remove_file(record.run_dir.join(file));
+    }
+    drive(&plan, store, record.id, &record.run_dir, progress, interrupted)
+}
+
+/// Runs the experiment of the recorded, `running` run `run_id` and ends it, whatever happens.
+fn drive(
+    plan: &Plan,
+    store: &Store,
+    run_id: RunId,
+    run_dir: &Path,
+    progress: &dyn Progress,
+    interrupted: Arc<AtomicBool>,
+) -> Result<Finished, RunError> {
     // From here on the run exists in the store: every way out ends it.
     let ctx = RunContext { store, run_id, run_dir: run_dir.to_path_buf(), progress, interrupted };
     let summary = match guarded(|| plan.config.run(&ctx)) {
         Ok(summary) => summary,
         Err(e) if e.is::<Interrupted>() || e.chain().any(|c| c.is::<Interrupted>()) => {
             return match store.finish_run(run_id, RunOutcome::Interrupted) {
-                Ok(()) => Err(RunError::Interrupted { run_id: run_id.0 }),
+                Ok(()) => Err(RunError::Interrupted { run_id: run_id.0, run_dir: run_dir.to_path_buf() }),
                 Err(store_err) => Err(RunError::Failed {
                     run_id: run_id.0,
                     message: format!("interrupted by the user, and the store could not mark it so: {store_err}"),

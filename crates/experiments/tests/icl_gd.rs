@@ -129,7 +129,7 @@ fn an_interrupted_run_is_marked_interrupted() {
     let p = plan("icl-gd", SMALL, PlanOptions { seeds: Some(1), ..Default::default() });
     let stop = Arc::new(AtomicBool::new(true));
     let err = execute(&p, &store, &tmp.path().join("r"), &Silent, stop, None).unwrap_err();
-    let RunError::Interrupted { run_id } = err else { panic!("expected an interruption, got {err}") };
+    let RunError::Interrupted { run_id, .. } = err else { panic!("expected an interruption, got {err}") };
     let r = store.runs().unwrap().into_iter().find(|r| r.id.0 == run_id).unwrap();
     assert_eq!(r.status, RunStatus::Interrupted);
 }

@@ -116,6 +116,20 @@ pub enum StoreError {
         status: RunStatus,
     },
 
+    /// `resume` was asked for a finished run.
+    #[error("run {id} is finished; a finished run is never resumed or changed (start a new run instead)")]
+    RunFinished {
+        /// The run.
+        id: RunId,
+    },
+
+    /// `resume` was asked for a run that is still running (its process is alive).
+    #[error("run {id} is still running in another process; wait for it, or stop it (Ctrl-C) and resume then")]
+    RunStillRunning {
+        /// The run.
+        id: RunId,
+    },
+
     /// An argument was rejected before anything was written.
     #[error("invalid {what}: {reason}")]
     InvalidInput {

@@ -34,8 +34,8 @@ pub use error::StoreError;
 pub use merge::{MergeSummary, MetricSample, RawTable, RunDump};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
-    Artifact, ArtifactKind, ArtifactRecord, MetricRow, NewRun, Progress, ResultTable, RunId, RunOutcome, RunOverview,
-    RunProgress, RunRecord, RunStatus,
+    Artifact, ArtifactKind, ArtifactRecord, AttemptRecord, MetricRow, NewRun, Progress, ResultTable, RunId, RunOutcome,
+    RunOverview, RunProgress, RunRecord, RunStatus,
 };
 
 /// Store path used when neither the CLI flag nor [`ENV_VAR`] names one (relative to the working
@@ -399,7 +399,13 @@ impl Store {
                     now_ms(),
                 ],
             )?;
-            Ok(RunId(tx.last_insert_rowid()))
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO attempts (run_id, attempt, pid, code_revision, status, started_at) \
+                 SELECT id, 1, pid, code_revision, status, started_at FROM runs WHERE id = ?1",
+                [id],
+            )?;
+            Ok(RunId(id))
         })
     }
 
@@ -418,8 +424,97 @@ impl Store {
                  WHERE id = ?1 AND status = 'running'",
                 params![id.0, status.as_str(), error, now_ms()],
             )?;
+            end_attempt(tx, id)?;
             Ok(())
         })
+    }
+
+    /// Begins another attempt at an ended, unfinished run (`interrupted`, `crashed` or `failed`),
+    /// for `mesalab resume`: in one transaction, removes everything the run logged (metrics,
+    /// tables, JSON, artifacts — the resumed experiment writes them again from its checkpoints),
+    /// adds an attempt, and marks the run `running` under this process. Returns the attempt number.
+    /// A finished run is refused ([`StoreError::RunFinished`]) and a running one too
+    /// ([`StoreError::RunStillRunning`]); neither is changed.
+    pub fn resume_run(&self, id: RunId, code_revision: Option<&str>) -> Result<u32, StoreError> {
+        self.write("resuming a run", |tx| {
+            let status: Option<String> =
+                tx.query_row("SELECT status FROM runs WHERE id = ?1", [id.0], |r| r.get(0)).optional()?;
+            let Some(status) = status else {
+                return Err(StoreError::UnknownRun { path: self.path.clone(), id }.into());
+            };
+            match status.parse::<RunStatus>() {
+                Ok(RunStatus::Finished) => return Err(StoreError::RunFinished { id }.into()),
+                Ok(RunStatus::Running) => return Err(StoreError::RunStillRunning { id }.into()),
+                Ok(_) => {}
+                Err(detail) => {
+                    return Err(StoreError::Malformed {
+                        path: self.path.clone(),
+                        detail: format!("run {id}: {detail}"),
+                    }
+                    .into());
+                }
+            }
+            for table in ["metrics", "result_tables", "result_json", "artifacts"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [id.0])?;
+            }
+            let attempt: i64 =
+                tx.query_row("SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE run_id = ?1", [id.0], |r| {
+                    r.get(0)
+                })?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO attempts (run_id, attempt, pid, code_revision, status, started_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+                params![id.0, attempt, std::process::id(), code_revision, now],
+            )?;
+            tx.execute(
+                "UPDATE runs SET status = 'running', error = NULL, ended_at = NULL, pid = ?2 WHERE id = ?1",
+                params![id.0, std::process::id()],
+            )?;
+            Ok(u32::try_from(attempt).unwrap_or(u32::MAX))
+        })
+    }
+
+    /// Every attempt at run `id`, first first.
+    pub fn attempts(&self, id: RunId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = self.read("listing attempts", |conn| {
+            require_exists(conn, &self.path, id)?;
+            let mut query = conn.prepare_cached(
+                "SELECT attempt, pid, code_revision, status, error, started_at, ended_at FROM attempts \
+                 WHERE run_id = ?1 ORDER BY attempt",
+            )?;
+            let rows = query
+                .query_map([id.0], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(|(attempt, pid, code_revision, status, error, started_at_ms, ended_at_ms)| {
+                let status = status.parse::<RunStatus>().map_err(|detail| StoreError::Malformed {
+                    path: self.path.clone(),
+                    detail: format!("attempt {attempt} of run {id}: {detail}"),
+                })?;
+                Ok(AttemptRecord {
+                    attempt: u32::try_from(attempt).unwrap_or(0),
+                    pid: pid.and_then(|p| u32::try_from(p).ok()),
+                    code_revision,
+                    status,
+                    error,
+                    started_at_ms,
+                    ended_at_ms,
+                })
+            })
+            .collect()
     }
 
     /// Appends metric samples to a `running` run, all in one transaction: if any row is rejected
@@ -867,11 +962,15 @@ impl Store {
                 if process_alive(pid) != Some(false) {
                     continue;
                 }
-                marked += tx.execute(
+                let n = tx.execute(
                     "UPDATE runs SET status = 'crashed', ended_at = ?2, error = ?3 \
                      WHERE id = ?1 AND status = 'running'",
                     params![id, now, format!("process {pid} exited without ending the run")],
                 )?;
+                if n > 0 {
+                    end_attempt(tx, RunId(id))?;
+                }
+                marked += n;
             }
             Ok(marked)
         })
@@ -979,6 +1078,16 @@ fn require_exists(conn: &Connection, store: &Path, id: RunId) -> Result<(), Fail
 
 /// Fails unless run `id` exists and is `running`. Called inside the write transaction, so the
 /// answer holds until it commits.
+/// Copies the run's (just ended) status, error and end time onto its latest attempt.
+fn end_attempt(conn: &Connection, id: RunId) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "UPDATE attempts SET (status, error, ended_at) = (SELECT status, error, ended_at FROM runs WHERE id = ?1) \
+         WHERE run_id = ?1 AND attempt = (SELECT MAX(attempt) FROM attempts WHERE run_id = ?1)",
+        [id.0],
+    )?;
+    Ok(())
+}
+
 fn require_running(conn: &Connection, store: &Path, id: RunId) -> Result<(), Fail> {
     let status: Option<String> =
         conn.query_row("SELECT status FROM runs WHERE id = ?1", [id.0], |r| r.get(0)).optional()?;

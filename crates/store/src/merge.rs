@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Artifact, ArtifactKind, ArtifactRecord, Fail, RUN_COLUMNS, RawRun, ResultTable, RunId, RunRecord, Store,
-    StoreError, seed_from_sql, seed_to_sql,
+    Artifact, ArtifactKind, ArtifactRecord, AttemptRecord, Fail, RUN_COLUMNS, RawRun, ResultTable, RunId, RunRecord,
+    Store, StoreError, seed_from_sql, seed_to_sql,
 };
 
 /// One metric sample as stored (`seed: None` for a cross-seed aggregate; NaN for a stored NULL).
@@ -40,6 +40,8 @@ pub struct RunDump {
     pub json: Vec<(String, String)>,
     /// Sorted by name.
     pub artifacts: Vec<ArtifactRecord>,
+    /// Every attempt, first first (pids are store-local and not compared).
+    pub attempts: Vec<AttemptRecord>,
 }
 
 impl RunDump {
@@ -76,6 +78,11 @@ impl RunDump {
         }
         if self.artifacts != other.artifacts {
             return Some("artifacts");
+        }
+        let without_pid =
+            |v: &[AttemptRecord]| v.iter().map(|a| AttemptRecord { pid: None, ..a.clone() }).collect::<Vec<_>>();
+        if without_pid(&self.attempts) != without_pid(&other.attempts) {
+            return Some("attempts");
         }
         None
     }
@@ -262,7 +269,37 @@ fn dump_on(conn: &Connection, store: &std::path::Path, id: RunId) -> Result<RunD
             created_at_ms,
         });
     }
-    Ok(RunDump { run, metrics, tables, json, artifacts })
+    let mut query = conn.prepare_cached(
+        "SELECT attempt, pid, code_revision, status, error, started_at, ended_at FROM attempts \
+         WHERE run_id = ?1 ORDER BY attempt",
+    )?;
+    let raw_attempts = query
+        .query_map([id.0], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut attempts = Vec::with_capacity(raw_attempts.len());
+    for (attempt, pid, code_revision, status, error, started_at_ms, ended_at_ms) in raw_attempts {
+        let status = status.parse().map_err(|detail| malformed(format!("attempt {attempt} of run {id}: {detail}")))?;
+        attempts.push(AttemptRecord {
+            attempt: u32::try_from(attempt).map_err(|e| malformed(format!("attempt number of run {id}: {e}")))?,
+            pid: pid.and_then(|p| u32::try_from(p).ok()),
+            code_revision,
+            status,
+            error,
+            started_at_ms,
+            ended_at_ms,
+        });
+    }
+    Ok(RunDump { run, metrics, tables, json, artifacts, attempts })
 }
 
 /// Inserts a dumped run (new id, same uid and contents); returns the new id.
@@ -322,6 +359,13 @@ fn insert_dump(tx: &rusqlite::Transaction<'_>, dump: &RunDump) -> Result<RunId, 
                 a.artifact.sha256,
                 a.created_at_ms
             ],
+        )?;
+    }
+    for a in &dump.attempts {
+        tx.execute(
+            "INSERT INTO attempts (run_id, attempt, pid, code_revision, status, error, started_at, ended_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![id, a.attempt, a.pid, a.code_revision, a.status.as_str(), a.error, a.started_at_ms, a.ended_at_ms],
         )?;
     }
     Ok(RunId(id))

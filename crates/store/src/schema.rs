@@ -75,4 +75,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     UPDATE runs SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
     CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
     "#,
+    // 2 -> 3: every attempt at a run (`mesalab resume` adds one). Existing runs get their one
+    // attempt from the run row.
+    r#"
+    CREATE TABLE attempts (
+        run_id        INTEGER NOT NULL REFERENCES runs (id),
+        attempt       INTEGER NOT NULL,             -- 1 for the first, then 2, 3, ...
+        pid           INTEGER,
+        code_revision TEXT,
+        status        TEXT    NOT NULL
+                      CHECK (status IN ('running', 'finished', 'failed', 'interrupted', 'crashed')),
+        error         TEXT,
+        started_at    INTEGER NOT NULL,             -- unix ms, UTC
+        ended_at      INTEGER,                      -- unix ms, UTC; NULL while running
+        PRIMARY KEY (run_id, attempt)
+    );
+    INSERT INTO attempts (run_id, attempt, pid, code_revision, status, error, started_at, ended_at)
+        SELECT id, 1, pid, code_revision, status, error, started_at, ended_at FROM runs;
+    "#,
 ];

@@ -146,6 +146,20 @@ pub struct RunRecord {
     pub uid: String,
 }
 
+/// One attempt at a run: the first `mesalab run`, then one per `mesalab resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub pid: Option<u32>,
+    pub code_revision: Option<String>,
+    /// How this attempt ended (`running` while it runs).
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+}
+
 /// One metric sample. `seed: None` marks a cross-seed aggregate (mean, CI bound, ...).
 ///
 /// `NaN` values are stored as SQL `NULL` and come back as `NaN`; infinities round-trip as is.

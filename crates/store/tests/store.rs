@@ -681,3 +681,40 @@ fn read_only_opening_refuses_missing_and_foreign_files_and_creates_nothing() {
     assert!(matches!(Store::open_read_only(&junk), Err(StoreError::NotADatabase { .. })));
     assert_eq!(std::fs::read(&junk).unwrap(), vec![7u8; 4096]);
 }
+
+#[test]
+fn resume_wipes_the_runs_results_records_attempts_and_refuses_finished_or_running_runs() {
+    let (_dir, _path, store) = temp_store();
+    let id = store.begin_run(&new_run(Path::new("/tmp/mesalab-resume-a"))).unwrap();
+    store.log_metrics(id, &[MetricRow::new(Some(0), 0, "loss", 1.0)]).unwrap();
+    store.put_json(id, "summary", &json!({ "x": 1 })).unwrap();
+    // Running: refused, nothing changed.
+    assert!(matches!(store.resume_run(id, None), Err(StoreError::RunStillRunning { .. })));
+    assert_eq!(store.metrics(id).unwrap().len(), 1);
+    store.finish_run(id, RunOutcome::Interrupted).unwrap();
+    let first = store.attempts(id).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].attempt, first[0].status), (1, RunStatus::Interrupted));
+    assert!(first[0].ended_at_ms.is_some());
+
+    assert_eq!(store.resume_run(id, Some("rev2")).unwrap(), 2);
+    let run = store.run(id).unwrap().unwrap();
+    assert_eq!((run.status, run.error, run.ended_at_ms), (RunStatus::Running, None, None));
+    assert!(store.metrics(id).unwrap().is_empty() && store.json_names(id).unwrap().is_empty());
+    let attempts = store.attempts(id).unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!((attempts[1].attempt, attempts[1].status), (2, RunStatus::Running));
+    assert_eq!(attempts[1].code_revision.as_deref(), Some("rev2"));
+    store.finish_run(id, RunOutcome::Failed("boom".into())).unwrap();
+    assert_eq!(store.resume_run(id, None).unwrap(), 3);
+    store.finish_run(id, RunOutcome::Finished).unwrap();
+    let attempts = store.attempts(id).unwrap();
+    let statuses: Vec<_> = attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, vec![RunStatus::Interrupted, RunStatus::Failed, RunStatus::Finished]);
+    assert_eq!(attempts[1].error.as_deref(), Some("boom"));
+    // Finished: refused, nothing changed.
+    store.put_json(id, "late", &1).unwrap_err();
+    assert!(matches!(store.resume_run(id, None), Err(StoreError::RunFinished { .. })));
+    assert_eq!(store.attempts(id).unwrap().len(), 3);
+    assert!(matches!(store.resume_run(RunId(999), None), Err(StoreError::UnknownRun { .. })));
+}

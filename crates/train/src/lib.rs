@@ -3,9 +3,12 @@
 //! - [`supervised`]: Adam on a differentiable loss (the base optimizer of `icl-gd`).
 //! - [`ppo`]: PPO on a reward over a [`mesalab_envs::VecEnv`] (the base optimizer of the RL
 //!   experiments), CleanRL-style in one file.
+//! - [`checkpoint`]: resumable training states (model, optimizer, counters, RNG positions, env
+//!   snapshots) in one atomically written file.
 //! - [`rollout`]: the one episode loop ([`rollout::play`]) for any [`mesalab_envs::Actor`] — trained
 //!   policies ([`rollout::PolicyActor`]), scripted baselines, random — and [`rollout::evaluate`].
 
+pub mod checkpoint;
 pub mod inspect;
 pub mod ppo;
 pub mod rollout;

@@ -18,13 +18,14 @@
 //! their mean over all minibatches of the update (CleanRL logs the last minibatch's), and `clipfrac`
 //! as CleanRL (mean over all minibatches).
 
+use crate::checkpoint::{CheckpointError, StateFile};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use mesalab_core::Streams;
 use mesalab_core::config::{Invalid, Validate};
-use mesalab_envs::{End, Env, EnvSpec, EpisodeStats, VecEnv};
+use mesalab_envs::{End, Env, EnvSpec, EpisodeStats, SlotSnapshot, VecEnv};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::policy::Policy;
 use rand::seq::SliceRandom;
@@ -170,7 +171,7 @@ impl Validate for PpoConfig {
 }
 
 /// What the episodes that finished in some window amounted to (training or evaluation).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeSummary {
     /// Episodes that finished.
     pub count: usize,
@@ -184,7 +185,7 @@ pub struct EpisodeSummary {
     pub terminated_rate: Option<f64>,
     /// `(event, share of episodes in which it happened at least once)` for every event of the
     /// env, in spec order (empty when no episode finished).
-    pub event_rates: Vec<(&'static str, f64)>,
+    pub event_rates: Vec<(String, f64)>,
 }
 
 impl EpisodeSummary {
@@ -201,14 +202,14 @@ impl EpisodeSummary {
             mean_performance: mean(&|e| e.performance),
             terminated_rate: mean(&|e| f64::from(u8::from(e.end == Some(End::Terminated)))),
             event_rates: (spec.events.iter().enumerate())
-                .map(|(i, name)| (*name, episodes.iter().filter(|e| e.happened(i)).count() as f64 / n))
+                .map(|(i, name)| (name.to_string(), episodes.iter().filter(|e| e.happened(i)).count() as f64 / n))
                 .collect(),
         }
     }
 }
 
 /// What one PPO update logs.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpdateLog {
     /// 1-based update number.
     pub update: usize,
@@ -261,6 +262,8 @@ pub enum PpoError<P: std::fmt::Debug> {
     Config(Invalid),
     #[error("policy does not fit the env: {0}")]
     Incompatible(String),
+    #[error("cannot resume PPO: {0}")]
+    Resume(String),
     #[error(
         "PPO diverged in update {}: {}; returning the model from the start of that update and {} update logs (try a lower learning_rate or max_grad_norm)",
         .0.update, .0.what, .0.logs.len()
@@ -310,6 +313,47 @@ pub fn train<E: Env, P: Policy>(
     streams: &Streams,
     mut on_update: impl FnMut(&UpdateLog, &P) -> ControlFlow<()>,
 ) -> Result<Trained<P>, PpoError<P>> {
+    train_resumable(config, env, policy, streams, None, |log, model, _| on_update(log, model))
+}
+
+/// Where PPO stands after a completed update: with the model and the optimizer state, everything
+/// [`train_resumable`] needs to continue exactly as if it had never stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PpoProgress {
+    /// The settings it was trained with; resuming under others is refused.
+    pub config: PpoConfig,
+    /// Completed updates.
+    pub update: usize,
+    pub global_step: u64,
+    /// Word positions of the `actions` and `minibatch` streams.
+    pub action_rng: u128,
+    pub minibatch_rng: u128,
+    /// The rollout envs, as the rule that regenerates them.
+    pub envs: Vec<SlotSnapshot>,
+    /// Every completed update's log.
+    pub logs: Vec<UpdateLog>,
+}
+
+/// The section of a [`StateFile`] holding [`PpoProgress`].
+pub const PROGRESS_SECTION: &str = "ppo-progress";
+
+/// Writes the current PPO state into a [`StateFile`] (the caller adds its own sections and writes
+/// the file). Handed to `on_update` by [`train_resumable`].
+pub type SaveState<'a> = dyn Fn(&mut StateFile) -> Result<(), CheckpointError> + 'a;
+
+/// [`train`], continuing from `resume` (a [`StateFile`] that a [`SaveState`] filled) when given.
+/// `on_update` also gets a [`SaveState`] to checkpoint the state after this update. A resumed run
+/// gives the same models, logs (except the wall-clock `sps`) and final state as an uninterrupted
+/// one: the state holds the model, Adam's moments and step counts, the update counter (so the
+/// annealed learning rate), the RNG streams' positions and the envs' regeneration rule.
+pub fn train_resumable<E: Env, P: Policy>(
+    config: &PpoConfig,
+    env: E,
+    policy: P,
+    streams: &Streams,
+    resume: Option<&StateFile>,
+    mut on_update: impl FnMut(&UpdateLog, &P, &SaveState<'_>) -> ControlFlow<()>,
+) -> Result<Trained<P>, PpoError<P>> {
     config.validate().map_err(PpoError::Config)?;
     check_compatible(&policy, env.spec()).map_err(PpoError::Incompatible)?;
     let (num_envs, num_steps) = (config.num_envs, config.num_steps);
@@ -320,11 +364,43 @@ pub fn train<E: Env, P: Policy>(
     let spec = env.spec().clone();
     let (device, eval_device) = (cpu_autodiff(), cpu());
 
-    let mut envs = VecEnv::new(env, streams, 0, num_envs);
+    let bad = |e: CheckpointError| PpoError::Resume(e.0);
+    let progress: Option<PpoProgress> = resume.map(|f| f.get(PROGRESS_SECTION)).transpose().map_err(bad)?;
+    if let Some(p) = &progress {
+        if &p.config != config {
+            return Err(PpoError::Resume(
+                "the training state was written with other PPO settings than this run's".into(),
+            ));
+        }
+        if p.update > num_updates || p.logs.len() != p.update {
+            return Err(PpoError::Resume(format!(
+                "the training state is at update {} of {num_updates} with {} logs",
+                p.update,
+                p.logs.len()
+            )));
+        }
+    }
+    let mut envs = match &progress {
+        Some(p) => VecEnv::restore(env, streams, 0, &p.envs).map_err(PpoError::Resume)?,
+        None => VecEnv::new(env, streams, 0, num_envs),
+    };
     let mut action_rng = streams.stream("actions");
     let mut minibatch_rng = streams.stream("minibatch");
     let mut agent = policy.train();
     let mut optimizer = AdamConfig::new().with_epsilon(config.adam_epsilon).init();
+    let mut logs: Vec<UpdateLog> = Vec::with_capacity(num_updates);
+    let mut global_step = 0u64;
+    let mut first_update = 1;
+    if let (Some(file), Some(p)) = (resume, progress) {
+        agent = file.restore_model(agent).map_err(bad)?;
+        optimizer = optimizer.load_record(file.optimizer().map_err(bad)?);
+        action_rng.set_word_pos(p.action_rng);
+        minibatch_rng.set_word_pos(p.minibatch_rng);
+        global_step = p.global_step;
+        first_update = p.update + 1;
+        logs = p.logs;
+    }
+    let resumed_at_step = global_step;
 
     // Rollout storage, `[num_steps, num_envs]` row-major (obs: `[num_steps, num_envs, obs_len]`).
     let mut obs = vec![0.0f32; batch_size * obs_len];
@@ -334,14 +410,12 @@ pub fn train<E: Env, P: Policy>(
     let mut ended = vec![false; batch_size];
     let mut values = vec![0.0f32; batch_size];
 
-    let mut logs: Vec<UpdateLog> = Vec::with_capacity(num_updates);
     let mut last_good = agent.clone();
-    let mut global_step = 0u64;
     let start = Instant::now();
     let diverged =
         |update, what: String, model, logs| PpoError::Diverged(Box::new(Diverged { update, what, model, logs }));
 
-    for update in 1..=num_updates {
+    for update in first_update..=num_updates {
         let learning_rate = if config.anneal_lr {
             (1.0 - (update - 1) as f64 / num_updates as f64) * config.learning_rate
         } else {
@@ -470,12 +544,26 @@ pub fn train<E: Env, P: Policy>(
             learning_rate,
             explained_variance: explained_variance(&values, &returns),
             epochs,
-            sps: global_step as f64 / start.elapsed().as_secs_f64().max(1e-9),
+            sps: (global_step - resumed_at_step) as f64 / start.elapsed().as_secs_f64().max(1e-9),
             episodes: EpisodeSummary::from_episodes(&spec, &finished),
             ..stats.into_log()
         };
         logs.push(log);
-        if on_update(logs.last().expect("just pushed"), &agent).is_break() {
+        let save = |file: &mut StateFile| -> Result<(), CheckpointError> {
+            file.put_model(&agent)?;
+            file.put_optimizer(optimizer.to_record())?;
+            let progress = PpoProgress {
+                config: config.clone(),
+                update,
+                global_step,
+                action_rng: action_rng.get_word_pos(),
+                minibatch_rng: minibatch_rng.get_word_pos(),
+                envs: envs.snapshot(),
+                logs: logs.clone(),
+            };
+            file.put(PROGRESS_SECTION, &progress)
+        };
+        if on_update(logs.last().expect("just pushed"), &agent, &save).is_break() {
             return Ok(Trained { model: agent, logs, stopped_early: update < num_updates });
         }
     }

@@ -5,6 +5,7 @@
 //! clipping, and a hard error on a non-finite loss so that a diverged run stops instead of
 //! silently training on NaNs).
 
+use crate::checkpoint::{CheckpointError, StateFile};
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -63,5 +64,21 @@ impl Supervised {
 
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// Writes the optimizer state (Adam moments and step counts) and the step count into `file`.
+    pub fn save_state(&self, file: &mut StateFile) -> Result<(), CheckpointError> {
+        file.put_optimizer(self.optim.to_record())?;
+        file.put("supervised-steps", &self.steps)
+    }
+
+    /// The optimizer [`Supervised::save_state`] wrote, with `settings` (the run's own: the state holds
+    /// no hyperparameters). Restore the model with [`StateFile::restore_model`] so that its
+    /// parameter ids match the optimizer state's.
+    pub fn restore(settings: &AdamSettings, file: &StateFile) -> Result<Self, CheckpointError> {
+        let mut s = Self::new(settings);
+        s.optim = s.optim.load_record(file.optimizer()?);
+        s.steps = file.get("supervised-steps")?;
+        Ok(s)
     }
 }

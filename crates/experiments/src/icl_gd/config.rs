@@ -96,6 +96,9 @@ pub struct TrainSection {
     pub log_every: u64,
     /// Evaluate on the validation tasks every this many steps.
     pub eval_every: u64,
+    /// Save a resumable training state every this many steps (and on Ctrl-C, and when training
+    /// ends); `mesalab resume` continues from the last one.
+    pub checkpoint_every: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -207,6 +210,7 @@ impl Default for TrainSection {
             grad_clip_norm: 10.0,
             log_every: 20,
             eval_every: 200,
+            checkpoint_every: 250,
         }
     }
 }
@@ -294,6 +298,7 @@ impl Validate for Config {
         }
         at_least("train.log_every", tr.log_every, 1)?;
         at_least("train.eval_every", tr.eval_every, 1)?;
+        at_least("train.checkpoint_every", tr.checkpoint_every, 1)?;
         let e = &self.eval;
         at_least("eval.validation_tasks", e.validation_tasks as u64, 100)?;
         at_least("eval.fit_tasks", e.fit_tasks as u64, 100)?;

@@ -18,7 +18,7 @@ mod report;
 pub use config::Config;
 pub use report::report;
 
-use crate::context::RunContext;
+use crate::context::{Interrupted, RunContext};
 use anyhow::Context as _;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -28,6 +28,7 @@ use mesalab_core::{Seed, Streams};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::lsa::{LayerWeights, Lsa, LsaSpec};
 use mesalab_store::{Artifact, ArtifactKind, MetricRow, ResultTable};
+use mesalab_train::checkpoint::StateFile;
 use mesalab_train::supervised::Supervised;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -302,7 +303,28 @@ fn inside_summary(probe_rows: &[Vec<serde_json::Value>], patch_rows: &[Vec<serde
     })
 }
 
-/// Trains one model with Adam on fresh tasks every step; logs losses to the store.
+/// Where one seed's training stands: saved with the model and Adam's state in
+/// `seed-N/train-state.bin` every `train.checkpoint_every` steps, on Ctrl-C and at the end.
+#[derive(Serialize, Deserialize)]
+struct TrainProgress {
+    /// Steps completed (the next step's index).
+    next_step: u64,
+    /// Word position of the `train-data` stream.
+    data_rng: u128,
+    /// Every curve point logged so far, `(step, name, value)`: a resumed run logs them again.
+    logged: Vec<(i64, String, f64)>,
+}
+
+const PROGRESS_SECTION: &str = "icl-gd-progress";
+
+fn train_state_path(ctx: &RunContext, seed: u64) -> std::path::PathBuf {
+    ctx.run_dir.join(format!("seed-{seed}")).join("train-state.bin")
+}
+
+/// Trains one model with Adam on fresh tasks every step; logs losses to the store. Continues from
+/// `seed-N/train-state.bin` when an earlier attempt left one (`mesalab resume`), with the same
+/// result as an uninterrupted run: the state holds the model, Adam's moments and step count, the
+/// data stream's position and the curve points logged so far.
 fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64, val: &Tasks) -> anyhow::Result<Lsa> {
     let streams = Streams::new(Seed(seed));
     let device = cpu_autodiff();
@@ -311,11 +333,49 @@ fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64, val: &Tasks) -> any
     let mut trainer = Supervised::new(&cfg.adam());
     let mut data_rng = streams.stream("train-data");
     let (b, n, d) = (cfg.train.batch_size, cfg.task.n_context, cfg.task.d);
+    let state_path = train_state_path(ctx, seed);
+    let mut progress = TrainProgress { next_step: 0, data_rng: 0, logged: Vec::new() };
+    if state_path.exists() {
+        let file = StateFile::read(&state_path)?;
+        progress = file.get(PROGRESS_SECTION)?;
+        if progress.next_step > cfg.train.steps {
+            anyhow::bail!(
+                "{} is at step {} but this run trains {} steps",
+                state_path.display(),
+                progress.next_step,
+                cfg.train.steps
+            );
+        }
+        model = file.restore_model(model)?;
+        trainer = Supervised::restore(&cfg.adam(), &file)?;
+        data_rng.set_word_pos(progress.data_rng);
+        let rows: Vec<MetricRow> =
+            progress.logged.iter().map(|(step, name, v)| MetricRow::new(Some(seed), *step, name.clone(), *v)).collect();
+        ctx.store.log_metrics(ctx.run_id, &rows)?;
+    }
+    let save = |model: &Lsa, trainer: &Supervised, progress: &TrainProgress| -> anyhow::Result<()> {
+        let mut file = StateFile::new();
+        file.put_model(model)?;
+        trainer.save_state(&mut file)?;
+        file.put(PROGRESS_SECTION, progress)?;
+        if let Some(dir) = state_path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        file.write(&state_path)?;
+        Ok(())
+    };
     let mut rows: Vec<MetricRow> = Vec::new();
 
     ctx.progress.start(&format!("seed {seed}: training"), cfg.train.steps);
-    for step in 0..cfg.train.steps {
-        ctx.check_interrupt()?;
+    ctx.progress.advance(progress.next_step);
+    for step in progress.next_step..cfg.train.steps {
+        if ctx.check_interrupt().is_err() {
+            ctx.store.log_metrics(ctx.run_id, &rows)?;
+            progress.next_step = step;
+            progress.data_rng = data_rng.get_word_pos();
+            save(&model, &trainer, &progress)?;
+            return Err(Interrupted.into());
+        }
         let batch = Tasks::sample(&spec, b, &mut data_rng);
         let tokens = Tensor::<3>::from_data(TensorData::new(batch.tokens(), [b, n + 1, d + 1]), &device);
         let targets: Vec<f32> = batch.targets().iter().map(|v| *v as f32).collect();
@@ -324,15 +384,26 @@ fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64, val: &Tasks) -> any
         let (next, value) = trainer.step(model, loss)?;
         model = next;
         let last = step + 1 == cfg.train.steps;
+        let mut point = |name: &'static str, v: f64| {
+            rows.push(MetricRow::new(Some(seed), step as i64, name, v));
+            progress.logged.push((step as i64, name.to_string(), v));
+        };
         if step % cfg.train.log_every == 0 || last {
-            rows.push(MetricRow::new(Some(seed), step as i64, "train_loss", f64::from(value)));
+            point("train_loss", f64::from(value));
         }
         if step % cfg.train.eval_every == 0 || last {
             let val_loss = val.loss(&predict(&model.valid(), val));
-            rows.push(MetricRow::new(Some(seed), step as i64, "val_loss", val_loss));
+            point("val_loss", val_loss);
             ctx.progress.message(&format!("val loss {val_loss:.4}"));
+        }
+        if step % cfg.train.eval_every == 0 || last || (step + 1) % cfg.train.checkpoint_every == 0 {
             ctx.store.log_metrics(ctx.run_id, &rows)?;
             rows.clear();
+        }
+        if (step + 1) % cfg.train.checkpoint_every == 0 || last {
+            progress.next_step = step + 1;
+            progress.data_rng = data_rng.get_word_pos();
+            save(&model, &trainer, &progress)?;
         }
         ctx.progress.advance(1);
     }

@@ -526,6 +526,7 @@ pub fn run<M: Misgen>(m: &M, ctx: &RunContext) -> anyhow::Result<Value> {
                 ppo: m.sections().ppo,
                 model: m.sections().model,
                 log_every: m.sections().run.log_every,
+                checkpoint_every: m.sections().run.checkpoint_every,
             };
             let (policy, training) = train_policy(ctx, train_env.clone(), &job)?;
             ctx.check_interrupt()?;

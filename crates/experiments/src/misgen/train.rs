@@ -7,7 +7,8 @@ use mesalab_envs::Env;
 use mesalab_nn::device::cpu_autodiff;
 use mesalab_nn::policy::{AnyPolicy, Policy, PolicyConfig};
 use mesalab_store::{Artifact, ArtifactKind, MetricRow};
-use mesalab_train::ppo::{self, PpoConfig, UpdateLog};
+use mesalab_train::checkpoint::StateFile;
+use mesalab_train::ppo::{self, PROGRESS_SECTION, PpoConfig, PpoProgress, SaveState, UpdateLog};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ pub struct TrainJob<'a> {
     pub model: &'a PolicyConfig,
     /// Log metrics every this many updates (and always the first and the last).
     pub log_every: usize,
+    /// Save the resumable training state every this many updates (and on Ctrl-C, and at the end).
+    pub checkpoint_every: usize,
 }
 
 /// What training cost and where it ended.
@@ -52,42 +55,71 @@ const FINAL_UPDATES: usize = 10;
 /// `train/length`, `train/<event>` (share of finished episodes), `train/approx_kl`,
 /// `train/entropy`, `train/value_loss`, `train/policy_loss`, `train/explained_variance`,
 /// `train/clipfrac`, `train/sps`; x = environment steps. Saves the final policy to
-/// `run_dir/<variant>/seed-N/policy.safetensors` and records it as an artifact. Honours Ctrl-C.
+/// `run_dir/<variant>/seed-N/policy.safetensors` and records it as an artifact. Honours Ctrl-C
+/// (saving the training state first). Saves a resumable state in `<variant>/seed-N/train-state.bin`
+/// every `checkpoint_every` updates and at the end, and continues from one an earlier attempt left.
 pub fn train_policy<E: Env>(ctx: &RunContext, env: E, job: &TrainJob) -> anyhow::Result<(AnyPolicy, Training)> {
     let streams = Streams::new(Seed(job.seed));
     let spec = env.spec().clone();
     let policy = job.model.init(spec.obs_shape, spec.actions.len(), &mut streams.stream("init"), &cpu_autodiff());
     let label = format!("{} seed {}: training", if job.variant.is_empty() { "" } else { job.variant }, job.seed);
-    ctx.progress.start(label.trim_start(), job.ppo.num_updates() as u64);
-    let start = Instant::now();
-    let mut failure: Option<anyhow::Error> = None;
     let num_updates = job.ppo.num_updates();
-    let on_update = |log: &UpdateLog, _: &AnyPolicy| -> ControlFlow<()> {
-        if ctx.check_interrupt().is_err() {
-            failure = Some(Interrupted.into());
-            return ControlFlow::Break(());
-        }
-        if log.update.is_multiple_of(job.log_every.max(1)) || log.update == num_updates || log.update == 1 {
-            if let Err(e) = log_update(ctx, job, log) {
-                failure = Some(e);
-                return ControlFlow::Break(());
+    ctx.progress.start(label.trim_start(), num_updates as u64);
+    let start = Instant::now();
+    let state_path = ctx.run_dir.join(seed_dir(job)).join("train-state.bin");
+    // A state left by an earlier attempt (`mesalab resume`): its curve points are logged again
+    // from the saved update logs, and training continues after its last update.
+    let resume = if state_path.exists() { Some(StateFile::read(&state_path)?) } else { None };
+    if let Some(file) = &resume {
+        let progress: PpoProgress = file.get(PROGRESS_SECTION)?;
+        for log in &progress.logs {
+            if logs_curve(job, log.update, num_updates) {
+                log_update(ctx, job, log)?;
             }
-            if let Some(r) = log.episodes.mean_return {
-                ctx.progress.message(&format!("return {r:.2}, {:.0} steps/s", log.sps));
-            }
         }
-        ctx.progress.advance(1);
-        ControlFlow::Continue(())
+        ctx.progress.advance(progress.update as u64);
+    }
+    let save = |save_state: &SaveState<'_>| -> anyhow::Result<()> {
+        let mut file = StateFile::new();
+        save_state(&mut file)?;
+        if let Some(dir) = state_path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        file.write(&state_path)?;
+        Ok(())
     };
-    let trained = ppo::train(job.ppo, env, policy, &streams, on_update).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut failure: Option<anyhow::Error> = None;
+    let on_update = |log: &UpdateLog, _: &AnyPolicy, save_state: &SaveState<'_>| -> ControlFlow<()> {
+        let step = || -> anyhow::Result<ControlFlow<()>> {
+            if logs_curve(job, log.update, num_updates) {
+                log_update(ctx, job, log)?;
+                if let Some(r) = log.episodes.mean_return {
+                    ctx.progress.message(&format!("return {r:.2}, {:.0} steps/s", log.sps));
+                }
+            }
+            let interrupted = ctx.check_interrupt().is_err();
+            if interrupted || log.update.is_multiple_of(job.checkpoint_every.max(1)) || log.update == num_updates {
+                save(save_state)?;
+            }
+            if interrupted {
+                return Err(Interrupted.into());
+            }
+            ctx.progress.advance(1);
+            Ok(ControlFlow::Continue(()))
+        };
+        step().unwrap_or_else(|e| {
+            failure = Some(e);
+            ControlFlow::Break(())
+        })
+    };
+    let trained = ppo::train_resumable(job.ppo, env, policy, &streams, resume.as_ref(), on_update)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     ctx.progress.finish();
     if let Some(e) = failure {
         return Err(e);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let rel = if job.variant.is_empty() { PathBuf::new() } else { PathBuf::from(job.variant) }
-        .join(format!("seed-{}", job.seed))
-        .join("policy.safetensors");
+    let rel = seed_dir(job).join("policy.safetensors");
     let path = ctx.run_dir.join(&rel);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -106,6 +138,16 @@ pub fn train_policy<E: Env>(ctx: &RunContext, env: E, job: &TrainJob) -> anyhow:
         checkpoint: rel,
     };
     Ok((trained.model, training))
+}
+
+/// `<variant>/seed-N` (or `seed-N`), relative to the run directory.
+fn seed_dir(job: &TrainJob) -> PathBuf {
+    if job.variant.is_empty() { PathBuf::new() } else { PathBuf::from(job.variant) }.join(format!("seed-{}", job.seed))
+}
+
+/// Whether update `update` (1-based) is a learning-curve point: every `log_every`, the first, the last.
+fn logs_curve(job: &TrainJob, update: usize, num_updates: usize) -> bool {
+    update.is_multiple_of(job.log_every.max(1)) || update == num_updates || update == 1
 }
 
 /// Episode-weighted mean return and performance of the last [`FINAL_UPDATES`] updates.
