@@ -134,6 +134,47 @@ fn an_interrupted_run_is_marked_interrupted() {
     assert_eq!(r.status, RunStatus::Interrupted);
 }
 
+#[test]
+fn an_interrupt_mid_training_saves_a_state_that_resume_continues_to_the_uninterrupted_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let mut sets = SMALL.to_vec();
+    sets.extend(["train.checkpoint_every=1000000", "train.steps=400"]);
+    let p = plan("icl-gd", &sets, PlanOptions { seeds: Some(1), ..Default::default() });
+    let clean = run(&store, &tmp.path().join("clean"), &p).unwrap();
+    // Ctrl-C once the store holds a few curve points of the first seed (checkpoints are off
+    // except on interrupt, so the state can only come from the interrupt).
+    let stop = Arc::new(AtomicBool::new(false));
+    let dir = tmp.path().join("stopped");
+    let err = std::thread::scope(|s| {
+        let flag = stop.clone();
+        let db = tmp.path().join("s.sqlite");
+        s.spawn(move || {
+            let watcher = Store::open(&db).unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while std::time::Instant::now() < deadline {
+                let runs = watcher.runs().unwrap();
+                if let Some(r) = runs.iter().find(|r| r.run_dir.ends_with("stopped"))
+                    && watcher.metric_series(r.id, Some(0), "train_loss").unwrap().len() >= 3
+                {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        execute(&p, &store, &dir, &Silent, stop.clone(), None).unwrap_err()
+    });
+    assert!(matches!(err, RunError::Interrupted { .. }), "{err}");
+    assert!(dir.join("seed-0/train-state.bin").is_file(), "Ctrl-C saves the training state");
+    let resumed = mesalab_experiments::resume(&store, &dir, &Silent, Arc::new(AtomicBool::new(false)), None).unwrap();
+    let curve = |id| store.metric_series(id, Some(0), "train_loss").unwrap();
+    assert_eq!(curve(clean.run_id), curve(resumed.run_id));
+    assert_eq!(clean.summary["per_seed"], resumed.summary["per_seed"]);
+    assert_eq!(clean.summary["verdict"], resumed.summary["verdict"]);
+    assert_eq!(store.attempts(resumed.run_id).unwrap().len(), 2);
+}
+
 /// The acceptance criterion of the shipped config: a 1-layer LSA trained with the defaults
 /// implements one step of GD on all 3 seeds (loss ratio ≤ 1.01, sensitivity cosine ≥ 0.995,
 /// mean |Δŷ| ≤ 0.04, η within 3% of η*/N). Takes ~40 s in release mode on 2 cores.

@@ -74,6 +74,60 @@ fn run_short(seed: u64) -> Vec<UpdateLog> {
     trained.logs.into_iter().map(|l| UpdateLog { sps: 0.0, ..l }).collect()
 }
 
+/// The model's parameters as bits, in visiting order, for exact comparisons.
+fn weight_bits(policy: &MlpPolicy) -> Vec<u32> {
+    struct Bits(Vec<u32>);
+    impl burn::module::ModuleVisitor for Bits {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<burn::tensor::Tensor<D>>) {
+            self.0.extend(p.val().into_data().try_to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()));
+        }
+    }
+    let mut bits = Bits(Vec::new());
+    policy.visit(&mut bits);
+    bits.0
+}
+
+#[test]
+fn training_resumed_from_a_saved_state_equals_an_uninterrupted_run() {
+    let env = registry::make("keys-chests-v1", "train", &[]).unwrap();
+    let config = PpoConfig { num_envs: 3, num_steps: 32, total_timesteps: 32 * 3 * 12, ..PpoConfig::default() };
+    let streams = Streams::new(Seed(3));
+    let whole = ppo::train(&config, env.clone(), mlp_for(&env, &streams), &streams, |_, _| ControlFlow::Continue(()))
+        .unwrap();
+    // Stop after update 5 with the state saved there, then continue from the file.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state.bin");
+    let first = ppo::train_resumable(&config, env.clone(), mlp_for(&env, &streams), &streams, None, |log, _, save| {
+        if log.update == 5 {
+            let mut file = mesalab_train::checkpoint::StateFile::new();
+            save(&mut file).unwrap();
+            file.write(&path).unwrap();
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(first.stopped_early && first.logs.len() == 5);
+    let file = mesalab_train::checkpoint::StateFile::read(&path).unwrap();
+    // A differently initialised policy: every weight must come from the file.
+    let other_init = mlp_for(&env, &Streams::new(Seed(99)));
+    let rest = ppo::train_resumable(&config, env.clone(), other_init, &streams, Some(&file), |_, _, _| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let no_clock = |logs: &[UpdateLog]| format!("{:?}", logs.iter().map(|l| UpdateLog { sps: 0.0, ..l.clone() }).collect::<Vec<_>>());
+    assert_eq!(rest.logs.len(), 12);
+    assert_eq!(no_clock(&whole.logs), no_clock(&rest.logs));
+    assert_eq!(weight_bits(&whole.model), weight_bits(&rest.model));
+    // Other settings than the state's are refused.
+    let other = PpoConfig { learning_rate: 1e-3, ..config.clone() };
+    let err = ppo::train_resumable(&other, env.clone(), mlp_for(&env, &streams), &streams, Some(&file), |_, _, _| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("other PPO settings"), "{err}");
+}
+
 #[test]
 fn same_seed_gives_identical_logs() {
     let (a, b, c) = (run_short(7), run_short(7), run_short(8));
@@ -88,7 +142,7 @@ fn same_seed_gives_identical_logs() {
     let episodes: usize = a.iter().map(|l| l.episodes.count).sum();
     assert!(episodes > 20, "{episodes}");
     let with_eps = a.iter().find(|l| l.episodes.count > 0).unwrap();
-    let names: Vec<_> = with_eps.episodes.event_rates.iter().map(|(n, _)| *n).collect();
+    let names: Vec<_> = with_eps.episodes.event_rates.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["pole_fell", "cart_out"]);
     assert_eq!(with_eps.episodes.terminated_rate, Some(1.0));
     assert_eq!(with_eps.episodes.mean_return, with_eps.episodes.mean_performance);
