@@ -473,6 +473,25 @@ mod tests {
         Tasks::sample(&default_spec(), count, &mut Streams::new(Seed(0)).stream(stream))
     }
 
+    /// Ahn et al. 2023: for x ~ N(0, I_d), w ~ N(0, I_d), noiseless, the best single GD step from
+    /// w = 0 has η*/N = 1/(N + d + 1) (from E[XᵀX] = N·I and E[(XᵀX)²] = N(N + d + 1)·I), and its
+    /// risk relative to the zero predictor is (d + 1)/(N + d + 1). The line search on sampled
+    /// tasks must find both within 2% (sampling error of 20k tasks is well below that), for d ≠ N, N > d and N < d.
+    #[test]
+    fn line_searched_one_step_gd_matches_the_gaussian_closed_form() {
+        for (d, n) in [(5, 20), (10, 10), (20, 10), (10, 40)] {
+            let spec = TaskSpec { d, n_context: n, x: XDist::Gaussian { std: 1.0 }, w_scale: 1.0, noise_std: 0.0 };
+            let t = Tasks::sample(&spec, 20_000, &mut Streams::new(Seed(d as u64 * 100 + n as u64)).stream("x"));
+            let eta = fit_one_step_gd(&t);
+            let closed = 1.0 / (n + d + 1) as f64;
+            assert!((eta / closed - 1.0).abs() < 0.02, "d={d} N={n}: line search {eta}, closed form {closed}");
+            let gd = Algorithm::Gd { steps: 1, eta_over_n: eta, gamma: 0.0 }.loss(&t);
+            let zero = Algorithm::Zero.loss(&t);
+            let relative = (d + 1) as f64 / (n + d + 1) as f64;
+            assert!((gd / zero / relative - 1.0).abs() < 0.02, "d={d} N={n}: GD/zero {} vs {relative}", gd / zero);
+        }
+    }
+
     #[test]
     fn ols_recovers_the_teacher_on_noiseless_tasks() {
         let t = tasks(50, "a");

@@ -15,7 +15,7 @@ mod sweep_cmds;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use mesalab_core::config::Override;
-use mesalab_experiments::{EXPERIMENTS, Plan, PlanOptions, RunError, execute, regenerate_report, resume};
+use mesalab_experiments::{EXPERIMENTS, Plan, PlanOptions, RunError, analyze, execute, regenerate_report, resume};
 use mesalab_report::html::{IndexEntry, Status, index_page};
 use mesalab_store::Store;
 use std::io::{IsTerminal, Write};
@@ -63,6 +63,16 @@ enum Command {
     Resume {
         /// The run directory.
         run_dir: PathBuf,
+    },
+    /// Rerun a finished run's look-inside analyses from its checkpoints, e.g. with
+    /// `--set inside.probe_tasks=4000`; stored as a new analysis linked to the run (the run
+    /// itself never changes) and drawn into `analysis-<id>.html`.
+    Analyze {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Override an `inside.*` setting (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// List the shipped experiments and environments.
     List,
@@ -242,6 +252,20 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 eprintln!("warning: {warning}; `mesalab report {}` redraws it", finished.run_dir.display());
             }
             print_outcome(&finished.summary, &finished.run_dir);
+            Ok(())
+        }
+        Command::Analyze { run_dir, set } => {
+            let overrides = set
+                .iter()
+                .map(|s| Override::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Failure::Input(e.into()))?;
+            let store = open_store(cli.store.as_deref())?;
+            let interrupted = install_interrupt_handler();
+            let progress = progress::Bars::new(std::io::stdout().is_terminal());
+            let revision = Some(env!("MESALAB_REVISION").to_string());
+            let done = analyze(&store, &run_dir, &overrides, &progress, interrupted, revision).map_err(run_failure)?;
+            println!("analysis {} → {}", done.analysis_id, done.page.display());
             Ok(())
         }
         Command::Demo { out } => demo(cli.store.as_deref(), out),

@@ -47,3 +47,19 @@ impl RunContext<'_> {
         if self.interrupted.load(Ordering::Relaxed) { Err(Interrupted) } else { Ok(()) }
     }
 }
+
+/// What `mesalab analyze` gives an experiment: the finished run it analyses (read only: an
+/// analysis never writes into the run) and progress reporting.
+pub struct AnalysisContext<'a> {
+    pub store: &'a Store,
+    pub run_id: RunId,
+    pub run_dir: PathBuf,
+    pub progress: &'a dyn Progress,
+    pub interrupted: Arc<AtomicBool>,
+}
+
+impl AnalysisContext<'_> {
+    pub fn check_interrupt(&self) -> Result<(), Interrupted> {
+        if self.interrupted.load(Ordering::Relaxed) { Err(Interrupted) } else { Ok(()) }
+    }
+}

@@ -13,6 +13,12 @@ pub trait ExperimentConfig: serde::de::DeserializeOwned + serde::Serialize + con
     fn seeds(&self) -> Vec<u64>;
     /// Runs the experiment; returns the experiment's part of `summary.json`.
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
+    /// Recomputes the experiment's look-inside section from a finished run's checkpoints with this
+    /// config's `inside` settings (`mesalab analyze`); returns the analysis as JSON.
+    fn analyze(&self, ctx: &crate::context::AnalysisContext) -> anyhow::Result<serde_json::Value> {
+        let _ = ctx;
+        anyhow::bail!("this experiment cannot rerun its look-inside analyses from checkpoints yet")
+    }
     /// The hook points of the model this config trains (untrained), with the shape each has on a
     /// batch of two inputs.
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {

@@ -21,7 +21,7 @@ pub mod runner;
 pub mod spec_gaming;
 pub mod verdict;
 
-pub use context::{Progress, RunContext, Silent};
+pub use context::{AnalysisContext, Progress, RunContext, Silent};
 pub use plan::{Plan, PlanOptions};
 pub use registry::{EXPERIMENTS, Experiment, find};
-pub use runner::{Finished, RunError, execute, regenerate_report, resume};
+pub use runner::{Analysis, Finished, RunError, analyze, execute, regenerate_report, resume};

@@ -1,6 +1,6 @@
 //! Report pieces every experiment shares: the run header and metric curves across seeds.
 
-use mesalab_report::html::Section;
+use mesalab_report::html::{Cell, Page, Section};
 use mesalab_report::svg::Series;
 use mesalab_store::{RunId, RunRecord, Store, rfc3339};
 use std::collections::BTreeMap;
@@ -43,4 +43,90 @@ pub fn metric_curves(store: &Store, run: RunId, name: &str, label: &str) -> anyh
         })
         .collect();
     Ok(vec![Series::new(label, mean).band(band)])
+}
+
+/// The run's attempts (first run, then each `mesalab resume`) and its analyses (`mesalab
+/// analyze`), with links to the analysis pages.
+pub fn attempts_and_analyses(section: &mut Section, store: &Store, run: RunId) -> anyhow::Result<()> {
+    let attempts = store.attempts(run)?;
+    if attempts.len() > 1 {
+        let rows = attempts
+            .iter()
+            .map(|a| {
+                vec![
+                    Cell::int(i64::from(a.attempt)),
+                    Cell::text(a.status.as_str()),
+                    Cell::text(rfc3339(a.started_at_ms)),
+                    Cell::text(a.error.clone().unwrap_or_default()),
+                ]
+            })
+            .collect();
+        section.table_captioned(
+            "Attempts: the run was resumed from its saved training states after each interruption.",
+            vec!["attempt", "ended as", "started", "error"],
+            rows,
+        );
+    }
+    let analyses = store.analyses(run)?;
+    if !analyses.is_empty() {
+        let mut html = String::from("<p>Analyses of this run's checkpoints (<code>mesalab analyze</code>):</p><ul>");
+        for a in &analyses {
+            let settings = if a.settings.is_empty() { "the run's own settings".into() } else { a.settings.join(" ") };
+            html.push_str(&format!(
+                "<li><a href=\"analysis-{id}.html\">analysis {id}</a> ({}) with {}</li>",
+                rfc3339(a.created_at_ms),
+                mesalab_report::escape::text(&settings),
+                id = a.id
+            ));
+        }
+        html.push_str("</ul>");
+        section.raw_html(html);
+    }
+    Ok(())
+}
+
+/// The page of one analysis: its settings and every table it computed (`result["tables"]`:
+/// `{name: {columns, rows}}`), then its whole JSON.
+pub fn analysis_page(record: &RunRecord, id: i64, settings: &[String], result: &serde_json::Value) -> String {
+    let mut page = Page::new(format!("Analysis {id} of run {} ({})", record.id.0, record.experiment));
+    page.subtitle("Look-inside results recomputed from the run's checkpoints; the run itself is unchanged.");
+    let s = page.section("Settings");
+    s.key_values([
+        ("run directory", record.run_dir.display().to_string()),
+        ("settings", if settings.is_empty() { "the run's own".to_string() } else { settings.join(" ") }),
+    ]);
+    s.raw_html("<p><a href=\"report.html\">back to the run's report</a></p>");
+    if let Some(tables) = result.get("tables").and_then(|t| t.as_object()) {
+        for (name, table) in tables {
+            let columns: Vec<String> = table["columns"]
+                .as_array()
+                .map(|c| c.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect())
+                .unwrap_or_default();
+            let rows: Vec<Vec<Cell>> = table["rows"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| {
+                            r.as_array()
+                                .map(|cells| {
+                                    cells
+                                        .iter()
+                                        .map(|v| match v {
+                                            serde_json::Value::Number(n) => Cell::num(n.as_f64().unwrap_or(f64::NAN)),
+                                            serde_json::Value::String(t) => Cell::text(t.clone()),
+                                            serde_json::Value::Null => Cell::text("—"),
+                                            other => Cell::text(other.to_string()),
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            page.section(name.clone()).table(columns, rows);
+        }
+    }
+    page.section("Result").details_json("the analysis as stored", result);
+    page.render()
 }

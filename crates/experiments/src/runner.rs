@@ -266,6 +266,71 @@ fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     })
 }
 
+/// What `mesalab analyze` produced.
+#[derive(Debug)]
+pub struct Analysis {
+    pub analysis_id: i64,
+    pub result: serde_json::Value,
+    /// `analysis-<id>.html` in the run directory.
+    pub page: PathBuf,
+}
+
+/// Reruns the look-inside section of the finished run in `run_dir` from its checkpoints, with
+/// `overrides` (only `inside.*` keys: anything else would describe another run), stores the
+/// result as a new analysis linked to the run, writes `analysis-<id>.html` and redraws the run's
+/// report (which lists its analyses). The run's own records are never modified. Errors are
+/// [`RunError::Setup`] (bad input: nothing stored) or [`RunError::Failed`] (the analysis failed:
+/// nothing stored).
+pub fn analyze(
+    store: &Store,
+    run_dir: &Path,
+    overrides: &[mesalab_core::config::Override],
+    progress: &dyn Progress,
+    interrupted: Arc<AtomicBool>,
+    code_revision: Option<String>,
+) -> Result<Analysis, RunError> {
+    let record = store.run_by_dir(run_dir)?.with_context(|| {
+        format!("no run in the store {} has the directory {}", store.path().display(), run_dir.display())
+    })?;
+    if record.status != mesalab_store::RunStatus::Finished {
+        return Err(RunError::Setup(anyhow::anyhow!(
+            "run {} is {}; only finished runs are analysed (`mesalab resume {}` finishes it)",
+            record.id.0,
+            record.status.as_str(),
+            run_dir.display()
+        )));
+    }
+    if let Some(o) = overrides.iter().find(|o| !o.key.starts_with("inside.")) {
+        return Err(RunError::Setup(anyhow::anyhow!(
+            "--set {}: an analysis may change only `inside.*` settings; `{}` would describe another run",
+            o.key,
+            o.key
+        )));
+    }
+    let origin = format!("the stored config of run {}", record.id.0);
+    let plan = Plan::new(&origin, &record.config_toml, overrides, &crate::plan::PlanOptions::default())
+        .map_err(|e| RunError::Setup(e.into()))?;
+    let ctx = crate::context::AnalysisContext {
+        store,
+        run_id: record.id,
+        run_dir: record.run_dir.clone(),
+        progress,
+        interrupted,
+    };
+    let failed = |message: String| RunError::Failed { run_id: record.id.0, message };
+    let result = guarded(|| plan.config.analyze(&ctx)).map_err(|e| failed(format!("{e:#}")))?;
+    let settings: Vec<String> = overrides.iter().map(|o| format!("{}={}", o.key, o.raw)).collect();
+    let analysis_id = store
+        .add_analysis(record.id, &settings, code_revision.as_deref(), &result)
+        .map_err(|e| failed(e.to_string()))?;
+    let page = record.run_dir.join(format!("analysis-{analysis_id}.html"));
+    let html = crate::report_common::analysis_page(&record, analysis_id, &settings, &result);
+    write_atomic(&page, html.as_bytes()).map_err(|e| failed(format!("{e:#}")))?;
+    // The run's report lists its analyses; redrawing it changes no record of the run.
+    let _ = regenerate_report(store, &record.run_dir);
+    Ok(Analysis { analysis_id, result, page })
+}
+
 /// Regenerates `report.html` of the run whose directory is `run_dir`; returns the file written.
 pub fn regenerate_report(store: &Store, run_dir: &Path) -> anyhow::Result<PathBuf> {
     let record = store.run_by_dir(run_dir)?.with_context(|| {

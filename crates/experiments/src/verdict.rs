@@ -160,6 +160,9 @@ impl Check {
     }
 }
 
+/// The answer of a verdict whose models mostly did not train.
+pub const DID_NOT_CONVERGE: &str = "did not converge";
+
 /// A claim with its checks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -169,9 +172,12 @@ pub struct Verdict {
     pub compared_with: String,
     /// At least one check, and every check passes.
     pub holds: bool,
-    /// `yes` or `no`.
+    /// `yes`, `no`, or `did not converge` (too few seeds trained to be evidence either way).
     pub answer: String,
     pub checks: Vec<Check>,
+    /// Seeds whose training stayed on a plateau: reported, and left out of every check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub did_not_converge: Vec<u64>,
     /// Context that is not part of the claim (e.g. a trend across a knob).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub context: serde_json::Value,
@@ -186,8 +192,26 @@ impl Verdict {
             holds,
             answer: if holds { "yes" } else { "no" }.into(),
             checks,
+            did_not_converge: Vec::new(),
             context: serde_json::Value::Null,
         }
+    }
+
+    /// Records the seeds whose training did not converge (the caller left them out of the
+    /// checks). With fewer than `min_seeds` converged seeds the answer is `did not converge`
+    /// rather than `no`: the models say nothing about the claim either way.
+    pub fn with_unconverged(mut self, unconverged: Vec<u64>, converged: usize, min_seeds: u64) -> Self {
+        if (converged as u64) < min_seeds && !unconverged.is_empty() {
+            self.holds = false;
+            self.answer = DID_NOT_CONVERGE.into();
+        }
+        self.did_not_converge = unconverged;
+        self
+    }
+
+    /// Whether too few seeds converged for the verdict to be evidence.
+    pub fn inconclusive(&self) -> bool {
+        self.answer == DID_NOT_CONVERGE
     }
 
     pub fn with_context(mut self, context: serde_json::Value) -> Self {
@@ -224,8 +248,26 @@ pub fn section(s: &mut Section, verdict: Option<&Verdict>, status: &str) {
         s.callout(format!("No verdict: the run is {status}."), Highlight::Neutral);
         return;
     };
-    let tone = if v.holds { Highlight::Good } else { Highlight::Bad };
-    s.callout(format!("{} {}.", if v.holds { "Yes:" } else { "No — not shown:" }, v.claim), tone);
+    let seeds = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    if v.inconclusive() {
+        s.callout(
+            format!(
+                "Did not converge: training stayed on a plateau on seeds {}, so these models say nothing about whether it {}.",
+                seeds(&v.did_not_converge),
+                v.claim
+            ),
+            Highlight::Neutral,
+        );
+    } else {
+        let tone = if v.holds { Highlight::Good } else { Highlight::Bad };
+        s.callout(format!("{} {}.", if v.holds { "Yes:" } else { "No — not shown:" }, v.claim), tone);
+        if !v.did_not_converge.is_empty() {
+            s.paragraph(format!(
+                "Seeds {} did not converge; they are left out of every check below (not evidence either way).",
+                seeds(&v.did_not_converge)
+            ));
+        }
+    }
     s.paragraph(format!("Compared with: {}.", v.compared_with));
     let rows = v
         .checks

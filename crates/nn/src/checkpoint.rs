@@ -13,11 +13,36 @@ pub fn save<M: Module>(module: &M, path: &Path) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot move checkpoint into {}: {e}", path.display()))
 }
 
-/// Loads parameters from `path` into `module` (whose shapes must match).
+/// Loads parameters from `path` into `module`. The file must hold exactly the module's tensors
+/// with their shapes: a missing, extra or misshapen tensor (a checkpoint of another
+/// architecture) is an error naming the file, as is a truncated or foreign file.
 pub fn load<M: Module>(mut module: M, path: &Path) -> Result<M, String> {
     let mut store = SafetensorsStore::from_file(path.to_path_buf());
-    module.load_from(&mut store).map_err(|e| format!("cannot read checkpoint {}: {e:?}", path.display()))?;
+    let what = path.display().to_string();
+    let applied = module.load_from(&mut store).map_err(|e| format!("cannot read checkpoint {what}: {e:?}"))?;
+    exact(&applied, &what)?;
     Ok(module)
+}
+
+/// Refuses a load that did not set every parameter from the file and use every tensor in it.
+fn exact(applied: &burn::store::ApplyResult, what: &str) -> Result<(), String> {
+    let list = |v: Vec<&str>| v.into_iter().take(4).collect::<Vec<_>>().join(", ");
+    if !applied.missing.is_empty() {
+        let missing = list(applied.missing.iter().map(|(p, _)| p.as_str()).collect());
+        return Err(format!(
+            "checkpoint {what} lacks tensors of this model ({missing}): it is of another architecture"
+        ));
+    }
+    if !applied.unused.is_empty() {
+        let unused = list(applied.unused.iter().map(String::as_str).collect());
+        return Err(format!(
+            "checkpoint {what} has tensors this model does not ({unused}): it is of another architecture"
+        ));
+    }
+    if !applied.errors.is_empty() {
+        return Err(format!("checkpoint {what} does not fit this model: {:?}", applied.errors));
+    }
+    Ok(())
 }
 
 /// `module`'s parameters as safetensors bytes (the same format [`save`] writes).
@@ -31,7 +56,8 @@ pub fn to_bytes<M: Module>(module: &M) -> Result<Vec<u8>, String> {
 /// names the source in errors.
 pub fn from_bytes<M: Module>(mut module: M, bytes: Vec<u8>, what: &str) -> Result<M, String> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    module.load_from(&mut store).map_err(|e| format!("cannot read the model in {what}: {e:?}"))?;
+    let applied = module.load_from(&mut store).map_err(|e| format!("cannot read the model in {what}: {e:?}"))?;
+    exact(&applied, what)?;
     Ok(module)
 }
 

@@ -34,8 +34,8 @@ pub use error::StoreError;
 pub use merge::{MergeSummary, MetricSample, RawTable, RunDump};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
-    Artifact, ArtifactKind, ArtifactRecord, AttemptRecord, MetricRow, NewRun, Progress, ResultTable, RunId, RunOutcome,
-    RunOverview, RunProgress, RunRecord, RunStatus,
+    AnalysisRecord, Artifact, ArtifactKind, ArtifactRecord, AttemptRecord, MetricRow, NewRun, Progress, ResultTable,
+    RunId, RunOutcome, RunOverview, RunProgress, RunRecord, RunStatus,
 };
 
 /// Store path used when neither the CLI flag nor [`ENV_VAR`] names one (relative to the working
@@ -473,6 +473,82 @@ impl Store {
             )?;
             Ok(u32::try_from(attempt).unwrap_or(u32::MAX))
         })
+    }
+
+    /// Records an analysis of the finished run `id` (one transaction) and returns its id. The run
+    /// itself is not modified; a run that is not finished is refused.
+    pub fn add_analysis(
+        &self,
+        id: RunId,
+        settings: &[String],
+        code_revision: Option<&str>,
+        result: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let settings = serde_json::to_string(settings)
+            .map_err(|source| StoreError::Json { what: "serialising the analysis settings".into(), source })?;
+        let result = serde_json::to_string(result)
+            .map_err(|source| StoreError::Json { what: "serialising the analysis".into(), source })?;
+        self.write("recording an analysis", |tx| {
+            let status: Option<String> =
+                tx.query_row("SELECT status FROM runs WHERE id = ?1", [id.0], |r| r.get(0)).optional()?;
+            match status.as_deref().map(str::parse::<RunStatus>) {
+                None => return Err(StoreError::UnknownRun { path: self.path.clone(), id }.into()),
+                Some(Ok(RunStatus::Finished)) => {}
+                Some(Ok(status)) => {
+                    return Err(StoreError::InvalidInput {
+                        what: "analysis",
+                        reason: format!("run {id} is {status}, not finished; only finished runs are analysed"),
+                    }
+                    .into());
+                }
+                Some(Err(detail)) => {
+                    return Err(StoreError::Malformed { path: self.path.clone(), detail: format!("run {id}: {detail}") }
+                        .into());
+                }
+            }
+            tx.execute(
+                "INSERT INTO analyses (run_id, settings, code_revision, created_at, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id.0, settings, code_revision, now_ms(), result],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// The analyses of run `id`, oldest first: `(analysis id, settings, created_at_ms, result)`.
+    pub fn analyses(&self, id: RunId) -> Result<Vec<AnalysisRecord>, StoreError> {
+        let rows = self.read("listing analyses", |conn| {
+            require_exists(conn, &self.path, id)?;
+            let mut query = conn.prepare_cached(
+                "SELECT id, settings, code_revision, created_at, result FROM analyses WHERE run_id = ?1 ORDER BY id",
+            )?;
+            let rows = query
+                .query_map([id.0], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(|(analysis, settings, code_revision, created_at_ms, result)| {
+                let bad = |what: &str, e: serde_json::Error| StoreError::Malformed {
+                    path: self.path.clone(),
+                    detail: format!("analysis {analysis} of run {id}: {what}: {e}"),
+                };
+                Ok(AnalysisRecord {
+                    id: analysis,
+                    settings: serde_json::from_str(&settings).map_err(|e| bad("settings", e))?,
+                    code_revision,
+                    created_at_ms,
+                    result: serde_json::from_str(&result).map_err(|e| bad("result", e))?,
+                })
+            })
+            .collect()
     }
 
     /// Every attempt at run `id`, first first.

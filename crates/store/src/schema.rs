@@ -93,4 +93,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT INTO attempts (run_id, attempt, pid, code_revision, status, error, started_at, ended_at)
         SELECT id, 1, pid, code_revision, status, error, started_at, ended_at FROM runs;
     "#,
+    // 3 -> 4: analyses of finished runs (`mesalab analyze`): new look-inside results computed
+    // from a run's checkpoints, linked to the run, which itself never changes.
+    r#"
+    CREATE TABLE analyses (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id        INTEGER NOT NULL REFERENCES runs (id),
+        settings      TEXT    NOT NULL,             -- JSON array of the `--set` overrides
+        code_revision TEXT,
+        created_at    INTEGER NOT NULL,             -- unix ms, UTC
+        result        TEXT    NOT NULL              -- JSON
+    );
+    CREATE INDEX analyses_by_run ON analyses (run_id);
+    "#,
 ];

@@ -146,6 +146,17 @@ pub struct RunRecord {
     pub uid: String,
 }
 
+/// One analysis of a finished run (`mesalab analyze`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisRecord {
+    pub id: i64,
+    /// The `--set` overrides it ran with.
+    pub settings: Vec<String>,
+    pub code_revision: Option<String>,
+    pub created_at_ms: i64,
+    pub result: serde_json::Value,
+}
+
 /// One attempt at a run: the first `mesalab run`, then one per `mesalab resume`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {

@@ -145,8 +145,12 @@ pub struct VerdictSection {
     pub max_eta_rel_error: f64,
     /// Multi-layer models: loss / k-step GD++ loss must lie within 1 ± (this − 1).
     pub max_loss_ratio_vs_gdpp: f64,
-    /// Fewest seeds a verdict may rest on.
+    /// Fewest converged seeds a verdict may rest on.
     pub min_seeds: u64,
+    /// A seed converged when its validation loss closed at least this share of the gap between
+    /// the zero predictor's loss and the reference algorithm's. Seeds that did not (e.g. stuck at
+    /// the zero-predictor saddle) are reported as `did not converge` and are not evidence either way.
+    pub min_progress: f64,
 }
 
 impl Default for Config {
@@ -243,6 +247,7 @@ impl Default for VerdictSection {
             max_eta_rel_error: 0.03,
             max_loss_ratio_vs_gdpp: 1.05,
             min_seeds: 3,
+            min_progress: 0.5,
         }
     }
 }
@@ -387,6 +392,10 @@ impl crate::registry::ExperimentConfig for Config {
 
     fn run(&self, ctx: &crate::context::RunContext) -> anyhow::Result<serde_json::Value> {
         super::run(self, ctx)
+    }
+
+    fn analyze(&self, ctx: &crate::context::AnalysisContext) -> anyhow::Result<serde_json::Value> {
+        super::analyze(self, ctx)
     }
 
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {

@@ -66,6 +66,13 @@ pub struct SeedMetrics {
     pub wkq_offdiag_max: Option<f64>,
     /// Loss of the average of the rescaled trained weights and the GD construction.
     pub interpolation_loss: Option<f64>,
+    /// Validation loss of the zero predictor (ŷ = 0), the plateau an untrained model sits on.
+    pub zero_loss: f64,
+    /// (zero_loss − loss) / (zero_loss − gd_loss): the share of the way from the zero predictor
+    /// to the reference algorithm the training covered.
+    pub progress: f64,
+    /// `progress ≥ verdict.min_progress`; an unconverged seed is not evidence either way.
+    pub converged: bool,
     /// Every per-seed check passed.
     pub verdict: bool,
 }
@@ -142,13 +149,8 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         .collect();
 
     // Looking inside: the same fresh probe / patching tasks for every seed.
-    let inside_data = cfg.inside.enabled.then(|| {
-        let probe = Tasks::sample(&spec, cfg.inside.probe_tasks, &mut base.stream("probe-tasks"));
-        let targets = inside::probe_targets(&probe, cfg.model.layers, &baselines.gd, reference_of(&baselines, cfg));
-        let clean = Tasks::sample(&spec, cfg.inside.patch_tasks, &mut base.stream("patch-tasks"));
-        let corrupted = inside::corrupt_labels(&clean, spec.w_scale, &mut base.stream("patch-corruption"));
-        (probe, targets, clean, corrupted)
-    });
+    let inside_data =
+        cfg.inside.enabled.then(|| InsideData::new(cfg, &base, &baselines.gd, reference_of(&baselines, cfg)));
     let (mut probe_rows, mut patch_rows) = (Vec::new(), Vec::new());
 
     let mut per_seed = Vec::new();
@@ -181,26 +183,11 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         store_weights(ctx, &model, seed, baselines.eta_star_over_n)?;
         ctx.progress.advance(1);
         ctx.progress.finish();
-        if let Some((probe, targets, clean, corrupted)) = &inside_data {
+        if let Some(data) = &inside_data {
             ctx.progress.start(&format!("seed {seed}: probes and patching"), 1);
-            let seed_streams = Streams::new(Seed(seed));
-            // The untrained control: the very weights this seed's training started from.
-            let untrained = Lsa::init(cfg.lsa_spec(), cfg.model.init_std, &mut seed_streams.stream("init"), &cpu());
-            let scores =
-                inside::probe_layers(cfg, &inference, &untrained, probe, targets, &mut seed_streams.stream("probes"))?;
-            probe_rows.extend(scores.iter().map(|p| {
-                vec![
-                    json!(seed),
-                    json!(p.model),
-                    json!(p.layer),
-                    json!(p.target),
-                    json!(p.test_r2),
-                    json!(p.shuffled_r2),
-                ]
-            }));
-            let effects = inside::patching(&inference, clean, corrupted)?;
-            patch_rows
-                .extend(effects.iter().map(|e| vec![json!(seed), json!(e.hook), json!(e.head), json!(e.restored)]));
+            let (probes, patches) = data.of_seed(cfg, &inference, seed)?;
+            probe_rows.extend(probes);
+            patch_rows.extend(patches);
             ctx.progress.advance(1);
             ctx.progress.finish();
         }
@@ -264,6 +251,102 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     });
     ctx.store.put_json(ctx.run_id, "summary", &summary)?;
     Ok(summary)
+}
+
+/// The look-inside section's tasks: the same fresh probe and patching tasks for every seed, from
+/// the base seed alone (so `mesalab analyze` rebuilds them exactly).
+struct InsideData {
+    probe: Tasks,
+    targets: Vec<(String, nalgebra::DMatrix<f64>)>,
+    clean: Tasks,
+    corrupted: Tasks,
+}
+
+type Rows = Vec<Vec<serde_json::Value>>;
+
+impl InsideData {
+    fn new(cfg: &Config, base: &Streams, gd: &[Algorithm], reference: &Algorithm) -> Self {
+        let spec = cfg.task_spec();
+        let probe = Tasks::sample(&spec, cfg.inside.probe_tasks, &mut base.stream("probe-tasks"));
+        let targets = inside::probe_targets(&probe, cfg.model.layers, gd, reference);
+        let clean = Tasks::sample(&spec, cfg.inside.patch_tasks, &mut base.stream("patch-tasks"));
+        let corrupted = inside::corrupt_labels(&clean, spec.w_scale, &mut base.stream("patch-corruption"));
+        Self { probe, targets, clean, corrupted }
+    }
+
+    /// Probe rows `[seed, model, layer, target, test_r2, shuffled_r2]` and patching rows `[seed,
+    /// hook, head, restored]` of one trained model, with its untrained twin as the probes' control.
+    fn of_seed(&self, cfg: &Config, trained: &Lsa, seed: u64) -> anyhow::Result<(Rows, Rows)> {
+        let seed_streams = Streams::new(Seed(seed));
+        // The untrained control: the very weights this seed's training started from.
+        let untrained = Lsa::init(cfg.lsa_spec(), cfg.model.init_std, &mut seed_streams.stream("init"), &cpu());
+        let scores = inside::probe_layers(
+            cfg,
+            trained,
+            &untrained,
+            &self.probe,
+            &self.targets,
+            &mut seed_streams.stream("probes"),
+        )?;
+        let probes = scores
+            .iter()
+            .map(|p| {
+                vec![
+                    json!(seed),
+                    json!(p.model),
+                    json!(p.layer),
+                    json!(p.target),
+                    json!(p.test_r2),
+                    json!(p.shuffled_r2),
+                ]
+            })
+            .collect();
+        let effects = inside::patching(trained, &self.clean, &self.corrupted)?;
+        let patches =
+            effects.iter().map(|e| vec![json!(seed), json!(e.hook), json!(e.head), json!(e.restored)]).collect();
+        Ok((probes, patches))
+    }
+}
+
+/// `mesalab analyze`: the look-inside section (probes per layer, patching) recomputed from the
+/// run's checkpoints (`seed-N/model.safetensors`) with the config's — possibly changed — `inside`
+/// settings. With unchanged settings it equals what the run computed.
+pub fn analyze(cfg: &Config, ctx: &crate::context::AnalysisContext) -> anyhow::Result<serde_json::Value> {
+    if !cfg.inside.enabled {
+        anyhow::bail!("inside.enabled is false, so there is nothing to analyse; add --set inside.enabled=true");
+    }
+    let base = Streams::new(Seed(cfg.run.seed));
+    let max_steps = cfg.eval.gd_steps_max.max(cfg.reference_steps());
+    ctx.progress.start("fitting the probe targets' GD step sizes", 1);
+    // The probe targets need only k-step GD (fitted exactly as the run fitted them).
+    let fit = Tasks::sample(&cfg.task_spec(), cfg.eval.fit_tasks, &mut base.stream("fit-tasks"));
+    let gd: Vec<Algorithm> = (1..=max_steps).map(|k| fit_gd(&fit, k)).collect();
+    ctx.progress.finish();
+    let data = InsideData::new(cfg, &base, &gd, &gd[cfg.reference_steps() - 1]);
+    let (mut probe_rows, mut patch_rows) = (Vec::new(), Vec::new());
+    for seed in (0..cfg.run.seeds).map(|i| cfg.run.seed + i) {
+        ctx.check_interrupt()?;
+        let path = ctx.run_dir.join(format!("seed-{seed}")).join("model.safetensors");
+        if !path.is_file() {
+            anyhow::bail!("the checkpoint {} is missing; it is written when a seed finishes training", path.display());
+        }
+        ctx.progress.start(&format!("seed {seed}: probes and patching"), 1);
+        let fresh = Lsa::init(cfg.lsa_spec(), cfg.model.init_std, &mut Streams::new(Seed(seed)).stream("init"), &cpu());
+        let model = mesalab_nn::checkpoint::load(fresh, &path).map_err(anyhow::Error::msg)?;
+        let (probes, patches) = data.of_seed(cfg, &model, seed)?;
+        probe_rows.extend(probes);
+        patch_rows.extend(patches);
+        ctx.progress.advance(1);
+        ctx.progress.finish();
+    }
+    Ok(json!({
+        "experiment": "icl-gd",
+        "inside": inside_summary(&probe_rows, &patch_rows),
+        "tables": {
+            "probes": { "columns": ["seed", "model", "layer", "target", "test_r2", "shuffled_r2"], "rows": probe_rows },
+            "patching": { "columns": ["seed", "hook", "head", "restored"], "rows": patch_rows },
+        },
+    }))
 }
 
 fn reference_of<'a>(b: &'a Baselines, cfg: &Config) -> &'a Algorithm {
@@ -499,6 +582,9 @@ fn evaluate(
         eta_star_over_n: b.eta_star_over_n,
         ..SeedMetrics::default()
     };
+    m.zero_loss = Algorithm::Zero.loss(val);
+    m.progress = (m.zero_loss - loss) / (m.zero_loss - gd_loss);
+    m.converged = converged(cfg, m.progress);
     if cfg.is_gd_setting() {
         let spec = cfg.lsa_spec();
         let w = &model.weights()[0];
@@ -584,9 +670,18 @@ fn seed_passes(cfg: &Config, m: &SeedMetrics) -> bool {
 
 /// The claim and each check with its worst seed. A missing per-seed value (e.g. no learned η) is
 /// NaN for that seed, which fails the check.
-pub fn verdict(cfg: &Config, seeds: &[SeedMetrics]) -> serde_json::Value {
+/// Whether training covered enough of the way from the zero predictor to the reference (false for
+/// NaN).
+fn converged(cfg: &Config, progress: f64) -> bool {
+    progress.is_finite() && progress >= cfg.verdict.min_progress
+}
+
+/// The verdict over the converged seeds; the others are listed as `did not converge`.
+pub fn verdict(cfg: &Config, all_seeds: &[SeedMetrics]) -> serde_json::Value {
     use crate::verdict::{Bound, Check, Verdict};
     let v = &cfg.verdict;
+    let seeds: Vec<&SeedMetrics> = all_seeds.iter().filter(|m| converged(cfg, m.progress)).collect();
+    let unconverged: Vec<u64> = all_seeds.iter().filter(|m| !converged(cfg, m.progress)).map(|m| m.seed).collect();
     let per = |f: &dyn Fn(&SeedMetrics) -> Option<f64>| -> Vec<(u64, f64)> {
         seeds.iter().map(|m| (m.seed, f(m).unwrap_or(f64::NAN))).collect()
     };
@@ -634,8 +729,8 @@ pub fn verdict(cfg: &Config, seeds: &[SeedMetrics]) -> serde_json::Value {
             per(&|m| m.gdpp_loss.map(|pp| (m.loss - pp).abs() - (m.loss - m.gd_loss).abs())),
         ));
     }
-    checks.push(Check::seeds(v.min_seeds, seeds.len()));
-    Verdict::new(claim, compared_with, checks).to_json()
+    checks.push(Check::count("converged seeds", v.min_seeds, seeds.len() as u64));
+    Verdict::new(claim, compared_with, checks).with_unconverged(unconverged, seeds.len(), v.min_seeds).to_json()
 }
 
 /// Mean / min / max / std of every numeric per-seed metric.
@@ -730,6 +825,7 @@ mod tests {
             gd_loss: gd,
             gdpp_loss: Some(gdpp),
             loss_ratio_vs_gdpp: Some(loss / gdpp),
+            progress: 1.0,
             ..SeedMetrics::default()
         }
     }
@@ -756,6 +852,7 @@ mod tests {
             sensitivity_cosine: 0.999,
             mean_abs_pred_diff: 0.02,
             eta_rel_error: Some(0.01),
+            progress: 0.98,
             ..SeedMetrics::default()
         };
         let bad = SeedMetrics { sensitivity_cosine: 0.99, ..good.clone() };
@@ -773,7 +870,49 @@ mod tests {
         assert_eq!(v["holds"], false);
         assert!(v["checks"][0]["value"].is_null() && v["checks"][0]["pass"] == false, "{v}");
         // A seed without a learned η fails the η check.
-        let v = with_seeds([good.clone(), SeedMetrics { eta_rel_error: None, ..good.clone() }, good]);
+        let v = with_seeds([good.clone(), SeedMetrics { eta_rel_error: None, ..good.clone() }, good.clone()]);
         assert_eq!(v["holds"], false);
+    }
+
+    #[test]
+    fn unconverged_seeds_are_reported_and_never_counted_as_evidence() {
+        let cfg = Config::default();
+        let good = SeedMetrics {
+            loss_ratio_vs_gd: 1.004,
+            sensitivity_cosine: 0.999,
+            mean_abs_pred_diff: 0.02,
+            eta_rel_error: Some(0.01),
+            progress: 0.98,
+            ..SeedMetrics::default()
+        };
+        // Stuck at the zero-predictor saddle: far from GD on every metric, progress ≈ 0.
+        let stuck = SeedMetrics {
+            loss_ratio_vs_gd: 2.0,
+            sensitivity_cosine: 0.1,
+            mean_abs_pred_diff: 0.5,
+            eta_rel_error: Some(0.99),
+            progress: 0.01,
+            ..SeedMetrics::default()
+        };
+        let seeded = |ms: Vec<SeedMetrics>| -> Vec<SeedMetrics> {
+            ms.into_iter().enumerate().map(|(i, m)| SeedMetrics { seed: i as u64, ..m }).collect()
+        };
+        // Three stuck seeds: not a "no" about GD, but "did not converge".
+        let v = verdict(&cfg, &seeded(vec![stuck.clone(), stuck.clone(), stuck.clone()]));
+        assert_eq!((v["holds"].as_bool(), v["answer"].as_str()), (Some(false), Some("did not converge")), "{v}");
+        assert_eq!(v["did_not_converge"], serde_json::json!([0, 1, 2]));
+        // One stuck seed among four converged ones is left out: the verdict rests on the four.
+        let v = verdict(&cfg, &seeded(vec![good.clone(), stuck.clone(), good.clone(), good.clone()]));
+        assert_eq!((v["holds"].as_bool(), v["answer"].as_str()), (Some(true), Some("yes")), "{v}");
+        assert_eq!(v["did_not_converge"], serde_json::json!([1]));
+        // Converged seeds that are not GD are a measured "no".
+        let off = SeedMetrics { sensitivity_cosine: 0.9, ..good.clone() };
+        let v = verdict(&cfg, &seeded(vec![off.clone(), off.clone(), off]));
+        assert_eq!((v["holds"].as_bool(), v["answer"].as_str()), (Some(false), Some("no")), "{v}");
+        // Two converged seeds and one stuck one: too few to conclude either way.
+        let v = verdict(&cfg, &seeded(vec![good.clone(), good, stuck]));
+        assert_eq!(v["answer"], "did not converge");
+        // NaN progress never counts as converged.
+        assert!(!converged(&cfg, f64::NAN) && converged(&cfg, 0.5) && !converged(&cfg, 0.49));
     }
 }

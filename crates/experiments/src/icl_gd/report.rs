@@ -38,6 +38,7 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
     let s = page.section("Verdict");
     crate::verdict::section(s, crate::verdict::Verdict::from_summary(&summary).as_ref(), record.status.as_str());
     run_header(s, &record);
+    crate::report_common::attempts_and_analyses(s, store, run)?;
 
     // Metrics with their spread across seeds.
     let per_seed: Vec<Value> = summary["per_seed"].as_array().cloned().unwrap_or_default();

@@ -37,6 +37,7 @@ pub fn report(
     let s = page.section("Verdict");
     verdict::section(s, Verdict::from_summary(&summary).as_ref(), record.status.as_str());
     run_header(s, &record);
+    crate::report_common::attempts_and_analyses(s, store, run)?;
     if let Some(r) = &results {
         outcomes_section(&mut page, r, about, metrics);
         if r.variants.len() > 1 {
