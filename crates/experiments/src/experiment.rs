@@ -11,6 +11,10 @@ pub trait ExperimentConfig: serde::de::DeserializeOwned + serde::Serialize + con
     fn quick(&self) -> &toml::Table;
     /// The seeds this config trains (`run.seed`, `run.seed + 1`, …).
     fn seeds(&self) -> Vec<u64>;
+    /// The run's peak memory and planned work, from this config alone and before anything large
+    /// is allocated (the CLI refuses a run whose peak exceeds the machine's memory). An error is
+    /// bad input found while estimating (e.g. an env that cannot be built).
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate>;
     /// Runs the experiment; returns the experiment's part of `summary.json`.
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
     /// The hook points of the model this config trains (untrained), with the shape each has on a

@@ -4,6 +4,7 @@
 //! (with `--quick`) < `--set` overrides < `--seed` / `--seeds`.
 
 use crate::registry::{Loaded, Runner, runner_of};
+use crate::resources::{self, Estimate, MemoryLimit};
 use mesalab_core::config::{ConfigError, Override};
 
 /// CLI options that shape a plan.
@@ -64,6 +65,20 @@ impl Plan {
             resolved_toml,
             quick: opts.quick,
         })
+    }
+
+    /// The run's estimated peak memory and planned work, from the resolved config alone.
+    pub fn estimate(&self) -> anyhow::Result<Estimate> {
+        self.config.estimate()
+    }
+
+    /// The estimate, or a refusal naming the parameters that drive the size when its peak exceeds
+    /// `limit` (or overflows). Call it before the store is opened or the run directory exists:
+    /// a refused run writes nothing.
+    pub fn check_memory(&self, limit: &MemoryLimit) -> anyhow::Result<Estimate> {
+        let estimate = self.estimate()?;
+        resources::check(&estimate, limit)?;
+        Ok(estimate)
     }
 
     /// Names the plan after a shipped experiment (e.g. `icl-gd-2layer`).

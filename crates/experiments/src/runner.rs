@@ -317,6 +317,9 @@ mod tests {
         fn seeds(&self) -> Vec<u64> {
             vec![0]
         }
+        fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+            Ok(crate::resources::Estimate { parts: Vec::new(), work: Default::default() })
+        }
         fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
             ctx.store.log_metrics(ctx.run_id, &[MetricRow::new(Some(0), 0, "loss", 1.0)])?;
             std::fs::write(ctx.run_dir.join("checkpoint.bin"), b"weights")?;
