@@ -47,8 +47,9 @@ fn knobs() -> Vec<(&'static str, Vec<String>, &'static str)> {
     // Every goal-misgeneralization experiment shares the harness's knobs.
     for exp in ["coin-corridor", "cheese-maze", "keys-chests", "monster-shield", "boat-race", "tomato-watering"] {
         for (sets, key) in [
-            (set("ppo.num_envs=HUGE"), "ppo.num_envs"),
-            (set("ppo.num_steps=HUGE"), "ppo.num_steps"),
+            // With training long enough for one such batch (else validation refuses it first).
+            (vec![format!("ppo.num_envs={HUGE}"), "ppo.total_timesteps=9000000000000000000".into()], "ppo.num_envs"),
+            (vec![format!("ppo.num_steps={HUGE}"), "ppo.total_timesteps=9000000000000000000".into()], "ppo.num_steps"),
             (set("ppo.total_timesteps=1000000000000000000"), "ppo.total_timesteps"),
             (set("model.mlp.hidden=[1000000000, 64]"), "model.mlp.hidden"),
             (vec!["model.kind=\"cnn\"".into(), "model.cnn.channels=[1000000]".into()], "model.cnn.channels"),
@@ -93,7 +94,10 @@ fn every_size_knob_set_absurdly_high_is_refused_with_exit_2_and_nothing_written(
         }
         let out = mesalab(&store, &args);
         let err = text(&out.stderr);
-        if out.status.code() != Some(2) || !err.contains("refusing to run") || !err.contains(key) {
+        // `run.seeds` is capped by validation (the seed list is built with the plan), every other
+        // knob by the memory guard.
+        let refused = if key == "run.seeds" { err.contains("must be at most") } else { err.contains("refusing to run") };
+        if out.status.code() != Some(2) || !refused || !err.contains(key) {
             failures.push(format!("{experiment} {sets:?}: exit {:?}, expected a refusal naming `{key}`: {err}", out.status.code()));
         }
         assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{experiment} {sets:?}: {err}");
@@ -166,7 +170,8 @@ fn max_memory_lowers_the_limit_and_bad_sizes_are_bad_input() {
     assert!(err.contains("10 MiB set by --max-memory"), "{err}");
     assert!(err.contains("eval.validation_tasks") || err.contains("train.batch_size"), "{err}");
     for bad in ["lots", "-5G", "0"] {
-        let out = mesalab(&store, &["run", "icl-gd", "--max-memory", bad]);
+        let arg = format!("--max-memory={bad}");
+        let out = mesalab(&store, &["run", "icl-gd", &arg]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
         assert!(text(&out.stderr).contains("--max-memory"), "{bad}: {}", text(&out.stderr));
     }

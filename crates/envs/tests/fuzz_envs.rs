@@ -64,8 +64,7 @@ fn raw_value() -> impl Strategy<Value = String> {
 
 #[test]
 fn every_env_survives_arbitrary_params_and_action_sequences() {
-    let mut total = 0u64;
-    let mut built = 0u64;
+    let (total, built) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     for entry in ENTRIES {
         let defaults = entry.splits.iter().flat_map(|s| keys(&defaults_toml(entry.name, s).unwrap())).collect::<Vec<_>>();
         let key = prop_oneof![
@@ -85,11 +84,11 @@ fn every_env_survives_arbitrary_params_and_action_sequences() {
         let mut runner = runner(200);
         runner
             .run(&strategy, |(split, sets, seed, actions)| {
-                total += 1;
+                total.set(total.get() + 1);
                 let overrides: Vec<Override> =
                     sets.iter().filter_map(|(k, v)| Override::parse(&format!("{k}={v}")).ok()).collect();
                 let Ok(env) = make(entry.name, &split, &overrides) else { return Ok(()) };
-                built += 1;
+                built.set(built.get() + 1);
                 let spec = env.spec().clone();
                 prop_assert!(!spec.actions.is_empty(), "{}: no actions", entry.name);
                 let streams = Streams::new(Seed(seed));
@@ -112,6 +111,6 @@ fn every_env_survives_arbitrary_params_and_action_sequences() {
             })
             .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
     }
-    eprintln!("fuzz_envs: {total} inputs, {built} built envs, 0 panics");
-    assert!(built > 0, "no input built an env: the strategy tests nothing");
+    eprintln!("fuzz_envs: {} inputs, {} built envs, 0 panics", total.get(), built.get());
+    assert!(built.get() > 0, "no input built an env: the strategy tests nothing");
 }

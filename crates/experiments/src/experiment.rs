@@ -62,6 +62,7 @@ impl RunSection {
         if self.seeds == 0 {
             return Err(Invalid::new("run.seeds", "must be at least 1"));
         }
+        check_seed_count(self.seeds)?;
         if self.log_every == 0 {
             return Err(Invalid::new("run.log_every", "must be at least 1"));
         }
@@ -73,6 +74,22 @@ impl RunSection {
         }
         Ok(())
     }
+}
+
+/// The most seeds one run trains (per variant). The seed list is built when a plan is made, so a
+/// count beyond any real run must be refused before that (fuzzing found `run.seeds = 10^15`
+/// aborting on allocating the list); more seeds than this belong in a sweep.
+pub const MAX_SEEDS: u64 = 100_000;
+
+/// `run.seeds` at most [`MAX_SEEDS`].
+pub fn check_seed_count(seeds: u64) -> Result<(), Invalid> {
+    if seeds > MAX_SEEDS {
+        return Err(Invalid::new(
+            "run.seeds",
+            format!("must be at most {MAX_SEEDS} per run, got {seeds}; use a sweep over run.seed for more"),
+        ));
+    }
+    Ok(())
 }
 
 /// `experiment = "…"` must name this config's experiment.

@@ -131,4 +131,17 @@ mod tests {
         let e = plan(text, &[], PlanOptions { seeds: Some(0), ..Default::default() }).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("run.seeds"));
     }
+
+    #[test]
+    fn seed_counts_beyond_a_seed_list_abort_are_refused() {
+        // Found by fuzzing: `--seeds 10^15` aborted allocating the plan's seed list (exit 134).
+        for text in ["experiment = \"icl-gd\"\n", "experiment = \"coin-corridor\"\n"] {
+            for seeds in [crate::experiment::MAX_SEEDS + 1, 1_000_000_000_000_000, u64::MAX] {
+                let e = plan(text, &[], PlanOptions { seeds: Some(seeds), ..Default::default() }).unwrap_err();
+                assert_eq!(e.key.as_deref(), Some("run.seeds"), "{text}: {e}");
+            }
+            let ok = plan(text, &[], PlanOptions { seeds: Some(crate::experiment::MAX_SEEDS), ..Default::default() });
+            assert_eq!(ok.unwrap().seeds.len() as u64, crate::experiment::MAX_SEEDS);
+        }
+    }
 }

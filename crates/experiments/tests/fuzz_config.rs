@@ -82,7 +82,7 @@ fn load(origin: &str, text: &str, overrides: &[Override], opts: &PlanOptions, li
 #[test]
 fn every_shipped_config_survives_arbitrary_overrides() {
     let limit = MemoryLimit { bytes: 1 << 30, source: "fuzz".into() };
-    let (mut total, mut loaded) = (0u64, 0u64);
+    let (total, loaded) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     for e in EXPERIMENTS {
         let resolved = Plan::new(e.config_path, e.config, &[], &PlanOptions::default()).unwrap().resolved_toml;
         let known = keys(&resolved);
@@ -99,29 +99,29 @@ fn every_shipped_config_survives_arbitrary_overrides() {
         );
         runner(120)
             .run(&strategy, |(sets, quick, seed, seeds)| {
-                total += 1;
+                total.set(total.get() + 1);
                 let overrides: Vec<Override> =
                     sets.iter().filter_map(|(k, v)| Override::parse(&format!("{k}={v}")).ok()).collect();
                 let opts = PlanOptions { seed, seeds, quick };
-                loaded += u64::from(load(e.config_path, e.config, &overrides, &opts, &limit));
+                loaded.set(loaded.get() + u64::from(load(e.config_path, e.config, &overrides, &opts, &limit)));
                 Ok(())
             })
             .unwrap_or_else(|err| panic!("{}: {err}", e.name));
     }
-    eprintln!("fuzz_config overrides: {total} inputs, {loaded} loaded plans, 0 panics");
-    assert!(loaded > 0, "no input loaded: the strategy tests nothing");
+    eprintln!("fuzz_config overrides: {} inputs, {} loaded plans, 0 panics", total.get(), loaded.get());
+    assert!(loaded.get() > 0, "no input loaded: the strategy tests nothing");
 }
 
 #[test]
 fn every_shipped_config_text_survives_cuts_and_replaced_bytes() {
     let limit = MemoryLimit { bytes: 1 << 30, source: "fuzz".into() };
-    let mut total = 0u64;
+    let total = std::cell::Cell::new(0u64);
     for e in EXPERIMENTS {
         let len = e.config.len();
         let strategy = (0..=len, prop::collection::vec((0..len, any::<u8>()), 0..4), any::<bool>());
         runner(40)
             .run(&strategy, |(cut, replaced, quick)| {
-                total += 1;
+                total.set(total.get() + 1);
                 let mut bytes = e.config.as_bytes()[..cut].to_vec();
                 for (at, b) in replaced {
                     if at < bytes.len() {
@@ -135,5 +135,5 @@ fn every_shipped_config_text_survives_cuts_and_replaced_bytes() {
             })
             .unwrap_or_else(|err| panic!("{}: {err}", e.name));
     }
-    eprintln!("fuzz_config texts: {total} inputs, 0 panics");
+    eprintln!("fuzz_config texts: {} inputs, 0 panics", total.get());
 }

@@ -120,13 +120,13 @@ fn the_store_survives_arbitrary_truncated_and_bit_flipped_files() {
     let tmp = tempfile::tempdir().unwrap();
     let real = real_store(tmp.path());
     let header = real[..100].to_vec();
-    let mut total = 0u64;
+    let total = std::cell::Cell::new(0u64);
 
     // Arbitrary bytes, half of them behind a valid SQLite header (so the parser gets past it).
     let arbitrary = (any::<bool>(), prop::collection::vec(any::<u8>(), 0..9000));
     runner(64)
         .run(&arbitrary, |(with_header, mut bytes)| {
-            total += 1;
+            total.set(total.get() + 1);
             if with_header {
                 let mut b = header.clone();
                 b.append(&mut bytes);
@@ -140,7 +140,7 @@ fn the_store_survives_arbitrary_truncated_and_bit_flipped_files() {
     // The real store cut at any length.
     runner(64)
         .run(&(0..real.len()), |len| {
-            total += 1;
+            total.set(total.get() + 1);
             open_all_ways(tmp.path(), &real[..len]);
             Ok(())
         })
@@ -150,7 +150,7 @@ fn the_store_survives_arbitrary_truncated_and_bit_flipped_files() {
     let flips = prop::collection::vec((0..real.len() * 8, any::<bool>(), any::<u8>()), 1..16);
     runner(128)
         .run(&flips, |flips| {
-            total += 1;
+            total.set(total.get() + 1);
             let mut bytes = real.clone();
             for (bit, in_header, value) in flips {
                 if in_header {
@@ -163,5 +163,5 @@ fn the_store_survives_arbitrary_truncated_and_bit_flipped_files() {
             Ok(())
         })
         .unwrap();
-    eprintln!("fuzz_store: {total} inputs, 0 panics");
+    eprintln!("fuzz_store: {} inputs, 0 panics", total.get());
 }

@@ -265,6 +265,7 @@ impl Validate for Config {
             return Err(Invalid::new("experiment", format!("this config is for `icl-gd`, not `{}`", self.experiment)));
         }
         at_least("run.seeds", self.run.seeds, 1)?;
+        crate::experiment::check_seed_count(self.run.seeds)?;
         let t = &self.task;
         at_least("task.d", t.d as u64, 1)?;
         at_least("task.n_context", t.n_context as u64, 1)?;
