@@ -315,7 +315,11 @@ fn plan_from_args(args: &RunArgs) -> Result<(Plan, String), Failure> {
 /// the run would be refused.
 fn dry_run(plan: &Plan, limit: &MemoryLimit) -> Result<(), Failure> {
     let estimate = plan.estimate().map_err(Failure::Input)?;
-    println!("# {} — resolved config ({} seed(s); dry run: nothing was run or written)", plan.experiment, plan.seeds.len());
+    println!(
+        "# {} — resolved config ({} seed(s); dry run: nothing was run or written)",
+        plan.experiment,
+        plan.seeds.len()
+    );
     println!("{}", plan.resolved_toml.trim_end());
     println!();
     print!("{}", estimate.render());

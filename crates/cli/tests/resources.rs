@@ -96,9 +96,13 @@ fn every_size_knob_set_absurdly_high_is_refused_with_exit_2_and_nothing_written(
         let err = text(&out.stderr);
         // `run.seeds` is capped by validation (the seed list is built with the plan), every other
         // knob by the memory guard.
-        let refused = if key == "run.seeds" { err.contains("must be at most") } else { err.contains("refusing to run") };
+        let refused =
+            if key == "run.seeds" { err.contains("must be at most") } else { err.contains("refusing to run") };
         if out.status.code() != Some(2) || !refused || !err.contains(key) {
-            failures.push(format!("{experiment} {sets:?}: exit {:?}, expected a refusal naming `{key}`: {err}", out.status.code()));
+            failures.push(format!(
+                "{experiment} {sets:?}: exit {:?}, expected a refusal naming `{key}`: {err}",
+                out.status.code()
+            ));
         }
         assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{experiment} {sets:?}: {err}");
         assert!(!out_dir.exists(), "{experiment} {sets:?}: a refused run created its directory");
@@ -124,10 +128,8 @@ fn dry_run_prints_config_work_and_estimate_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store.sqlite");
     let out_dir = tmp.path().join("run");
-    let out = mesalab(
-        &store,
-        &["run", "icl-gd", "--quick", "--seeds", "2", "--dry-run", "--out", out_dir.to_str().unwrap()],
-    );
+    let out =
+        mesalab(&store, &["run", "icl-gd", "--quick", "--seeds", "2", "--dry-run", "--out", out_dir.to_str().unwrap()]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     for needle in [
@@ -214,15 +216,64 @@ fn estimate_tracks_measured_peak_rss() {
     const FACTOR: f64 = 2.0;
     let cases: &[(&str, &[&str])] = &[
         ("icl-gd", &["--quick", "--seeds", "1", "--set", "train.steps=50"]),
-        ("icl-gd", &["--seeds", "1", "--set", "train.steps=20", "--set", "eval.validation_tasks=200000", "--set", "eval.fit_tasks=200000"]),
-        ("icl-gd", &["--seeds", "1", "--set", "train.steps=20", "--set", "task.d=40", "--set", "task.n_context=40", "--set", "train.batch_size=2048"]),
-        ("coin-corridor", &["--quick", "--seeds", "1", "--set", "sweep.random_percent=[0]", "--set", "ppo.total_timesteps=20000"]),
-        ("cheese-maze", &["--quick", "--seeds", "1", "--set", "sweep.rand_regions=[1]", "--set", "ppo.total_timesteps=20000"]),
+        (
+            "icl-gd",
+            &[
+                "--seeds",
+                "1",
+                "--set",
+                "train.steps=20",
+                "--set",
+                "eval.validation_tasks=200000",
+                "--set",
+                "eval.fit_tasks=200000",
+            ],
+        ),
+        (
+            "icl-gd",
+            &[
+                "--seeds",
+                "1",
+                "--set",
+                "train.steps=20",
+                "--set",
+                "task.d=40",
+                "--set",
+                "task.n_context=40",
+                "--set",
+                "train.batch_size=2048",
+            ],
+        ),
+        (
+            "coin-corridor",
+            &["--quick", "--seeds", "1", "--set", "sweep.random_percent=[0]", "--set", "ppo.total_timesteps=20000"],
+        ),
+        (
+            "cheese-maze",
+            &["--quick", "--seeds", "1", "--set", "sweep.rand_regions=[1]", "--set", "ppo.total_timesteps=20000"],
+        ),
         ("keys-chests", &["--quick", "--seeds", "1", "--set", "ppo.total_timesteps=20000"]),
         ("monster-shield", &["--quick", "--seeds", "1", "--set", "ppo.total_timesteps=20000"]),
         ("boat-race", &["--quick", "--seeds", "1", "--set", "ppo.total_timesteps=20000"]),
         ("tomato-watering", &["--quick", "--seeds", "1", "--set", "ppo.total_timesteps=20000"]),
-        ("coin-corridor", &["--quick", "--seeds", "1", "--set", "sweep.random_percent=[0]", "--set", "ppo.total_timesteps=40000", "--set", "ppo.num_envs=256", "--set", "ppo.num_steps=256", "--set", "model.mlp.hidden=[512, 512]"]),
+        (
+            "coin-corridor",
+            &[
+                "--quick",
+                "--seeds",
+                "1",
+                "--set",
+                "sweep.random_percent=[0]",
+                "--set",
+                "ppo.total_timesteps=40000",
+                "--set",
+                "ppo.num_envs=256",
+                "--set",
+                "ppo.num_steps=256",
+                "--set",
+                "model.mlp.hidden=[512, 512]",
+            ],
+        ),
     ];
     let tmp = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
@@ -254,7 +305,8 @@ fn estimate_tracks_measured_peak_rss() {
     let bad: Vec<&String> = rows
         .iter()
         .filter(|r| {
-            let ratio: f64 = r.split("ratio ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
+            let ratio: f64 =
+                r.split("ratio ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
             !(1.0 / FACTOR..=FACTOR).contains(&ratio)
         })
         .collect();

@@ -51,9 +51,39 @@ fn raw_value() -> impl Strategy<Value = String> {
         (0u64..70).prop_map(|v| v.to_string()),
         any::<u64>().prop_map(|v| v.to_string()),
         prop::sample::select(vec![
-            "0", "-1", "1", "2", "3", "63", "64", "65", "255", "4294967295", "4294967296", "18446744073709551615",
-            "18446744073709551616", "-9223372036854775808", "nan", "inf", "-inf", "1e308", "1e-308", "0.5", "-0.0",
-            "true", "false", "\"\"", "[]", "{}", "[1, 2]", "[[]]", "\"full\"", "\"egocentric\"", "=", "[", "\"",
+            "0",
+            "-1",
+            "1",
+            "2",
+            "3",
+            "63",
+            "64",
+            "65",
+            "255",
+            "4294967295",
+            "4294967296",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "nan",
+            "inf",
+            "-inf",
+            "1e308",
+            "1e-308",
+            "0.5",
+            "-0.0",
+            "true",
+            "false",
+            "\"\"",
+            "[]",
+            "{}",
+            "[1, 2]",
+            "[[]]",
+            "\"full\"",
+            "\"egocentric\"",
+            "=",
+            "[",
+            "\"",
         ])
         .prop_map(str::to_string),
         any::<f64>().prop_map(|v| format!("{v:?}")),
@@ -66,7 +96,8 @@ fn raw_value() -> impl Strategy<Value = String> {
 fn every_env_survives_arbitrary_params_and_action_sequences() {
     let (total, built) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     for entry in ENTRIES {
-        let defaults = entry.splits.iter().flat_map(|s| keys(&defaults_toml(entry.name, s).unwrap())).collect::<Vec<_>>();
+        let defaults =
+            entry.splits.iter().flat_map(|s| keys(&defaults_toml(entry.name, s).unwrap())).collect::<Vec<_>>();
         let key = prop_oneof![
             4 => prop::sample::select(defaults.clone()),
             1 => "[a-z_.]{0,10}",

@@ -105,12 +105,7 @@ pub struct Part {
 
 impl Part {
     pub fn new(phase: Phase, what: impl Into<String>, bytes: Bytes, keys: &[(&str, String)]) -> Part {
-        Part {
-            phase,
-            what: what.into(),
-            bytes,
-            keys: keys.iter().map(|(k, v)| format!("{k} = {v}")).collect(),
-        }
+        Part { phase, what: what.into(), bytes, keys: keys.iter().map(|(k, v)| format!("{k} = {v}")).collect() }
     }
 }
 
@@ -216,7 +211,9 @@ impl MemoryLimit {
         let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| mem_available(&t));
         let cgroup = cgroup_remaining();
         let measured = match (meminfo, cgroup) {
-            (Some(m), Some(c)) if c < m => Some((c, "remaining in this container's cgroup (memory.max − memory.current)")),
+            (Some(m), Some(c)) if c < m => {
+                Some((c, "remaining in this container's cgroup (memory.max − memory.current)"))
+            }
             (Some(m), _) => Some((m, "available on this machine (MemAvailable in /proc/meminfo)")),
             (None, Some(c)) => Some((c, "remaining in this container's cgroup")),
             (None, None) => None,
@@ -269,7 +266,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 40,
         other => return Err(format!("unknown unit `{other}` in `{text}`; use e.g. 512M, 8G or a byte count")),
     };
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size; use e.g. 512M, 8G or a byte count"))?;
+    let value: f64 =
+        number.parse().map_err(|_| format!("`{text}` is not a size; use e.g. 512M, 8G or a byte count"))?;
     let bytes = value * (1u64 << shift) as f64;
     if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
         return Err(format!("`{text}` is not a usable size (at least 1 byte, below 16 EiB)"));
@@ -291,12 +289,8 @@ pub fn check(estimate: &Estimate, limit: &MemoryLimit) -> Result<(), TooLarge> {
     if peak.0.is_some_and(|p| p <= limit.bytes) {
         return Ok(());
     }
-    let drivers: Vec<String> = estimate
-        .drivers()
-        .iter()
-        .take(3)
-        .map(|p| format!("{} ({}: {})", p.keys.join(", "), p.what, p.bytes))
-        .collect();
+    let drivers: Vec<String> =
+        estimate.drivers().iter().take(3).map(|p| format!("{} ({}: {})", p.keys.join(", "), p.what, p.bytes)).collect();
     let head = match peak.0 {
         Some(p) => format!(
             "refusing to run: it would need about {} of memory at its peak, more than the {} {}",

@@ -428,7 +428,12 @@ impl Config {
         };
         let ood = n(e.ood_tasks).saturating_mul(n(e.ood_alphas.len()));
         let mut parts = vec![
-            Part::new(Phase::Resident, "fit tasks", task.times(n(e.fit_tasks)), &with(&[key("eval.fit_tasks", e.fit_tasks)])),
+            Part::new(
+                Phase::Resident,
+                "fit tasks",
+                task.times(n(e.fit_tasks)),
+                &with(&[key("eval.fit_tasks", e.fit_tasks)]),
+            ),
             Part::new(
                 Phase::Resident,
                 "validation tasks",
@@ -452,10 +457,19 @@ impl Config {
                 Phase::Step("training"),
                 "one training batch through autodiff",
                 (task + token_f32 + autodiff).times(n(self.train.batch_size)),
-                &with(&[key("train.batch_size", self.train.batch_size), key("model.layers", m.layers), key("model.heads", m.heads)]),
+                &with(&[
+                    key("train.batch_size", self.train.batch_size),
+                    key("model.layers", m.layers),
+                    key("model.heads", m.heads),
+                ]),
             ),
             // Model, gradients and Adam's two moments.
-            Part::new(Phase::Step("training"), "model and Adam state", params.times(4), &with(&[key("model.layers", m.layers)])),
+            Part::new(
+                Phase::Step("training"),
+                "model and Adam state",
+                params.times(4),
+                &with(&[key("model.layers", m.layers)]),
+            ),
             Part::new(
                 Phase::Step("training"),
                 "validation tokens (periodic validation)",
@@ -479,13 +493,18 @@ impl Config {
             Part::new(
                 Phase::Step("fitting baselines"),
                 "baseline fits",
-                (Bytes::product(&[d, d, 8, 3]) + Bytes::product(&[d, 8, 4])).times(n(e.fit_tasks.max(e.validation_tasks))),
+                (Bytes::product(&[d, d, 8, 3]) + Bytes::product(&[d, 8, 4]))
+                    .times(n(e.fit_tasks.max(e.validation_tasks))),
                 &with(&[key("eval.fit_tasks", e.fit_tasks)]),
             ),
         ];
         if i.enabled {
             let probe_width = tokens.saturating_mul(width);
-            let targets = Bytes::product(&[n(i.probe_tasks), d.saturating_mul(3).saturating_add(n(m.layers)).saturating_add(1), 8]);
+            let targets = Bytes::product(&[
+                n(i.probe_tasks),
+                d.saturating_mul(3).saturating_add(n(m.layers)).saturating_add(1),
+                8,
+            ]);
             parts.push(Part::new(
                 Phase::Resident,
                 "probe and patch tasks",

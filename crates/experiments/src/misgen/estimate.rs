@@ -113,8 +113,10 @@ pub fn ppo_parts(model: &PolicyConfig, ppo: &PpoConfig, obs_shape: [usize; 3], a
     let minibatch_bytes = match minibatch {
         // Gathered observations, their tensor and its autodiff copy; one-hot actions; and every
         // layer's activations kept for the backward pass with their gradients (≈ 3×).
-        Some(mb) => (obs_f32.times(3) + Bytes::product(&[n(actions), 8]) + policy_activations(model, obs_shape).times(3))
-            .times(mb),
+        Some(mb) => {
+            (obs_f32.times(3) + Bytes::product(&[n(actions), 8]) + policy_activations(model, obs_shape).times(3))
+                .times(mb)
+        }
         None => Bytes(None),
     };
     // The VecEnv's states and observation buffer; the rollout's batched forward pass.
@@ -153,7 +155,13 @@ fn model_keys(model: &PolicyConfig) -> Vec<(&'static str, String)> {
 /// A probe step over `samples` start states: their observations and every layer's activations,
 /// the activations as an f64 matrix with its centred and split copies, the ridge probe's Gram
 /// matrix (min(samples, width)², 3 copies) and the logistic probe's Hessian (width², 2 copies).
-pub fn probe_part(what: &str, samples: usize, model: &PolicyConfig, obs_shape: [usize; 3], keys: &[(&str, String)]) -> Part {
+pub fn probe_part(
+    what: &str,
+    samples: usize,
+    model: &PolicyConfig,
+    obs_shape: [usize; 3],
+    keys: &[(&str, String)],
+) -> Part {
     let obs_len = obs_shape.iter().fold(1usize, |a, &b| a.saturating_mul(b));
     let acts = policy_activations(model, obs_shape);
     let width = acts.get().map_or(u64::MAX, |a| a / 4);
@@ -167,10 +175,7 @@ pub fn probe_part(what: &str, samples: usize, model: &PolicyConfig, obs_shape: [
 
 /// The harness's estimate for `m`, plus the experiment's own parts (its look-inside step), which
 /// `extra` builds from the training env's spec.
-pub fn estimate<M: Misgen>(
-    m: &M,
-    extra: impl FnOnce(&mesalab_envs::EnvSpec) -> Vec<Part>,
-) -> anyhow::Result<Estimate> {
+pub fn estimate<M: Misgen>(m: &M, extra: impl FnOnce(&mesalab_envs::EnvSpec) -> Vec<Part>) -> anyhow::Result<Estimate> {
     let s = m.sections();
     let variants = m.variants();
     let first = variants.first().ok_or_else(|| anyhow::anyhow!("the experiment has no variants"))?;
@@ -188,13 +193,14 @@ pub fn estimate<M: Misgen>(
     let episode = Bytes(Some(std::mem::size_of::<M::Episode>() as u64 + 64));
     let eval_keys = [key("eval.episodes", s.eval.episodes)];
     let rows = Bytes::product(&[n(variants.len()), policies, 2, episodes, EPISODE_ROW_BYTES]);
-    let row_keys = [
-        key("eval.episodes", s.eval.episodes),
-        key("run.seeds", seeds),
-        key("variants", variants.len()),
-    ];
+    let row_keys = [key("eval.episodes", s.eval.episodes), key("run.seeds", seeds), key("variants", variants.len())];
     let mut parts = vec![
-        Part::new(Phase::Resident, "evaluation levels (both splits)", state.times(episodes.saturating_mul(2)), &eval_keys),
+        Part::new(
+            Phase::Resident,
+            "evaluation levels (both splits)",
+            state.times(episodes.saturating_mul(2)),
+            &eval_keys,
+        ),
         Part::new(
             Phase::Resident,
             "goal-preference levels",
@@ -213,8 +219,10 @@ pub fn estimate<M: Misgen>(
         Part::new(
             Phase::Step("evaluation"),
             "one policy's episodes with their paths",
-            (episode + Bytes(Some(std::mem::size_of::<EpisodeStats>() as u64)) + Bytes::product(&[n(max_steps as usize), 16]))
-                .times(episodes),
+            (episode
+                + Bytes(Some(std::mem::size_of::<EpisodeStats>() as u64))
+                + Bytes::product(&[n(max_steps as usize), 16]))
+            .times(episodes),
             &[key("eval.episodes", s.eval.episodes), key("env max_steps", max_steps)],
         ),
     ];
