@@ -92,8 +92,8 @@ fn training_resumed_from_a_saved_state_equals_an_uninterrupted_run() {
     let env = registry::make("keys-chests-v1", "train", &[]).unwrap();
     let config = PpoConfig { num_envs: 3, num_steps: 32, total_timesteps: 32 * 3 * 12, ..PpoConfig::default() };
     let streams = Streams::new(Seed(3));
-    let whole = ppo::train(&config, env.clone(), mlp_for(&env, &streams), &streams, |_, _| ControlFlow::Continue(()))
-        .unwrap();
+    let whole =
+        ppo::train(&config, env.clone(), mlp_for(&env, &streams), &streams, |_, _| ControlFlow::Continue(())).unwrap();
     // Stop after update 5 with the state saved there, then continue from the file.
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("state.bin");
@@ -115,7 +115,9 @@ fn training_resumed_from_a_saved_state_equals_an_uninterrupted_run() {
         ControlFlow::Continue(())
     })
     .unwrap();
-    let no_clock = |logs: &[UpdateLog]| format!("{:?}", logs.iter().map(|l| UpdateLog { sps: 0.0, ..l.clone() }).collect::<Vec<_>>());
+    let no_clock = |logs: &[UpdateLog]| {
+        format!("{:?}", logs.iter().map(|l| UpdateLog { sps: 0.0, ..l.clone() }).collect::<Vec<_>>())
+    };
     assert_eq!(rest.logs.len(), 12);
     assert_eq!(no_clock(&whole.logs), no_clock(&rest.logs));
     assert_eq!(weight_bits(&whole.model), weight_bits(&rest.model));
