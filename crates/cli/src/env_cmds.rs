@@ -100,6 +100,8 @@ fn build(src: &Source) -> Result<Built> {
                 seeds: None,
                 out: None,
                 quick: src.quick,
+                dry_run: false,
+                max_memory: None,
             };
             let (plan, _) = crate::plan_from_args(&run_args).map_err(crate::Failure::into_error)?;
             let env = plan.config.split_env(&src.split).map_err(|e| {

@@ -15,6 +15,7 @@ mod sweep_cmds;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use mesalab_core::config::Override;
+use mesalab_experiments::resources::{self, MemoryLimit};
 use mesalab_experiments::{EXPERIMENTS, Plan, PlanOptions, RunError, analyze, execute, regenerate_report, resume};
 use mesalab_report::html::{IndexEntry, Status, index_page};
 use mesalab_store::Store;
@@ -136,6 +137,14 @@ struct RunArgs {
     /// Smaller evaluation sizes from the config's [quick] table.
     #[arg(long)]
     quick: bool,
+    /// Print the resolved config, the planned work and the memory estimate, and write nothing
+    /// (exit 2 when the run would be refused).
+    #[arg(long)]
+    dry_run: bool,
+    /// Refuse runs whose estimated peak memory exceeds SIZE (e.g. 512M, 8G); it can only lower
+    /// the machine's available memory, which is the default limit.
+    #[arg(long, value_name = "SIZE", value_parser = mesalab_experiments::resources::parse_size)]
+    max_memory: Option<u64>,
 }
 
 /// An error with the exit code it maps to.
@@ -207,8 +216,12 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 seeds: None,
                 out: None,
                 quick: false,
+                dry_run: false,
+                max_memory: None,
             };
             let (plan, _) = plan_from_args(&run_args)?;
+            // The model is built at full size: refuse what the run itself would be refused for.
+            plan.check_memory(&MemoryLimit::machine(None)).map_err(Failure::Input)?;
             let shapes = plan.config.hook_shapes().map_err(Failure::Input)?;
             let width = shapes.iter().map(|h| h.name.len()).max().unwrap_or(0);
             let dims: Vec<String> = shapes.iter().map(|h| format!("[{}]", h.dims.join(", "))).collect();
@@ -231,6 +244,12 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Run(args) => {
             let (plan, default_name) = plan_from_args(&args)?;
+            // Before the store or the run directory exists: a refusal writes nothing.
+            let limit = MemoryLimit::machine(args.max_memory);
+            if args.dry_run {
+                return dry_run(&plan, &limit);
+            }
+            plan.check_memory(&limit).map_err(Failure::Input)?;
             let store = open_store(cli.store.as_deref())?;
             let run_dir = match &args.out {
                 Some(dir) => dir.clone(),
@@ -313,6 +332,30 @@ fn plan_from_args(args: &RunArgs) -> Result<(Plan, String), Failure> {
         let plan =
             Plan::new(e.config_path, e.config, &overrides, &opts).map_err(|e| Failure::Input(e.into()))?.named(e.name);
         Ok((plan, e.name.to_string()))
+    }
+}
+
+/// `run --dry-run`: the resolved config, the planned work and the memory estimate; exit 2 when
+/// the run would be refused.
+fn dry_run(plan: &Plan, limit: &MemoryLimit) -> Result<(), Failure> {
+    let estimate = plan.estimate().map_err(Failure::Input)?;
+    println!(
+        "# {} — resolved config ({} seed(s); dry run: nothing was run or written)",
+        plan.experiment,
+        plan.seeds.len()
+    );
+    println!("{}", plan.resolved_toml.trim_end());
+    println!();
+    print!("{}", estimate.render());
+    let peak = estimate.peak().get().map_or_else(|| "overflow".to_string(), |b| b.to_string());
+    println!("estimated peak bytes: {peak}");
+    println!("memory limit: {} ({})", resources::human(limit.bytes), limit.source);
+    match resources::check(&estimate, limit) {
+        Ok(()) => {
+            println!("would run: yes");
+            Ok(())
+        }
+        Err(e) => Err(Failure::Input(e.into())),
     }
 }
 
@@ -399,14 +442,20 @@ fn print_outcome(summary: &serde_json::Value, run_dir: &Path) {
 }
 
 fn demo(store_flag: Option<&Path>, out: Option<PathBuf>) -> Result<(), Failure> {
-    let store = open_store(store_flag)?;
     let dir = out.unwrap_or_else(|| fresh_dir(Path::new("runs"), "demo"));
     let interrupted = install_interrupt_handler();
     let mut entries = Vec::new();
+    let mut plans = Vec::new();
+    let limit = MemoryLimit::machine(None);
     for e in EXPERIMENTS {
         let plan = Plan::new(e.config_path, e.config, &[], &PlanOptions { quick: true, ..Default::default() })
             .map_err(|err| Failure::Run(anyhow!("shipped config {} is invalid: {err}", e.config_path)))?
             .named(e.name);
+        plan.check_memory(&limit).map_err(|err| Failure::Input(err.context(format!("demo: {}", e.name))))?;
+        plans.push((e, plan));
+    }
+    let store = open_store(store_flag)?;
+    for (e, plan) in plans {
         let run_dir = dir.join(e.name);
         let finished = run_plan(&plan, &store, &run_dir, interrupted.clone())?;
         print_outcome(&finished.summary, &finished.run_dir);

@@ -11,6 +11,10 @@ pub trait ExperimentConfig: serde::de::DeserializeOwned + serde::Serialize + con
     fn quick(&self) -> &toml::Table;
     /// The seeds this config trains (`run.seed`, `run.seed + 1`, …).
     fn seeds(&self) -> Vec<u64>;
+    /// The run's peak memory and planned work, from this config alone and before anything large
+    /// is allocated (the CLI refuses a run whose peak exceeds the machine's memory). An error is
+    /// bad input found while estimating (e.g. an env that cannot be built).
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate>;
     /// Runs the experiment; returns the experiment's part of `summary.json`.
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
     /// Recomputes the experiment's look-inside section from a finished run's checkpoints with this
@@ -64,6 +68,7 @@ impl RunSection {
         if self.seeds == 0 {
             return Err(Invalid::new("run.seeds", "must be at least 1"));
         }
+        check_seed_count(self.seeds)?;
         if self.log_every == 0 {
             return Err(Invalid::new("run.log_every", "must be at least 1"));
         }
@@ -75,6 +80,22 @@ impl RunSection {
         }
         Ok(())
     }
+}
+
+/// The most seeds one run trains (per variant). The seed list is built when a plan is made, so a
+/// count beyond any real run must be refused before that (fuzzing found `run.seeds = 10^15`
+/// aborting on allocating the list); more seeds than this belong in a sweep.
+pub const MAX_SEEDS: u64 = 100_000;
+
+/// `run.seeds` at most [`MAX_SEEDS`].
+pub fn check_seed_count(seeds: u64) -> Result<(), Invalid> {
+    if seeds > MAX_SEEDS {
+        return Err(Invalid::new(
+            "run.seeds",
+            format!("must be at most {MAX_SEEDS} per run, got {seeds}; use a sweep over run.seed for more"),
+        ));
+    }
+    Ok(())
 }
 
 /// `experiment = "…"` must name this config's experiment.

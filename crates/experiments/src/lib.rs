@@ -17,6 +17,7 @@ pub mod monster_shield;
 pub mod plan;
 pub mod registry;
 pub mod report_common;
+pub mod resources;
 pub mod runner;
 pub mod spec_gaming;
 pub mod verdict;

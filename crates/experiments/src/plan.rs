@@ -4,6 +4,7 @@
 //! (with `--quick`) < `--set` overrides < `--seed` / `--seeds`.
 
 use crate::registry::{Loaded, Runner, runner_of};
+use crate::resources::{self, Estimate, MemoryLimit};
 use mesalab_core::config::{ConfigError, Override};
 
 /// CLI options that shape a plan.
@@ -66,6 +67,20 @@ impl Plan {
         })
     }
 
+    /// The run's estimated peak memory and planned work, from the resolved config alone.
+    pub fn estimate(&self) -> anyhow::Result<Estimate> {
+        self.config.estimate()
+    }
+
+    /// The estimate, or a refusal naming the parameters that drive the size when its peak exceeds
+    /// `limit` (or overflows). Call it before the store is opened or the run directory exists:
+    /// a refused run writes nothing.
+    pub fn check_memory(&self, limit: &MemoryLimit) -> anyhow::Result<Estimate> {
+        let estimate = self.estimate()?;
+        resources::check(&estimate, limit)?;
+        Ok(estimate)
+    }
+
     /// Names the plan after a shipped experiment (e.g. `icl-gd-2layer`).
     pub fn named(mut self, name: &str) -> Self {
         self.experiment = name.to_string();
@@ -115,5 +130,18 @@ mod tests {
         assert_eq!(e.suggestion.as_deref(), Some("layers"));
         let e = plan(text, &[], PlanOptions { seeds: Some(0), ..Default::default() }).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("run.seeds"));
+    }
+
+    #[test]
+    fn seed_counts_beyond_a_seed_list_abort_are_refused() {
+        // Found by fuzzing: `--seeds 10^15` aborted allocating the plan's seed list (exit 134).
+        for text in ["experiment = \"icl-gd\"\n", "experiment = \"coin-corridor\"\n"] {
+            for seeds in [crate::experiment::MAX_SEEDS + 1, 1_000_000_000_000_000, u64::MAX] {
+                let e = plan(text, &[], PlanOptions { seeds: Some(seeds), ..Default::default() }).unwrap_err();
+                assert_eq!(e.key.as_deref(), Some("run.seeds"), "{text}: {e}");
+            }
+            let ok = plan(text, &[], PlanOptions { seeds: Some(crate::experiment::MAX_SEEDS), ..Default::default() });
+            assert_eq!(ok.unwrap().seeds.len() as u64, crate::experiment::MAX_SEEDS);
+        }
     }
 }

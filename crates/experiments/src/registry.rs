@@ -12,6 +12,7 @@ pub trait Loaded: std::any::Any {
     fn resolved_toml(&self) -> Result<String, toml::ser::Error>;
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
     fn analyze(&self, ctx: &crate::context::AnalysisContext) -> anyhow::Result<serde_json::Value>;
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate>;
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>>;
     fn split_env(&self, split: &str) -> anyhow::Result<mesalab_envs::AnyEnv>;
     fn as_any(&self) -> &dyn std::any::Any;
@@ -29,6 +30,9 @@ impl<C: ExperimentConfig> Loaded for C {
     }
     fn analyze(&self, ctx: &crate::context::AnalysisContext) -> anyhow::Result<serde_json::Value> {
         ExperimentConfig::analyze(self, ctx)
+    }
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+        ExperimentConfig::estimate(self)
     }
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
         ExperimentConfig::hook_shapes(self)

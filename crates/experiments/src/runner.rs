@@ -99,6 +99,8 @@ pub fn resume(
         .map_err(|e| RunError::Setup(e.into()))?
         .named(&record.experiment);
     plan.quick = record.quick;
+    // Refused before the store is touched, as a new run would be.
+    plan.check_memory(&crate::resources::MemoryLimit::machine(None)).map_err(RunError::Setup)?;
     store.resume_run(record.id, code_revision.as_deref())?;
     // Outputs of a finished run only; an attempt that crashed while writing them leaves them.
     for file in [SUMMARY_FILE, REPORT_FILE] {
@@ -381,6 +383,9 @@ mod tests {
         }
         fn seeds(&self) -> Vec<u64> {
             vec![0]
+        }
+        fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+            Ok(crate::resources::Estimate { parts: Vec::new(), work: Default::default() })
         }
         fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value> {
             ctx.store.log_metrics(ctx.run_id, &[MetricRow::new(Some(0), 0, "loss", 1.0)])?;

@@ -130,6 +130,12 @@ impl Validate for PpoConfig {
         if self.num_steps == 0 {
             return Err(Invalid::new("num_steps", "must be at least 1"));
         }
+        if self.num_envs.checked_mul(self.num_steps).is_none() {
+            return Err(Invalid::new(
+                "num_steps",
+                format!("the batch num_envs {} × num_steps {} overflows", self.num_envs, self.num_steps),
+            ));
+        }
         if self.num_minibatches == 0 || !self.batch_size().is_multiple_of(self.num_minibatches) {
             return Err(Invalid::new(
                 "num_minibatches",
@@ -388,7 +394,9 @@ pub fn train_resumable<E: Env, P: Policy>(
     let mut minibatch_rng = streams.stream("minibatch");
     let mut agent = policy.train();
     let mut optimizer = AdamConfig::new().with_epsilon(config.adam_epsilon).init();
-    let mut logs: Vec<UpdateLog> = Vec::with_capacity(num_updates);
+    // Grown as updates finish: reserving `num_updates` up front would abort on an absurd
+    // `total_timesteps` before a single step ran.
+    let mut logs: Vec<UpdateLog> = Vec::with_capacity(num_updates.min(4096));
     let mut global_step = 0u64;
     let mut first_update = 1;
     if let (Some(file), Some(p)) = (resume, progress) {
@@ -820,6 +828,8 @@ mod tests {
         assert_eq!(bad(|c| c.learning_rate = f64::NAN).key, "learning_rate");
         assert_eq!(bad(|c| c.total_timesteps = 100).key, "total_timesteps");
         assert_eq!(bad(|c| c.update_epochs = 0).key, "update_epochs");
+        // In release builds the product would wrap (to 0 here) and pass the divisibility check.
+        assert_eq!(bad(|c| (c.num_envs, c.num_steps) = (1 << 33, 1 << 31)).key, "num_steps");
         assert_eq!(bad(|c| c.max_grad_norm = -1.0).key, "max_grad_norm");
         assert_eq!(bad(|c| c.target_kl = Some(0.0)).key, "target_kl");
         assert!(PpoConfig::default().validate().is_ok());

@@ -174,6 +174,55 @@ impl Config {
 }
 
 impl ExperimentConfig for Config {
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+        use crate::resources::{Bytes, Part, Phase, key, n};
+        crate::misgen::estimate::estimate(self, |spec| {
+            let i = &self.inside;
+            if !i.enabled {
+                return Vec::new();
+            }
+            let mazes = i.test_mazes.saturating_add(i.vector_mazes);
+            let mut parts = vec![crate::misgen::estimate::probe_part(
+                "steering and patching mazes with their activations",
+                mazes,
+                &self.model,
+                spec.obs_shape,
+                &[key("inside.test_mazes", i.test_mazes), key("inside.vector_mazes", i.vector_mazes)],
+            )];
+            // The steering sweep's outcome per (coefficient, test maze), kept per policy.
+            let models = self.run.seeds.saturating_mul(n(self.sweep.rand_regions.len()));
+            parts.push(Part::new(
+                Phase::Resident,
+                "steering outcomes of every policy",
+                Bytes::product(&[n(i.coefficients.len()), n(i.test_mazes), 64, models]),
+                &[
+                    key("inside.test_mazes", i.test_mazes),
+                    key("inside.coefficients (count)", i.coefficients.len()),
+                    key("run.seeds", self.run.seeds),
+                ],
+            ));
+            // IRL on one maze at a time: demonstrations, then per step of the horizon a soft
+            // policy over states × 4 actions and a state distribution, and one-hot features S × S
+            // (S ≤ size² cells), f64, twice for the line search.
+            let cells = n(self.env.size).saturating_mul(n(self.env.size));
+            let horizon = n(i.irl_horizon);
+            let tables = Bytes::product(&[horizon, cells, 4]) + Bytes::product(&[horizon.saturating_add(1), cells]);
+            parts.push(Part::new(
+                Phase::Step("looking inside"),
+                "maximum-entropy IRL",
+                Bytes::product(&[n(i.irl_mazes), n(i.irl_episodes), horizon, 16])
+                    + (tables + Bytes::product(&[cells, cells])).times(16),
+                &[
+                    key("inside.irl_horizon", i.irl_horizon),
+                    key("inside.irl_episodes", i.irl_episodes),
+                    key("inside.irl_mazes", i.irl_mazes),
+                    key("env.size", self.env.size),
+                ],
+            ));
+            parts
+        })
+    }
+
     fn quick(&self) -> &toml::Table {
         &self.quick
     }

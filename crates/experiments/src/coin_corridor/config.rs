@@ -125,6 +125,23 @@ impl Validate for Config {
 }
 
 impl ExperimentConfig for Config {
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+        use crate::resources::key;
+        crate::misgen::estimate::estimate(self, |spec| {
+            let i = &self.inside;
+            if !i.enabled {
+                return Vec::new();
+            }
+            vec![crate::misgen::estimate::probe_part(
+                "coin-position probes",
+                i.probe_levels,
+                &self.model,
+                spec.obs_shape,
+                &[key("inside.probe_levels", i.probe_levels)],
+            )]
+        })
+    }
+
     fn quick(&self) -> &toml::Table {
         &self.quick
     }

@@ -270,6 +270,7 @@ impl Validate for Config {
             return Err(Invalid::new("experiment", format!("this config is for `icl-gd`, not `{}`", self.experiment)));
         }
         at_least("run.seeds", self.run.seeds, 1)?;
+        crate::experiment::check_seed_count(self.run.seeds)?;
         let t = &self.task;
         at_least("task.d", t.d as u64, 1)?;
         at_least("task.n_context", t.n_context as u64, 1)?;
@@ -398,7 +399,159 @@ impl crate::registry::ExperimentConfig for Config {
         super::analyze(self, ctx)
     }
 
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+        Ok(self.memory_estimate())
+    }
+
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
         super::inside::hook_shapes(self)
+    }
+}
+
+impl Config {
+    /// Peak memory of a run of this config (see [`crate::resources`]). The sizes follow `run`:
+    /// the fit, validation, OOD, probe and patch tasks stay for the whole run (f64, `[count,
+    /// N+1, d]` inputs, labels, teachers); training holds one batch through the autodiff graph;
+    /// evaluation, probes and patching each hold one model's activations over all their tasks.
+    pub fn memory_estimate(&self) -> crate::resources::Estimate {
+        use crate::resources::{Bytes, Estimate, Part, Phase, Work, key, n};
+        let (t, e, i, m) = (&self.task, &self.eval, &self.inside, &self.model);
+        let (d, tokens) = (n(t.d), n(t.n_context).saturating_add(1));
+        let width = d.saturating_add(1);
+        // One task as `Tasks` holds it: (N+1)·d inputs, N+1 labels, d teacher weights (f64).
+        let task = Bytes::sum([Bytes::product(&[tokens, d, 8]), Bytes::product(&[tokens, 8]), Bytes::product(&[d, 8])]);
+        // One task's f32 tokens `[N+1, d+1]`.
+        let token_f32 = Bytes::product(&[tokens, width, 4]);
+        // Activations of one task in a forward pass with every hook: per layer the residual
+        // stream, attention output and their copies (3·T·D) and per head q, k, v and z with their
+        // transposed copies (6·T·D) plus scores and pattern (2·T²), f32.
+        let per_head = Bytes::product(&[6, tokens, width]) + Bytes::product(&[2, tokens, tokens]);
+        let per_layer = Bytes::product(&[3, tokens, width]) + per_head.times(n(m.heads));
+        let forward = (per_layer.times(n(m.layers)) + Bytes::product(&[tokens, width])).times(4);
+        // Autodiff keeps the forward activations, their gradients and temporaries: ≈ 3×.
+        let autodiff = forward.times(3);
+        let params = Bytes::product(&[n(m.layers), n(m.heads), 4, width, width, 4]);
+        let task_keys = [key("task.d", t.d), key("task.n_context", t.n_context)];
+        let with = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+            extra.iter().cloned().chain(task_keys.iter().cloned()).collect()
+        };
+        let ood = n(e.ood_tasks).saturating_mul(n(e.ood_alphas.len()));
+        let mut parts = vec![
+            Part::new(
+                Phase::Resident,
+                "fit tasks",
+                task.times(n(e.fit_tasks)),
+                &with(&[key("eval.fit_tasks", e.fit_tasks)]),
+            ),
+            Part::new(
+                Phase::Resident,
+                "validation tasks",
+                task.times(n(e.validation_tasks)),
+                &with(&[key("eval.validation_tasks", e.validation_tasks)]),
+            ),
+            Part::new(
+                Phase::Resident,
+                "out-of-distribution tasks",
+                task.times(ood),
+                &with(&[key("eval.ood_tasks", e.ood_tasks), key("eval.ood_alphas (count)", e.ood_alphas.len())]),
+            ),
+            // Per seed: 300 prediction and 40·d sensitivity pairs as JSON rows (≈ 3 × 64 B each).
+            Part::new(
+                Phase::Resident,
+                "per-seed sample rows",
+                Bytes::product(&[self.run.seeds, d.saturating_mul(40).saturating_add(300), 192]),
+                &[key("run.seeds", self.run.seeds), key("task.d", t.d)],
+            ),
+            Part::new(
+                Phase::Step("training"),
+                "one training batch through autodiff",
+                (task + token_f32 + autodiff).times(n(self.train.batch_size)),
+                &with(&[
+                    key("train.batch_size", self.train.batch_size),
+                    key("model.layers", m.layers),
+                    key("model.heads", m.heads),
+                ]),
+            ),
+            // Model, gradients and Adam's two moments.
+            Part::new(
+                Phase::Step("training"),
+                "model and Adam state",
+                params.times(4),
+                &with(&[key("model.layers", m.layers)]),
+            ),
+            Part::new(
+                Phase::Step("training"),
+                "validation tokens (periodic validation)",
+                token_f32.times(n(e.validation_tasks)) + forward.times(2048),
+                &with(&[key("eval.validation_tasks", e.validation_tasks)]),
+            ),
+            Part::new(
+                Phase::Step("evaluation"),
+                "validation tokens and predictions",
+                (token_f32 + Bytes::product(&[d, 8, 3]) + Bytes(Some(8 * 6))).times(n(e.validation_tasks))
+                    + forward.times(2048),
+                &with(&[key("eval.validation_tasks", e.validation_tasks)]),
+            ),
+            Part::new(
+                Phase::Step("evaluation"),
+                "input sensitivities by autodiff",
+                (token_f32 + autodiff).times(n(e.sensitivity_tasks.min(e.validation_tasks))),
+                &with(&[key("eval.sensitivity_tasks", e.sensitivity_tasks)]),
+            ),
+            // Baselines: per fitted task a few d-vectors and a d×d system (OLS, ridge, GD++).
+            Part::new(
+                Phase::Step("fitting baselines"),
+                "baseline fits",
+                (Bytes::product(&[d, d, 8, 3]) + Bytes::product(&[d, 8, 4]))
+                    .times(n(e.fit_tasks.max(e.validation_tasks))),
+                &with(&[key("eval.fit_tasks", e.fit_tasks)]),
+            ),
+        ];
+        if i.enabled {
+            let probe_width = tokens.saturating_mul(width);
+            let targets = Bytes::product(&[
+                n(i.probe_tasks),
+                d.saturating_mul(3).saturating_add(n(m.layers)).saturating_add(1),
+                8,
+            ]);
+            parts.push(Part::new(
+                Phase::Resident,
+                "probe and patch tasks",
+                task.times(n(i.probe_tasks)) + targets + task.times(n(i.patch_tasks)).times(2),
+                &with(&[key("inside.probe_tasks", i.probe_tasks), key("inside.patch_tasks", i.patch_tasks)]),
+            ));
+            // Residual streams at every boundary of one model, as f32 cache and f64 matrices, and
+            // the ridge probe's centred copies and its Gram matrix (min(tasks, width)², 3 copies).
+            let boundaries = n(m.layers).saturating_add(1);
+            let gram_side = n(i.probe_tasks).min(probe_width);
+            parts.push(Part::new(
+                Phase::Step("probes"),
+                "residual streams and ridge probes",
+                Bytes::product(&[boundaries, n(i.probe_tasks), probe_width, 12])
+                    + forward.times(n(i.probe_tasks))
+                    + Bytes::product(&[3, n(i.probe_tasks), probe_width, 8])
+                    + Bytes::product(&[3, gram_side, gram_side, 8]),
+                &with(&[key("inside.probe_tasks", i.probe_tasks), key("model.layers", m.layers)]),
+            ));
+            // Every hook cached on clean and corrupted tasks, plus one patched run.
+            parts.push(Part::new(
+                Phase::Step("patching"),
+                "activation caches for patching",
+                (forward.times(3) + token_f32.times(2)).times(n(i.patch_tasks)),
+                &with(&[key("inside.patch_tasks", i.patch_tasks), key("model.heads", m.heads)]),
+            ));
+        }
+        let evaluation = n(e.validation_tasks).saturating_add(ood).saturating_mul(self.run.seeds);
+        Estimate {
+            parts,
+            work: Work {
+                seeds: self.run.seeds,
+                variants: 1,
+                train_steps: self.train.steps,
+                train_unit: "Adam steps (batches of fresh tasks)",
+                evaluation,
+                eval_unit: "held-out tasks scored by the models",
+            },
+        }
     }
 }

@@ -164,6 +164,10 @@ impl Validate for Config {
 }
 
 impl ExperimentConfig for Config {
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+        crate::misgen::estimate::estimate(self, |_| Vec::new())
+    }
+
     fn quick(&self) -> &toml::Table {
         &self.quick
     }

@@ -20,6 +20,7 @@
 //! - pooled numbers are computed from the pooled episodes, never averaged from per-seed rates.
 
 pub mod episodes;
+pub mod estimate;
 pub mod report;
 pub mod train;
 
