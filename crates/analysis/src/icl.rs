@@ -475,8 +475,10 @@ mod tests {
 
     /// Ahn et al. 2023: for x ~ N(0, I_d), w ~ N(0, I_d), noiseless, the best single GD step from
     /// w = 0 has η*/N = 1/(N + d + 1) (from E[XᵀX] = N·I and E[(XᵀX)²] = N(N + d + 1)·I), and its
-    /// risk relative to the zero predictor is (d + 1)/(N + d + 1). The line search on sampled
-    /// tasks must find both within 2% (sampling error of 20k tasks is well below that), for d ≠ N, N > d and N < d.
+    /// risk relative to the zero predictor is (d + 1)/(N + d + 1). The line search on 20k sampled
+    /// tasks must find both, for d ≠ N, N > d and N < d: η within 2%, the risk ratio within four
+    /// of its standard errors (per-task squared errors are heavy-tailed, so its sampling error is
+    /// ≈ 1–2%; the SE is computed from the same tasks by the delta method).
     #[test]
     fn line_searched_one_step_gd_matches_the_gaussian_closed_form() {
         for (d, n) in [(5, 20), (10, 10), (20, 10), (10, 40)] {
@@ -485,10 +487,21 @@ mod tests {
             let eta = fit_one_step_gd(&t);
             let closed = 1.0 / (n + d + 1) as f64;
             assert!((eta / closed - 1.0).abs() < 0.02, "d={d} N={n}: line search {eta}, closed form {closed}");
-            let gd = Algorithm::Gd { steps: 1, eta_over_n: eta, gamma: 0.0 }.loss(&t);
-            let zero = Algorithm::Zero.loss(&t);
+            let pred = Algorithm::Gd { steps: 1, eta_over_n: eta, gamma: 0.0 }.predict(&t);
+            let y = t.targets();
+            let e_gd: Vec<f64> = pred.iter().zip(&y).map(|(p, y)| (p - y).powi(2)).collect();
+            let e_zero: Vec<f64> = y.iter().map(|y| y * y).collect();
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let ratio = mean(&e_gd) / mean(&e_zero);
+            let resid: Vec<f64> = e_gd.iter().zip(&e_zero).map(|(g, z)| g - ratio * z).collect();
+            let var = resid.iter().map(|r| r * r).sum::<f64>() / (resid.len() - 1) as f64;
+            let se = var.sqrt() / (resid.len() as f64).sqrt() / mean(&e_zero);
             let relative = (d + 1) as f64 / (n + d + 1) as f64;
-            assert!((gd / zero / relative - 1.0).abs() < 0.02, "d={d} N={n}: GD/zero {} vs {relative}", gd / zero);
+            assert!(se < 0.03 * relative, "d={d} N={n}: standard error {se} too large to test anything");
+            assert!(
+                (ratio - relative).abs() < 4.0 * se,
+                "d={d} N={n}: GD/zero {ratio} ± {se} vs closed form {relative}"
+            );
         }
     }
 
