@@ -104,7 +104,10 @@ fn exists(rel: &'static str) -> impl Fn(&Path) -> bool {
 
 /// Runs `args` once uninterrupted and once killed at each of `kill_points` in turn (resuming
 /// after each kill), and checks the two end the same.
-fn killed_and_resumed_equals_uninterrupted(name: &str, args: &[&str], kill_points: &[(&str, &dyn Fn(&Path) -> bool)]) {
+/// A named moment to SIGKILL the run at: it comes when the predicate on the run directory holds.
+type KillPoint<'a> = (&'a str, &'a dyn Fn(&Path) -> bool);
+
+fn killed_and_resumed_equals_uninterrupted(name: &str, args: &[&str], kill_points: &[KillPoint]) {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store.sqlite");
     let args_for = |dir: &PathBuf| -> Vec<String> {
