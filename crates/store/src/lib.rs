@@ -553,44 +553,10 @@ impl Store {
 
     /// Every attempt at run `id`, first first.
     pub fn attempts(&self, id: RunId) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = self.read("listing attempts", |conn| {
+        self.read("listing attempts", |conn| {
             require_exists(conn, &self.path, id)?;
-            let mut query = conn.prepare_cached(
-                "SELECT attempt, pid, code_revision, status, error, started_at, ended_at FROM attempts \
-                 WHERE run_id = ?1 ORDER BY attempt",
-            )?;
-            let rows = query
-                .query_map([id.0], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Option<i64>>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })?;
-        rows.into_iter()
-            .map(|(attempt, pid, code_revision, status, error, started_at_ms, ended_at_ms)| {
-                let status = status.parse::<RunStatus>().map_err(|detail| StoreError::Malformed {
-                    path: self.path.clone(),
-                    detail: format!("attempt {attempt} of run {id}: {detail}"),
-                })?;
-                Ok(AttemptRecord {
-                    attempt: u32::try_from(attempt).unwrap_or(0),
-                    pid: pid.and_then(|p| u32::try_from(p).ok()),
-                    code_revision,
-                    status,
-                    error,
-                    started_at_ms,
-                    ended_at_ms,
-                })
-            })
-            .collect()
+            read_attempts(conn, &self.path, id)
+        })
     }
 
     /// Appends metric samples to a `running` run, all in one transaction: if any row is rejected
@@ -1154,6 +1120,42 @@ fn require_exists(conn: &Connection, store: &Path, id: RunId) -> Result<(), Fail
 
 /// Fails unless run `id` exists and is `running`. Called inside the write transaction, so the
 /// answer holds until it commits.
+/// The `attempts` rows of run `id`, first first (shared by [`Store::attempts`] and merging).
+pub(crate) fn read_attempts(conn: &Connection, store: &Path, id: RunId) -> Result<Vec<AttemptRecord>, Fail> {
+    let mut query = conn.prepare_cached(
+        "SELECT attempt, pid, code_revision, status, error, started_at, ended_at FROM attempts \
+         WHERE run_id = ?1 ORDER BY attempt",
+    )?;
+    let rows = query
+        .query_map([id.0], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let malformed = |detail: String| StoreError::Malformed { path: store.to_path_buf(), detail };
+    let mut out = Vec::with_capacity(rows.len());
+    for (attempt, pid, code_revision, status, error, started_at_ms, ended_at_ms) in rows {
+        let status = status.parse().map_err(|detail| malformed(format!("attempt {attempt} of run {id}: {detail}")))?;
+        out.push(AttemptRecord {
+            attempt: u32::try_from(attempt).map_err(|e| malformed(format!("attempt number of run {id}: {e}")))?,
+            pid: pid.and_then(|p| u32::try_from(p).ok()),
+            code_revision,
+            status,
+            error,
+            started_at_ms,
+            ended_at_ms,
+        });
+    }
+    Ok(out)
+}
+
 /// Copies the run's (just ended) status, error and end time onto its latest attempt.
 fn end_attempt(conn: &Connection, id: RunId) -> Result<(), rusqlite::Error> {
     conn.execute(

@@ -269,36 +269,7 @@ fn dump_on(conn: &Connection, store: &std::path::Path, id: RunId) -> Result<RunD
             created_at_ms,
         });
     }
-    let mut query = conn.prepare_cached(
-        "SELECT attempt, pid, code_revision, status, error, started_at, ended_at FROM attempts \
-         WHERE run_id = ?1 ORDER BY attempt",
-    )?;
-    let raw_attempts = query
-        .query_map([id.0], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, Option<i64>>(6)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut attempts = Vec::with_capacity(raw_attempts.len());
-    for (attempt, pid, code_revision, status, error, started_at_ms, ended_at_ms) in raw_attempts {
-        let status = status.parse().map_err(|detail| malformed(format!("attempt {attempt} of run {id}: {detail}")))?;
-        attempts.push(AttemptRecord {
-            attempt: u32::try_from(attempt).map_err(|e| malformed(format!("attempt number of run {id}: {e}")))?,
-            pid: pid.and_then(|p| u32::try_from(p).ok()),
-            code_revision,
-            status,
-            error,
-            started_at_ms,
-            ended_at_ms,
-        });
-    }
+    let attempts = crate::read_attempts(conn, store, id)?;
     Ok(RunDump { run, metrics, tables, json, artifacts, attempts })
 }
 
