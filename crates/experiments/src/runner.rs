@@ -91,9 +91,7 @@ pub fn resume(
     interrupted: Arc<AtomicBool>,
     code_revision: Option<String>,
 ) -> Result<Finished, RunError> {
-    let record = store.run_by_dir(run_dir)?.with_context(|| {
-        format!("no run in the store {} has the directory {}", store.path().display(), run_dir.display())
-    })?;
+    let record = recorded_run(store, run_dir)?;
     let origin = format!("the stored config of run {}", record.id.0);
     let mut plan = Plan::new(&origin, &record.config_toml, &[], &crate::plan::PlanOptions::default())
         .map_err(|e| RunError::Setup(e.into()))?
@@ -291,9 +289,7 @@ pub fn analyze(
     interrupted: Arc<AtomicBool>,
     code_revision: Option<String>,
 ) -> Result<Analysis, RunError> {
-    let record = store.run_by_dir(run_dir)?.with_context(|| {
-        format!("no run in the store {} has the directory {}", store.path().display(), run_dir.display())
-    })?;
+    let record = recorded_run(store, run_dir)?;
     if record.status != mesalab_store::RunStatus::Finished {
         return Err(RunError::Setup(anyhow::anyhow!(
             "run {} is {}; only finished runs are analysed (`mesalab resume {}` finishes it)",
@@ -335,9 +331,7 @@ pub fn analyze(
 
 /// Regenerates `report.html` of the run whose directory is `run_dir`; returns the file written.
 pub fn regenerate_report(store: &Store, run_dir: &Path) -> anyhow::Result<PathBuf> {
-    let record = store.run_by_dir(run_dir)?.with_context(|| {
-        format!("no run in the store {} has the directory {}", store.path().display(), run_dir.display())
-    })?;
+    let record = recorded_run(store, run_dir)?;
     // The resolved config names its runner, whatever the shipped experiment was called.
     let runner = crate::registry::runner_of("the stored config", &record.config_toml)
         .map_err(|e| anyhow::anyhow!("run {}: {e}", record.id.0))?;
@@ -345,6 +339,13 @@ pub fn regenerate_report(store: &Store, run_dir: &Path) -> anyhow::Result<PathBu
     let path = record.run_dir.join("report.html");
     write_atomic(&path, html.as_bytes())?;
     Ok(path)
+}
+
+/// The run whose directory is `run_dir`, or an error naming the store and the directory.
+fn recorded_run(store: &Store, run_dir: &Path) -> anyhow::Result<mesalab_store::RunRecord> {
+    store.run_by_dir(run_dir)?.with_context(|| {
+        format!("no run in the store {} has the directory {}", store.path().display(), run_dir.display())
+    })
 }
 
 /// Writes via a temporary file and a rename, so readers never see half a file.
