@@ -2,6 +2,8 @@
 //!
 //! - [`hooks`]: cache / patch / steer activations at named hook points (TransformerLens names).
 //! - [`interp`]: activation patching sweeps, steering vectors (mean differences), hook shapes.
+//! - [`lm`]: a decoder-only transformer language model (pre-LayerNorm, causal multi-head
+//!   attention) with TransformerLens hook names.
 //! - [`lsa`]: the linear (or softmax) self-attention transformer of von Oswald et al. 2023 for
 //!   in-context regression, whose trained forward pass can implement gradient descent.
 //! - [`device`]: the CPU devices mesalab trains and evaluates on.
@@ -11,6 +13,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod hooks;
 pub mod interp;
+pub mod lm;
 pub mod lsa;
 pub mod policy;
 

@@ -1,6 +1,8 @@
 //! mesalab-train: base optimizers — the outer optimizers that produce (mesa-)optimizers.
 //!
 //! - [`supervised`]: Adam on a differentiable loss (the base optimizer of `icl-gd`).
+//! - [`lm`]: supervised completion loss, batched sampling and REINFORCE-with-KL for the
+//!   transformer language model.
 //! - [`ppo`]: PPO on a reward over a [`mesalab_envs::VecEnv`] (the base optimizer of the RL
 //!   experiments), CleanRL-style in one file.
 //! - [`checkpoint`]: resumable training states (model, optimizer, counters, RNG positions, env
@@ -10,6 +12,7 @@
 
 pub mod checkpoint;
 pub mod inspect;
+pub mod lm;
 pub mod ppo;
 pub mod rollout;
 pub mod supervised;
