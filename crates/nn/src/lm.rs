@@ -55,7 +55,7 @@ impl LmSpec {
         if self.vocab == 0 || self.max_len == 0 || self.d_model == 0 || self.layers == 0 || self.heads == 0 {
             return Some("vocab, max_len, d_model, layers and heads must all be at least 1".into());
         }
-        if self.d_model % self.heads != 0 {
+        if !self.d_model.is_multiple_of(self.heads) {
             return Some(format!("d_model {} must be a multiple of heads {}", self.d_model, self.heads));
         }
         if self.d_mlp == 0 {

@@ -57,6 +57,7 @@ pub fn completion_loss(model: &TransformerLm, examples: &[Example], pad: u32) ->
 /// 0), stopping a row at `eos`. `hooks_for_step` builds the hooks of each forward pass (e.g. a
 /// steering vector); `Hooks::none` for plain sampling. Returns the completions (with `eos` when
 /// one was produced).
+#[allow(clippy::too_many_arguments)] // the decoding knobs read best spelled out at call sites
 pub fn generate(
     model: &TransformerLm,
     prompts: &[Vec<u32>],

