@@ -124,3 +124,45 @@ fn bad_knob_values_and_zero_envs_are_errors_naming_the_key() {
     let e = plan("coin-corridor", &["sweep.random_prcent=[1]"], PlanOptions::default()).unwrap_err();
     assert_eq!(e.suggestion.as_deref(), Some("random_percent"), "{e}");
 }
+
+#[test]
+fn analyze_reruns_probes_and_goal_preference_from_the_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let dir = tmp.path().join("run");
+    let p = plan("coin-corridor", TINY, PlanOptions { quick: true, ..Default::default() }).unwrap();
+    let done = run(&store, &dir, &p).unwrap();
+    let stop = || Arc::new(AtomicBool::new(false));
+    let set = |s: &[&str]| s.iter().map(|s| Override::parse(s).unwrap()).collect::<Vec<_>>();
+    let probes = store.table(done.run_id, "coin_probes").unwrap().unwrap();
+    let preferences: serde_json::Value =
+        serde_json::from_str(&store.json_text(done.run_id, "goal_preference").unwrap().unwrap()).unwrap();
+    let summary_before = store.json_text(done.run_id, "summary").unwrap();
+
+    // Same settings: exactly the run's probe table and goal-preference measurements.
+    let same = mesalab_experiments::analyze(&store, &dir, &[], &Silent, stop(), None).unwrap();
+    let rows = &same.result["tables"]["coin_probes"]["rows"];
+    assert_eq!(rows.as_array().unwrap().len(), probes.rows.len());
+    for (a, b) in rows.as_array().unwrap().iter().zip(&probes.rows) {
+        assert_eq!(a, &serde_json::json!(b), "analysis row vs the run's row");
+    }
+    assert_eq!(same.result["goal_preference"], preferences);
+    assert!(same.result["tables"]["goal_preference"]["rows"].as_array().is_some_and(|r| !r.is_empty()));
+    // New settings: other probe levels give other probe scores; the preference tests are unchanged.
+    let other =
+        mesalab_experiments::analyze(&store, &dir, &set(&["inside.probe_levels=120"]), &Silent, stop(), None).unwrap();
+    assert_ne!(other.result["tables"]["coin_probes"]["rows"], same.result["tables"]["coin_probes"]["rows"]);
+    assert_eq!(other.result["goal_preference"], preferences);
+    assert_eq!(store.analyses(done.run_id).unwrap().len(), 2);
+    assert_eq!(store.json_text(done.run_id, "summary").unwrap(), summary_before, "the run is unchanged");
+
+    // A broken or missing checkpoint is an error naming the file; nothing is stored.
+    let ckpt = dir.join("rp-20/seed-1/policy.safetensors");
+    std::fs::write(&ckpt, b"not a checkpoint").unwrap();
+    let msg = format!("{:#}", mesalab_experiments::analyze(&store, &dir, &[], &Silent, stop(), None).unwrap_err());
+    assert!(msg.contains("rp-20/seed-1/policy.safetensors") && !msg.contains("panicked"), "{msg}");
+    std::fs::remove_file(&ckpt).unwrap();
+    let msg = format!("{:#}", mesalab_experiments::analyze(&store, &dir, &[], &Silent, stop(), None).unwrap_err());
+    assert!(msg.contains("missing") && msg.contains("rp-20/seed-1"), "{msg}");
+    assert_eq!(store.analyses(done.run_id).unwrap().len(), 2, "failed analyses store nothing");
+}

@@ -718,3 +718,32 @@ fn resume_wipes_the_runs_results_records_attempts_and_refuses_finished_or_runnin
     assert_eq!(store.attempts(id).unwrap().len(), 3);
     assert!(matches!(store.resume_run(RunId(999), None), Err(StoreError::UnknownRun { .. })));
 }
+
+/// Found by `mesalab analyze` (coin-corridor): without serde_json's `float_roundtrip`, a stored
+/// probe score came back one ulp off (-0.056201233285029684 read as -0.05620123328502968).
+#[test]
+fn stored_floats_read_back_bit_identical() {
+    let store = Store::open_in_memory().expect("open");
+    let id = store.begin_run(&new_run(Path::new("/tmp/x"))).expect("begin");
+    let mut values: Vec<f64> =
+        vec![-0.056201233285029684, 0.1 + 0.2, f64::MIN_POSITIVE, 5e-324, 1.7976931348623157e308];
+    // Values with 17 significant digits, the hard case for a parser that is not correctly rounded.
+    let mut x = 0.123456789f64;
+    for _ in 0..2000 {
+        x = (x * 7.0 + std::f64::consts::FRAC_1_PI).fract();
+        values.push(x / 3.0 - 0.05);
+    }
+    let table = ResultTable {
+        name: "floats".into(),
+        columns: vec!["v".into()],
+        rows: values.iter().map(|v| vec![json!(v)]).collect(),
+    };
+    store.put_table(id, &table).expect("put table");
+    let back = store.table(id, "floats").expect("get").expect("stored");
+    for (v, row) in values.iter().zip(&back.rows) {
+        assert_eq!(row[0].as_f64().map(f64::to_bits), Some(v.to_bits()), "{v:e} came back as {}", row[0]);
+    }
+    store.put_json(id, "floats", &json!(values)).expect("put json");
+    let json: Vec<f64> = store.get_json(id, "floats").expect("get").expect("stored");
+    assert!(json.iter().zip(&values).all(|(a, b)| a.to_bits() == b.to_bits()));
+}

@@ -163,7 +163,7 @@ impl Misgen for Config {
 
     fn inside(
         &self,
-        ctx: &RunContext,
+        progress: &dyn crate::context::Progress,
         v: &Variant,
         seed: u64,
         policy: &AnyPolicy,
@@ -172,7 +172,7 @@ impl Misgen for Config {
         let (env, deploy) = &levels.deploy;
         let decisions = decisions(env, policy, deploy);
         let analyses = if self.inside.enabled {
-            ctx.progress.start(&format!("{} seed {seed}: steering, patching, IRL", v.name), 1);
+            progress.start(&format!("{} seed {seed}: steering, patching, IRL", v.name), 1);
             let found = inside::analyse(
                 &self.inside,
                 self.model.kind,
@@ -182,8 +182,8 @@ impl Misgen for Config {
                 seed,
                 self.eval.seed,
             )?;
-            ctx.progress.advance(1);
-            ctx.progress.finish();
+            progress.advance(1);
+            progress.finish();
             Some(found)
         } else {
             None

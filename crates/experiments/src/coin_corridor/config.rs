@@ -146,6 +146,13 @@ impl ExperimentConfig for Config {
         &self.quick
     }
 
+    fn analyze(&self, ctx: &crate::context::AnalysisContext) -> anyhow::Result<serde_json::Value> {
+        if !self.inside.enabled {
+            anyhow::bail!("inside.enabled is false, so there is nothing to analyse; add --set inside.enabled=true");
+        }
+        crate::misgen::analyze(self, ctx)
+    }
+
     fn seeds(&self) -> Vec<u64> {
         self.run.seed_list()
     }

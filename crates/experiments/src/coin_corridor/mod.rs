@@ -117,7 +117,7 @@ impl Misgen for Config {
 
     fn inside(
         &self,
-        ctx: &RunContext,
+        progress: &dyn crate::context::Progress,
         v: &Variant,
         seed: u64,
         policy: &AnyPolicy,
@@ -126,10 +126,10 @@ impl Misgen for Config {
         if !self.inside.enabled {
             return Ok(None);
         }
-        ctx.progress.start(&format!("{} seed {seed}: coin-position probes", v.name), 1);
+        progress.start(&format!("{} seed {seed}: coin-position probes", v.name), 1);
         let found = inside::analyse(&self.inside, &self.model, &levels.deploy.0, policy, seed, self.eval.seed)?;
-        ctx.progress.advance(1);
-        ctx.progress.finish();
+        progress.advance(1);
+        progress.finish();
         Ok(Some(found))
     }
 
@@ -141,6 +141,12 @@ impl Misgen for Config {
         self.inside.preference_episodes
     }
 
+    fn inside_tables(&self, insides: &[Inside<Vec<inside::CoinProbe>>]) -> Vec<ResultTable> {
+        let rows =
+            insides.iter().flat_map(|i| i.value.iter().map(|p| inside::probe_row(&i.variant, i.seed, p))).collect();
+        vec![ResultTable { name: inside::PROBE_TABLE.into(), columns: inside::probe_columns(), rows }]
+    }
+
     fn finish(
         &self,
         ctx: &RunContext,
@@ -150,12 +156,9 @@ impl Misgen for Config {
         if !self.inside.enabled {
             return Ok(Vec::new());
         }
-        let rows =
-            insides.iter().flat_map(|i| i.value.iter().map(|p| inside::probe_row(&i.variant, i.seed, p))).collect();
-        ctx.store.put_table(
-            ctx.run_id,
-            &ResultTable { name: inside::PROBE_TABLE.into(), columns: inside::probe_columns(), rows },
-        )?;
+        for table in self.inside_tables(insides) {
+            ctx.store.put_table(ctx.run_id, &table)?;
+        }
         Ok(Vec::new())
     }
 }

@@ -27,7 +27,7 @@ pub mod train;
 pub use episodes::{Counts, EpisodeClass, Stat, classify};
 pub use train::{TrainJob, Training, metric_name, train_policy};
 
-use crate::context::RunContext;
+use crate::context::{AnalysisContext, RunContext};
 use crate::experiment::RunSection;
 use crate::goal_preference::{self, Measured, PreferenceTest};
 use crate::verdict::{Bound, Check, Verdict};
@@ -221,16 +221,22 @@ pub trait Misgen {
     }
 
     /// A look-inside analysis of one trained policy (probes, steering, decision squares),
-    /// collected per (variant, seed) and handed to [`Misgen::finish`]; `None` to skip.
+    /// collected per (variant, seed) and handed to [`Misgen::finish`]; `None` to skip. Run
+    /// inside `run` and again, from the checkpoints, by [`analyze`].
     fn inside(
         &self,
-        _ctx: &RunContext,
+        _progress: &dyn crate::context::Progress,
         _variant: &Variant,
         _seed: u64,
         _policy: &AnyPolicy,
         _levels: &Levels<Self::Env>,
     ) -> anyhow::Result<Option<Self::Inside>> {
         Ok(None)
+    }
+
+    /// The result tables of the look-inside step (what `finish` stores and `analyze` returns).
+    fn inside_tables(&self, _insides: &[Inside<Self::Inside>]) -> Vec<ResultTable> {
+        Vec::new()
     }
 
     /// Stores whatever the experiment adds (tables, JSON) and returns extra summary fields.
@@ -576,7 +582,7 @@ pub fn run<M: Misgen>(m: &M, ctx: &RunContext) -> anyhow::Result<Value> {
                 &tests,
                 &test_levels,
             ));
-            if let Some(value) = m.inside(ctx, variant, seed, &policy, &levels)? {
+            if let Some(value) = m.inside(ctx.progress, variant, seed, &policy, &levels)? {
                 insides.push(Inside { variant: variant.name.clone(), seed, value });
             }
             ctx.check_interrupt()?;
@@ -643,6 +649,87 @@ pub fn run<M: Misgen>(m: &M, ctx: &RunContext) -> anyhow::Result<Value> {
     }
     ctx.store.put_json(ctx.run_id, "summary", &summary)?;
     Ok(summary)
+}
+
+/// `mesalab analyze` of a goal-misgeneralization run: every trained policy is rebuilt from its
+/// checkpoint (`<variant>/seed-N/policy.safetensors`) and the goal-preference tests (trained
+/// seeds and baselines) and the look-inside step ([`Misgen::inside`]) run again with this
+/// config's settings, on the levels `run` drew (they come from the evaluation seed alone).
+/// Nothing is trained and the train/deploy evaluation is not repeated. Same settings → the same
+/// numbers as the run (a test checks it).
+pub fn analyze<M: Misgen>(m: &M, ctx: &AnalysisContext) -> anyhow::Result<Value> {
+    let seeds = m.sections().run.seed_list();
+    let mut preferences: Vec<Measured> = Vec::new();
+    let mut insides: Vec<Inside<M::Inside>> = Vec::new();
+    for variant in &m.variants() {
+        let levels = draw_levels(m, variant)?;
+        let tests = m.preference_tests(variant)?;
+        let test_levels = preference_levels(m, variant, &tests)?;
+        let spec = m.train_env(variant)?.spec().clone();
+        for &seed in &seeds {
+            ctx.check_interrupt()?;
+            let policy = load_policy(m, &ctx.run_dir, variant, seed, &spec)?;
+            let actor = PolicyActor::new(&policy, m.sections().eval.selection);
+            preferences.extend(play_preferences(m, variant, Role::Trained, Some(seed), &actor, &tests, &test_levels));
+            if let Some(value) = m.inside(ctx.progress, variant, seed, &policy, &levels)? {
+                insides.push(Inside { variant: variant.name.clone(), seed, value });
+            }
+        }
+        for (role, actor) in m.baselines(variant) {
+            preferences.extend(play_preferences(m, variant, role, None, actor.as_ref(), &tests, &test_levels));
+        }
+    }
+    let mut tables: serde_json::Map<String, Value> = m
+        .inside_tables(&insides)
+        .into_iter()
+        .map(|t| (t.name, json!({ "columns": t.columns, "rows": t.rows })))
+        .collect();
+    if !preferences.is_empty() {
+        // One row per (variant, levels, policy, candidate goal): the share of episodes pursuing it.
+        let rows: Vec<Value> = preferences
+            .iter()
+            .flat_map(|p| {
+                p.preference.candidates.iter().zip(&p.preference.pursued).map(move |(goal, rate)| {
+                    json!([
+                        p.variant,
+                        p.preference.levels,
+                        p.role.label(),
+                        p.seed,
+                        goal,
+                        rate.rate,
+                        rate.ci_lo,
+                        rate.ci_hi
+                    ])
+                })
+            })
+            .collect();
+        let columns = ["variant", "levels", "policy", "seed", "goal", "pursued", "ci_lo", "ci_hi"];
+        tables.insert("goal_preference".into(), json!({ "columns": columns, "rows": rows }));
+    }
+    let mut out = json!({ "experiment": M::NAME, "seeds": seeds, "tables": tables });
+    if !preferences.is_empty() {
+        out["inferred_mesa_objective"] = json!(goal_preference::pool(&preferences));
+        out[goal_preference::KEY] = json!(preferences);
+    }
+    Ok(out)
+}
+
+/// The trained policy of (`variant`, `seed`) from its checkpoint, or an error naming the file.
+fn load_policy<M: Misgen>(
+    m: &M,
+    run_dir: &std::path::Path,
+    variant: &Variant,
+    seed: u64,
+    spec: &mesalab_envs::EnvSpec,
+) -> anyhow::Result<AnyPolicy> {
+    use mesalab_nn::policy::Policy as _;
+    let dir = if variant.name.is_empty() { run_dir.to_path_buf() } else { run_dir.join(&variant.name) };
+    let path = dir.join(format!("seed-{seed}")).join("policy.safetensors");
+    if !path.is_file() {
+        anyhow::bail!("the checkpoint {} is missing; it is written when a seed finishes training", path.display());
+    }
+    let fresh = mesalab_train::inspect::init_policy(m.sections().model, spec, &Streams::new(Seed(seed)));
+    fresh.load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// The levels of both splits of `variant`, from the evaluation seed alone.
