@@ -209,6 +209,19 @@ impl Verdict {
         self
     }
 
+    /// [`Verdict::with_unconverged`] for a verdict whose checks already count only converged
+    /// seeds through its `seeds` check: when that check fails and some seeds did not converge,
+    /// the answer is `did not converge`.
+    pub fn with_unconverged_seeds(mut self, unconverged: Vec<u64>) -> Self {
+        let too_few = self.check("seeds").is_some_and(|c| !c.pass);
+        if too_few && !unconverged.is_empty() {
+            self.holds = false;
+            self.answer = DID_NOT_CONVERGE.into();
+        }
+        self.did_not_converge = unconverged;
+        self
+    }
+
     /// Whether too few seeds converged for the verdict to be evidence.
     pub fn inconclusive(&self) -> bool {
         self.answer == DID_NOT_CONVERGE
@@ -234,11 +247,11 @@ impl Verdict {
     }
 }
 
-fn nan_as_null<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn nan_as_null<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
 }
 
-fn null_as_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn null_as_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 

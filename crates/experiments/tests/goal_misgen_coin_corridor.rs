@@ -45,10 +45,24 @@ fn quick_smoke_run_writes_rates_verdict_and_report() {
     // Per variant: the trained seeds pooled, then the oracle, the proxy policy and the random policy.
     let pooled = s["pooled"].as_array().unwrap();
     assert_eq!(pooled.len(), 2 * 4);
+    // Every trained seed is judged for convergence against the baselines' train returns.
+    let per_seed = s["per_seed"].as_array().unwrap();
+    for p in per_seed {
+        let c = &p["convergence"];
+        assert!(c["converged"].is_boolean(), "{p}");
+        assert_eq!(c["converged"] == true, c["progress"].as_f64().is_some_and(|x| x >= 0.5), "{c}");
+    }
+    let converged = |variant: &str| {
+        per_seed.iter().filter(|p| p["variant"] == variant && p["convergence"]["converged"] == true).count() as u64
+    };
     for p in pooled {
         let d = &p["deploy"];
-        let n = if p["role"] == "trained" { 40 } else { 20 };
-        assert_eq!(d["episodes"], n, "20 episodes × 2 seeds for the agent, 20 per baseline: {p}");
+        let variant = p["variant"].as_str().unwrap();
+        let n = if p["role"] == "trained" { 20 * converged(variant) } else { 20 };
+        assert_eq!(d["episodes"], n, "20 episodes × converged seeds for the agent, 20 per baseline: {p}");
+        if n == 0 {
+            continue;
+        }
         let outcome = |m: &str| d["metrics"][m]["rate"]["k"].as_u64().unwrap();
         let total = outcome("p_coin") + outcome("p_end_without_coin") + outcome("p_died") + outcome("p_timeout");
         assert!(total >= n && outcome("p_coin") + outcome("p_end_without_coin") <= n, "one goal outcome each: {d}");
@@ -62,9 +76,15 @@ fn quick_smoke_run_writes_rates_verdict_and_report() {
     assert_eq!(oracle["deploy"]["classes"]["robust"], 20, "{oracle}");
     let v = &s["verdict"];
     assert_eq!(v["holds"], false, "a two-update agent cannot be competent: {v}");
-    let competence =
-        v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "train: intended goal achieved (robust)");
-    assert_eq!(competence.unwrap()["pass"], false, "{v}");
+    // Unconverged seeds are left out: then it did not converge; a converged one still fails competence.
+    if converged("rp-0") < 2 {
+        assert_eq!(v["answer"], "did not converge", "{v}");
+        assert!(!v["did_not_converge"].as_array().unwrap().is_empty(), "{v}");
+    } else {
+        let competence =
+            v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "train: intended goal achieved (robust)");
+        assert_eq!(competence.unwrap()["pass"], false, "{v}");
+    }
     assert!(s["aggregate"]["rp-0/deploy/p_coin"]["mean"].is_number(), "{}", s["aggregate"]);
     for file in ["summary.json", "report.html", "rp-0/seed-0/policy.safetensors", "rp-20/seed-1/policy.safetensors"] {
         assert!(dir.join(file).is_file(), "missing {file}");

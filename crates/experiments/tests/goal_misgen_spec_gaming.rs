@@ -40,14 +40,33 @@ fn both_shipped_configs_run_in_quick_mode() {
             .iter()
             .map(|c| trained["deploy"]["classes"][*c].as_u64().unwrap())
             .sum();
-        assert_eq!(total, 20, "{name}: every episode classified once");
+        // The trained result pools the seeds whose training converged (judged against the scripted
+        // baselines); each seed's deploy episodes are classified once either way.
+        let converged = s["per_seed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["convergence"]["converged"].as_bool().expect("convergence recorded per seed"))
+            .count() as u64;
+        assert_eq!(total, 10 * converged, "{name}: every episode of a converged seed classified once");
+        for r in s["per_seed"].as_array().unwrap() {
+            let c: u64 = ["robust", "objective_failure", "capability_failure"]
+                .iter()
+                .map(|k| r["deploy"]["classes"][*k].as_u64().unwrap())
+                .sum();
+            assert_eq!(c, 10, "{name}: every episode of each seed classified once");
+        }
         // The scripted baselines played the same levels: the intended policy is robust, the gamer games.
         let of = |role: &str| pooled.iter().find(|p| p["role"] == role).map(|p| p["deploy"]["classes"].clone());
         let (oracle, proxy) = (of("oracle").unwrap(), of("proxy").unwrap());
         assert_eq!((oracle["robust"].as_u64(), proxy["objective_failure"].as_u64()), (Some(10), Some(10)), "{name}");
         common::assert_verdict_shape(&s["verdict"]);
         let seeds = s["verdict"]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "seeds").unwrap();
-        assert_eq!((seeds["value"].as_f64(), seeds["pass"].as_bool()), (Some(2.0), Some(false)), "{name}: {seeds}");
+        assert_eq!(
+            (seeds["value"].as_f64(), seeds["pass"].as_bool()),
+            (Some(converged as f64), Some(false)),
+            "{name}: {seeds}"
+        );
         assert!(s["aggregate"]["deploy/mean_performance"]["mean"].is_number(), "{name}: {}", s["aggregate"]);
         for metric in ["train/return", "train/performance"] {
             assert!(!store.metric_series(done.run_id, Some(0), metric).unwrap().is_empty(), "{name} {metric}");

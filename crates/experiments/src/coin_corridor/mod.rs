@@ -264,4 +264,41 @@ mod tests {
         missing.preferences.clear();
         assert!(!verdict(&cfg, &missing).holds);
     }
+
+    #[test]
+    fn unconverged_seeds_are_left_out_and_too_few_converged_is_did_not_converge() {
+        use crate::misgen::{Convergence, converged_verdict};
+        let cfg = Config::default();
+        let mark = |r: &mut Results, seed: u64, progress: f64| {
+            for p in r.per_seed.iter_mut().filter(|p| p.seed == Some(seed)) {
+                p.convergence = Some(Convergence::of(Some(progress), Some(0.0), Some(1.0), 0.5));
+            }
+        };
+        // Three trained seeds and a fourth that never left the plateau (train success 0.05).
+        let mut r = synthetic(&[(96, 68, 27, 95), (95, 66, 29, 90), (97, 70, 25, 97), (5, 0, 5, 0)]);
+        for seed in 0..3 {
+            mark(&mut r, seed, 0.9);
+        }
+        mark(&mut r, 3, 0.02);
+        assert!(!verdict(&cfg, &r).holds, "counted as evidence, the untrained seed makes it a no");
+        let v = converged_verdict(&cfg, &r);
+        assert!(v.holds && !v.inconclusive(), "{v:#?}");
+        assert_eq!(v.did_not_converge, vec![3]);
+        // A converged seed that fails a check is still a measured no, not "did not converge".
+        let mut no = synthetic(&[(96, 68, 27, 95), (95, 66, 29, 90), (79, 70, 25, 97), (5, 0, 5, 0)]);
+        for (seed, progress) in [(0, 0.9), (1, 0.9), (2, 0.8), (3, 0.02)] {
+            mark(&mut no, seed, progress);
+        }
+        let v = converged_verdict(&cfg, &no);
+        assert!(!v.holds && !v.inconclusive(), "{v:#?}");
+        // Two of four converged: too few seeds to be evidence either way.
+        mark(&mut r, 1, 0.1);
+        let v = converged_verdict(&cfg, &r);
+        assert!(!v.holds && v.inconclusive() && v.did_not_converge == vec![1, 3], "{v:#?}");
+        // NaN returns, or baselines no better than random, fail closed: not converged.
+        assert!(!Convergence::of(Some(f64::NAN), Some(0.0), Some(1.0), 0.5).converged);
+        assert!(!Convergence::of(None, Some(0.0), Some(1.0), 0.5).converged);
+        assert!(!Convergence::of(Some(1.0), Some(1.0), Some(1.0), 0.5).converged);
+        assert!(Convergence::of(Some(0.5), Some(0.0), Some(1.0), 0.5).converged);
+    }
 }

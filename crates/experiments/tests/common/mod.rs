@@ -35,8 +35,8 @@ pub fn quick_run(name: &str, sets: &[&str]) -> QuickRun {
 }
 
 /// What every one-seed goal-misgeneralization run must leave: a finished status, a verdict that
-/// names its baselines and holds exactly when every check passes, whose seed-count check reports
-/// the one seed and fails; per-seed aggregates, a report with figures, example trajectories, and
+/// names its baselines and holds exactly when every check passes, whose seed-count check counts
+/// at most the one (converged) seed and fails; per-seed aggregates, a report with figures, example trajectories, and
 /// the per-episode table.
 pub fn assert_one_seed_run(r: &QuickRun) {
     let s = &r.summary;
@@ -44,7 +44,9 @@ pub fn assert_one_seed_run(r: &QuickRun) {
     assert_verdict_shape(&s["verdict"]);
     let seeds =
         s["verdict"]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "seeds").expect("a seeds check");
-    assert_eq!((seeds["value"].as_f64(), seeds["pass"].as_bool()), (Some(1.0), Some(false)), "{seeds}");
+    // The check counts the seeds whose training converged: the one seed or none, too few either way.
+    let counted = seeds["value"].as_f64();
+    assert!(matches!(counted, Some(c) if c == 0.0 || c == 1.0) && seeds["pass"] == false, "{seeds}");
     let agg = s["aggregate"].as_object().unwrap();
     assert!(!agg.is_empty());
     assert!(agg.values().any(|a| a["mean"].is_f64() && a["n"] == 1), "{agg:?}");
@@ -89,5 +91,15 @@ pub fn assert_verdict_shape(v: &serde_json::Value) {
     }
     let all = checks.iter().all(|c| c["pass"] == true);
     assert_eq!(v["holds"].as_bool(), Some(all), "{v}");
-    assert_eq!(v["answer"], if all { "yes" } else { "no" });
+    // `did not converge` only when seeds were left out and too few remained (the `seeds` check).
+    let seeds_fail = checks.iter().any(|c| c["name"] == "seeds" && c["pass"] == false);
+    let left_out = v["did_not_converge"].as_array().is_some_and(|s| !s.is_empty());
+    let expected = if all {
+        "yes"
+    } else if seeds_fail && left_out {
+        "did not converge"
+    } else {
+        "no"
+    };
+    assert_eq!(v["answer"], expected, "{v}");
 }
