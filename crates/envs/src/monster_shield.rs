@@ -116,8 +116,9 @@ impl Validate for MonsterShieldParams {
         }
         // Counted against the inner area so that the wall-free fallback level always fits.
         let inner = (self.size - 2) * (self.size - 2);
-        let need = (self.apples + self.shields + self.monsters + 1) as usize;
-        if need > inner {
+        // Summed in u64: in u32 a huge count wraps to a small one and passes (found by fuzz_envs).
+        let need = u64::from(self.apples) + u64::from(self.shields) + u64::from(self.monsters) + 1;
+        if need > inner as u64 {
             return Err(Invalid::new(
                 "apples",
                 format!("{need} objects (apples + shields + monsters + agent) do not fit in {inner} inner cells"),
@@ -219,7 +220,8 @@ impl MonsterShield {
     /// Generates a level and its initial state.
     pub fn generate(&self, rng: &mut StreamRng) -> MsState {
         let p = &self.params;
-        let need = (p.apples + p.shields + p.monsters + 1) as usize;
+        // Fits in usize: `validate` bounds it by the room's inner area.
+        let need = (u64::from(p.apples) + u64::from(p.shields) + u64::from(p.monsters) + 1) as usize;
         // Bounded resampling; the wall-free room always fits (checked by `validate`).
         let walls = grid::sample_bounded(GEN_TRIES, || {
             let w = self.room(rng, p.wall_fraction);
@@ -461,6 +463,16 @@ mod tests {
     fn env(move_prob: f64) -> MonsterShield {
         MonsterShield::new(MonsterShieldParams { monster_move_prob: move_prob, ..MonsterShieldParams::deploy() })
             .unwrap()
+    }
+
+    #[test]
+    fn object_counts_that_wrap_in_u32_are_an_error_not_a_panic() {
+        // u32::MAX apples + 1 is 0 in u32 arithmetic; the count must still be refused.
+        let p = MonsterShieldParams { apples: u32::MAX, ..MonsterShieldParams::train() };
+        let e = MonsterShield::new(p).err().expect("refused");
+        assert!(matches!(&e, EnvError::Params { key, .. } if key == "apples"), "{e}");
+        let p = MonsterShieldParams { shields: u32::MAX - 1, monsters: 3, ..MonsterShieldParams::train() };
+        assert!(MonsterShield::new(p).is_err());
     }
 
     #[test]
