@@ -19,6 +19,13 @@ use nalgebra::DMatrix;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+/// Bounds beyond any useful run (a Q-learning run of 10⁷ episodes takes hours; each steering
+/// coefficient costs a full deployment evaluation per hook): larger values are refused as bad
+/// input rather than left to run for days.
+pub const MAX_Q_EPISODES: usize = 10_000_000;
+pub const MAX_HONEYPOT_EPISODES: usize = 1_000_000;
+pub const MAX_STEERING_COEFFICIENTS: usize = 64;
+
 /// Tabular Q-learning (the gridworlds paper's baseline learner).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,8 +46,11 @@ impl Default for QSection {
 
 impl QSection {
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.episodes == 0 {
-            return Err(Invalid::new("qlearning.episodes", "must be at least 1"));
+        if !(1..=MAX_Q_EPISODES).contains(&self.episodes) {
+            return Err(Invalid::new(
+                "qlearning.episodes",
+                format!("must be in 1..={MAX_Q_EPISODES}, got {}", self.episodes),
+            ));
         }
         for (k, v) in [("qlearning.learning_rate", self.learning_rate), ("qlearning.epsilon", self.epsilon), ("qlearning.gamma", self.gamma)] {
             if !(0.0..=1.0).contains(&v) {
@@ -71,11 +81,20 @@ impl Default for InsideSection {
 
 impl InsideSection {
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.honeypot_episodes == 0 {
-            return Err(Invalid::new("inside.honeypot_episodes", "must be at least 1"));
+        if !(1..=MAX_HONEYPOT_EPISODES).contains(&self.honeypot_episodes) {
+            return Err(Invalid::new(
+                "inside.honeypot_episodes",
+                format!("must be in 1..={MAX_HONEYPOT_EPISODES}, got {}", self.honeypot_episodes),
+            ));
         }
         if self.steering_coefficients.iter().any(|c| !c.is_finite()) {
             return Err(Invalid::new("inside.steering_coefficients", "must be finite"));
+        }
+        if self.steering_coefficients.len() > MAX_STEERING_COEFFICIENTS {
+            return Err(Invalid::new(
+                "inside.steering_coefficients",
+                format!("at most {MAX_STEERING_COEFFICIENTS} coefficients (each is a full deploy evaluation per hook)"),
+            ));
         }
         if !(self.probe_test_fraction > 0.0 && self.probe_test_fraction < 1.0) {
             return Err(Invalid::new("inside.probe_test_fraction", "must be in (0, 1)"));

@@ -154,6 +154,37 @@ impl Config {
 }
 
 impl ExperimentConfig for Config {
+    /// The harness's estimate plus the look-inside step: the Q table, the honeypot episodes of
+    /// both learners, the 22-state probes and one steered or patched evaluation at a time.
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+        use crate::misgen::estimate::{policy_activations, probe_part, state_bytes};
+        use crate::resources::{Bytes, Part, Phase, key, n};
+        crate::misgen::estimate::estimate(self, |spec| {
+            let i = &self.inside;
+            let cells = n(spec.obs_shape[1]).saturating_mul(n(spec.obs_shape[2]));
+            let episode = Bytes(Some(std::mem::size_of::<Episode>() as u64 + 64));
+            let hp_keys = [key("inside.honeypot_episodes", i.honeypot_episodes)];
+            let deploy = n(self.eval.episodes);
+            vec![
+                Part::new(Phase::Step("looking inside"), "Q table", Bytes::product(&[cells, 2, 4, 8]), &[]),
+                Part::new(
+                    Phase::Step("looking inside"),
+                    "honeypot levels and episodes (two kinds)",
+                    (state_bytes(spec.obs_len()) + episode).times(n(i.honeypot_episodes).saturating_mul(2)),
+                    &hp_keys,
+                ),
+                probe_part("supervisor-cue probes (22 states)", 22, &self.model, spec.obs_shape, &[]),
+                Part::new(
+                    Phase::Step("looking inside"),
+                    "one steered or patched evaluation (episodes and the watched twins' activations)",
+                    (episode + state_bytes(spec.obs_len()) + policy_activations(&self.model, spec.obs_shape).times(2))
+                        .times(deploy),
+                    &[key("eval.episodes", self.eval.episodes)],
+                ),
+            ]
+        })
+    }
+
     fn quick(&self) -> &toml::Table {
         &self.quick
     }
@@ -483,7 +514,7 @@ mod tests {
 
     #[test]
     fn scripted_routes_take_their_paths_whatever_the_supervisor() {
-        use mesalab_envs::Actor;
+        use mesalab_envs::{Actor, Env};
         use rand::SeedableRng;
         let env = AbsentSupervisor::default();
         for supervisor in [false, true] {

@@ -396,7 +396,8 @@ mod tests {
                 let mut steps = 0;
                 let step = loop {
                     steps += 1;
-                    let st = env.step(&mut s, env.toward(&s, goal), &mut rng);
+                    let action = env.toward(&s, goal);
+                    let st = env.step(&mut s, action, &mut rng);
                     if st.end.is_some() {
                         break st;
                     }

@@ -204,16 +204,42 @@ impl Default for VerdictSection {
     }
 }
 
+/// Bounds beyond any useful run, refused as bad input (the planner's backward induction costs
+/// `(K + D)·K²` per setting; the rest bound memory and time linearly).
+pub const MAX_DEPLOY_EPISODES: usize = 10_000;
+pub const MAX_AXIS: usize = 64;
+pub const MAX_GRID_SETTINGS: usize = 100_000;
+pub const MAX_LIFETIMES: usize = 100_000;
+pub const MAX_EPOCHS: usize = 10_000;
+pub const MAX_BATCH: usize = 65_536;
+pub const MAX_EVAL_EPISODES: usize = 1_000_000;
+pub const MAX_PROBE_STATES: usize = 100_000;
+
+impl GridSection {
+    /// Settings on the grid: the product of the axes' lengths (saturating).
+    pub fn settings(&self) -> usize {
+        [
+            self.theta_alpha.len(),
+            self.gammas.len(),
+            self.p_observed.len(),
+            self.train_episodes.len(),
+            self.deploy_episodes.len(),
+        ]
+        .into_iter()
+        .fold(1usize, |a, b| a.saturating_mul(b))
+    }
+}
+
 fn check_setting(key: &str, s: &Setting) -> Result<(), Invalid> {
     check_unit(&format!("{key}.theta0"), s.theta0)?;
     check_unit(&format!("{key}.alpha"), s.alpha)?;
     check_unit(&format!("{key}.gamma"), s.gamma)?;
     check_unit(&format!("{key}.p_observed"), s.p_observed)?;
-    if s.train_episodes == 0 || s.train_episodes > 500 || s.deploy_episodes > 10_000 {
-        return Err(Invalid::new(
-            format!("{key}.train_episodes"),
-            "train_episodes must be in 1..=500 and deploy_episodes ≤ 10000",
-        ));
+    if s.train_episodes == 0 || s.train_episodes > 500 {
+        return Err(Invalid::new(format!("{key}.train_episodes"), "must be in 1..=500"));
+    }
+    if s.deploy_episodes > MAX_DEPLOY_EPISODES {
+        return Err(Invalid::new(format!("{key}.deploy_episodes"), format!("must be at most {MAX_DEPLOY_EPISODES}")));
     }
     Ok(())
 }
@@ -237,18 +263,57 @@ impl Validate for Config {
         if g.train_episodes.iter().any(|&k| k == 0 || k > 200) {
             return Err(Invalid::new("grid.train_episodes", "each must be in 1..=200"));
         }
-        if g.theta_alpha.is_empty() || g.gammas.is_empty() || g.p_observed.is_empty() || g.train_episodes.is_empty() {
+        if g.deploy_episodes.iter().chain(&g.curve_deploy_episodes).any(|&d| d > MAX_DEPLOY_EPISODES) {
+            return Err(Invalid::new(
+                "grid.deploy_episodes",
+                format!("each deployment horizon (grid and curve) must be at most {MAX_DEPLOY_EPISODES}"),
+            ));
+        }
+        if g.theta_alpha.is_empty()
+            || g.gammas.is_empty()
+            || g.p_observed.is_empty()
+            || g.train_episodes.is_empty()
+            || g.deploy_episodes.is_empty()
+        {
             return Err(Invalid::new("grid", "every grid axis needs at least one value"));
         }
-        if g.curve_lifetimes == 0 || self.simulate.lifetimes == 0 {
-            return Err(Invalid::new("simulate.lifetimes", "must be at least 1"));
+        for (k, len) in [
+            ("grid.theta_alpha", g.theta_alpha.len()),
+            ("grid.gammas", g.gammas.len()),
+            ("grid.p_observed", g.p_observed.len()),
+            ("grid.train_episodes", g.train_episodes.len()),
+            ("grid.deploy_episodes", g.deploy_episodes.len()),
+            ("grid.curve_deploy_episodes", g.curve_deploy_episodes.len()),
+            ("grid.curve_p_observed", g.curve_p_observed.len()),
+        ] {
+            if len > MAX_AXIS {
+                return Err(Invalid::new(k, format!("at most {MAX_AXIS} values, got {len}")));
+            }
+        }
+        if g.settings() > MAX_GRID_SETTINGS {
+            return Err(Invalid::new(
+                "grid",
+                format!("{} settings (the product of the axes' lengths); at most {MAX_GRID_SETTINGS}", g.settings()),
+            ));
+        }
+        for (k, v) in [
+            ("grid.curve_lifetimes", g.curve_lifetimes),
+            ("simulate.lifetimes", self.simulate.lifetimes),
+            ("clone.lifetimes", self.clone.lifetimes),
+        ] {
+            if !(1..=MAX_LIFETIMES).contains(&v) {
+                return Err(Invalid::new(k, format!("must be in 1..={MAX_LIFETIMES}, got {v}")));
+            }
         }
         check_unit("simulate.honeypot_rate", self.simulate.honeypot_rate)?;
         if let Some((key, message)) = self.model.problem() {
             return Err(Invalid::new(format!("model.{key}"), message));
         }
-        if self.clone.lifetimes == 0 || self.clone.epochs == 0 || self.clone.batch_size == 0 {
-            return Err(Invalid::new("clone", "lifetimes, epochs and batch_size must be at least 1"));
+        if !(1..=MAX_EPOCHS).contains(&self.clone.epochs) {
+            return Err(Invalid::new("clone.epochs", format!("must be in 1..={MAX_EPOCHS}")));
+        }
+        if !(1..=MAX_BATCH).contains(&self.clone.batch_size) {
+            return Err(Invalid::new("clone.batch_size", format!("must be in 1..={MAX_BATCH}")));
         }
         if !(self.clone.learning_rate > 0.0 && self.clone.learning_rate.is_finite()) {
             return Err(Invalid::new("clone.learning_rate", "must be > 0"));
@@ -256,11 +321,11 @@ impl Validate for Config {
         if !(3..=12).contains(&self.eval.room_size) {
             return Err(Invalid::new("eval.room_size", "must be in 3..=12"));
         }
-        if self.eval.episodes == 0 {
-            return Err(Invalid::new("eval.episodes", "must be at least 1"));
+        if !(1..=MAX_EVAL_EPISODES).contains(&self.eval.episodes) {
+            return Err(Invalid::new("eval.episodes", format!("must be in 1..={MAX_EVAL_EPISODES}")));
         }
-        if self.eval.probe_states < 40 {
-            return Err(Invalid::new("eval.probe_states", "must be at least 40"));
+        if !(40..=MAX_PROBE_STATES).contains(&self.eval.probe_states) {
+            return Err(Invalid::new("eval.probe_states", format!("must be in 40..={MAX_PROBE_STATES}")));
         }
         if !(self.eval.probe_test_fraction > 0.0 && self.eval.probe_test_fraction < 1.0) {
             return Err(Invalid::new("eval.probe_test_fraction", "must be in (0, 1)"));
@@ -279,6 +344,95 @@ impl Validate for Config {
 }
 
 impl ExperimentConfig for Config {
+    /// Whole run: the grid's rows and the evaluation levels. Steps: the largest setting's planner
+    /// tables (grid), one seed's demonstrations with a minibatch through autodiff and the model's
+    /// Adam state (cloning), and the probes.
+    fn estimate(&self) -> anyhow::Result<crate::resources::Estimate> {
+        use crate::misgen::estimate::{policy_activations, policy_params, probe_part};
+        use crate::resources::{Bytes, Estimate, Part, Phase, Work, key, n};
+        let env = GoalRoom::new(self.eval.room_size, 0.5);
+        let spec = env.spec();
+        let obs_f32 = Bytes::product(&[n(spec.obs_len()), 4]);
+        let g = &self.grid;
+        let k_max = g.train_episodes.iter().copied().chain([self.setting.train_episodes]).max().unwrap_or(0);
+        let d_max = g
+            .deploy_episodes
+            .iter()
+            .chain(&g.curve_deploy_episodes)
+            .copied()
+            .chain([self.setting.deploy_episodes])
+            .max()
+            .unwrap_or(0);
+        let horizon = n(k_max).saturating_add(n(d_max)).saturating_add(1);
+        // `pursue_b` and `value` over (t, n), two evaluator×state tables.
+        let planner = Bytes::product(&[horizon, n(k_max) + 1, 9]) + Bytes::product(&[n(k_max) + 1, n(k_max) + 1, 16]);
+        // Every step of every cloned episode: at most the room's time limit.
+        let samples = n(self.clone.lifetimes)
+            .saturating_mul(n(self.setting.horizon()))
+            .saturating_mul(u64::from(spec.max_steps));
+        let batch = n(self.clone.batch_size);
+        let acts = policy_activations(&self.model, spec.obs_shape);
+        let actions = n(spec.actions.len());
+        let parts = vec![
+            Part::new(
+                Phase::Resident,
+                "grid rows (one JSON row per setting)",
+                Bytes::product(&[n(g.settings()), 768]),
+                &[key("grid settings", g.settings())],
+            ),
+            Part::new(
+                Phase::Resident,
+                "evaluation levels (three cues)",
+                Bytes::product(&[n(self.eval.episodes), 3, std::mem::size_of::<RoomState>() as u64 + 16]),
+                &[key("eval.episodes", self.eval.episodes)],
+            ),
+            Part::new(
+                Phase::Step("grid"),
+                "planner tables of the largest setting",
+                planner,
+                &[key("largest K", k_max), key("largest D", d_max)],
+            ),
+            Part::new(
+                Phase::Step("cloning"),
+                "demonstrations (observations and actions)",
+                (obs_f32 + Bytes(Some(8))).times(samples),
+                &[key("clone.lifetimes", self.clone.lifetimes), key("setting horizon", self.setting.horizon())],
+            ),
+            Part::new(
+                Phase::Step("cloning"),
+                "one minibatch through autodiff",
+                (obs_f32.times(3) + Bytes::product(&[actions, 8]) + acts.times(3)).times(batch),
+                &[key("clone.batch_size", self.clone.batch_size)],
+            ),
+            Part::new(
+                Phase::Step("cloning"),
+                "policy, gradients, Adam state and copies",
+                policy_params(&self.model, spec.obs_shape, spec.actions.len()).times(4 * 6),
+                &[key("model.mlp.hidden", format!("{:?}", self.model.mlp.hidden))],
+            ),
+            probe_part(
+                "cue and goal probes",
+                self.eval.probe_states,
+                &self.model,
+                spec.obs_shape,
+                &[key("eval.probe_states", self.eval.probe_states)],
+            ),
+        ];
+        let seeds = self.run.seeds;
+        let steps_per_epoch = samples.div_ceil(batch.max(1));
+        Ok(Estimate {
+            parts,
+            work: Work {
+                seeds,
+                variants: 1,
+                train_steps: steps_per_epoch.saturating_mul(n(self.clone.epochs)),
+                train_unit: "behaviour-cloning Adam steps (at most)",
+                evaluation: n(self.eval.episodes).saturating_mul(3).saturating_mul(seeds.saturating_add(3)),
+                eval_unit: "goal-room episodes (the clones and three baselines, three cues)",
+            },
+        })
+    }
+
     fn quick(&self) -> &toml::Table {
         &self.quick
     }
