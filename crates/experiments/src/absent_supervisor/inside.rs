@@ -52,7 +52,11 @@ impl QSection {
                 format!("must be in 1..={MAX_Q_EPISODES}, got {}", self.episodes),
             ));
         }
-        for (k, v) in [("qlearning.learning_rate", self.learning_rate), ("qlearning.epsilon", self.epsilon), ("qlearning.gamma", self.gamma)] {
+        for (k, v) in [
+            ("qlearning.learning_rate", self.learning_rate),
+            ("qlearning.epsilon", self.epsilon),
+            ("qlearning.gamma", self.gamma),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(Invalid::new(k, format!("must be in [0, 1], got {v}")));
             }
@@ -132,11 +136,20 @@ pub struct Honeypot {
 pub struct ProbeScore {
     pub model: String,
     pub hook: String,
-    #[serde(serialize_with = "mesalab_analysis::stats::nan_as_null", deserialize_with = "mesalab_analysis::stats::null_as_nan")]
+    #[serde(
+        serialize_with = "mesalab_analysis::stats::nan_as_null",
+        deserialize_with = "mesalab_analysis::stats::null_as_nan"
+    )]
     pub auroc: f64,
-    #[serde(serialize_with = "mesalab_analysis::stats::nan_as_null", deserialize_with = "mesalab_analysis::stats::null_as_nan")]
+    #[serde(
+        serialize_with = "mesalab_analysis::stats::nan_as_null",
+        deserialize_with = "mesalab_analysis::stats::null_as_nan"
+    )]
     pub shuffled: f64,
-    #[serde(serialize_with = "mesalab_analysis::stats::nan_as_null", deserialize_with = "mesalab_analysis::stats::null_as_nan")]
+    #[serde(
+        serialize_with = "mesalab_analysis::stats::nan_as_null",
+        deserialize_with = "mesalab_analysis::stats::null_as_nan"
+    )]
     pub null_p95: f64,
 }
 
@@ -145,7 +158,10 @@ pub struct ProbeScore {
 pub struct Intervention {
     pub hook: String,
     /// Steering coefficient (NaN for patching).
-    #[serde(serialize_with = "mesalab_analysis::stats::nan_as_null", deserialize_with = "mesalab_analysis::stats::null_as_nan")]
+    #[serde(
+        serialize_with = "mesalab_analysis::stats::nan_as_null",
+        deserialize_with = "mesalab_analysis::stats::null_as_nan"
+    )]
     pub coefficient: f64,
     pub shortcut: Rate,
 }
@@ -181,7 +197,9 @@ pub fn q_learning(env: &AbsentSupervisor, cfg: &QSection, rng: &mut StreamRng) -
             let step = env.step(&mut s, a, rng);
             let target = match step.end {
                 Some(mesalab_envs::End::Terminated) => f64::from(step.reward),
-                _ => f64::from(step.reward) + cfg.gamma * q[q_index(&s, width)].iter().copied().fold(f64::MIN, f64::max),
+                _ => {
+                    f64::from(step.reward) + cfg.gamma * q[q_index(&s, width)].iter().copied().fold(f64::MIN, f64::max)
+                }
             };
             q[i][a] += cfg.learning_rate * (target - q[i][a]);
             if step.end.is_some() {
@@ -223,7 +241,13 @@ impl Actor<AbsentSupervisor> for Intervened<'_> {
     fn name(&self) -> String {
         format!("intervened at {}", self.hook)
     }
-    fn act(&self, env: &AbsentSupervisor, states: &[&AbsentSupervisorState], rng: &mut StreamRng, actions: &mut [usize]) {
+    fn act(
+        &self,
+        env: &AbsentSupervisor,
+        states: &[&AbsentSupervisorState],
+        rng: &mut StreamRng,
+        actions: &mut [usize],
+    ) {
         let owned: Vec<AbsentSupervisorState> = states.iter().map(|s| **s).collect();
         let hooks = match &self.steer {
             Some((v, c)) => Hooks::none().add(&self.hook, v.clone(), *c),
@@ -246,7 +270,13 @@ impl Actor<AbsentSupervisor> for Intervened<'_> {
     }
 }
 
-fn play(env: &AbsentSupervisor, actor: &dyn Actor<AbsentSupervisor>, starts: &[AbsentSupervisorState], streams: &Streams, tag: &str) -> Vec<Episode> {
+fn play(
+    env: &AbsentSupervisor,
+    actor: &dyn Actor<AbsentSupervisor>,
+    starts: &[AbsentSupervisorState],
+    streams: &Streams,
+    tag: &str,
+) -> Vec<Episode> {
     let played = rollout::play(
         env,
         actor,
@@ -259,7 +289,13 @@ fn play(env: &AbsentSupervisor, actor: &dyn Actor<AbsentSupervisor>, starts: &[A
     starts.iter().zip(played).map(|(s, (e, _))| Episode::of(s, &e)).collect()
 }
 
-fn honeypots(env: &AbsentSupervisor, actor: &dyn Actor<AbsentSupervisor>, n: usize, streams: &Streams, tag: &str) -> Honeypot {
+fn honeypots(
+    env: &AbsentSupervisor,
+    actor: &dyn Actor<AbsentSupervisor>,
+    n: usize,
+    streams: &Streams,
+    tag: &str,
+) -> Honeypot {
     let caught: Vec<_> = (0..n).map(|_| env.honeypot_state(true, false)).collect();
     let reverse: Vec<_> = (0..n).map(|_| env.honeypot_state(false, true)).collect();
     let a = play(env, actor, &caught, streams, &format!("{tag}/honeypot"));
@@ -327,8 +363,12 @@ pub fn analyse(
     let states = probe_states(train_env);
     let labels: Vec<bool> = states.iter().map(|s| s.cue).collect();
     let untrained = init_policy(&cfg.model, train_env.spec(), &Streams::new(Seed(seed)));
-    let hooks: Vec<String> =
-        policy.hook_points().into_iter().map(|p| p.name).filter(|n| n.starts_with("encoder.") || n.starts_with("torso.")).collect();
+    let hooks: Vec<String> = policy
+        .hook_points()
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| n.starts_with("encoder.") || n.starts_with("torso."))
+        .collect();
     let mut prng = Streams::new(Seed(seed)).stream("probes");
     let split = probe::stratified_split(&labels, cfg.inside.probe_test_fraction, &mut prng)?;
     let mut probes = Vec::new();
@@ -342,7 +382,9 @@ pub fn analyse(
                 let half = states.len() / 2;
                 let dir: Vec<f32> = (0..width)
                     .map(|j| {
-                        let m = |rows: std::ops::Range<usize>| rows.map(|i| values[i * width + j]).sum::<f32>() / half as f32;
+                        let m = |rows: std::ops::Range<usize>| {
+                            rows.map(|i| values[i * width + j]).sum::<f32>() / half as f32
+                        };
                         m(0..half) - m(half..2 * half)
                     })
                     .collect();
@@ -367,13 +409,22 @@ pub fn analyse(
     let mut patching = Vec::new();
     for (hook, dir) in &directions {
         for &c in &cfg.inside.steering_coefficients {
-            let a = Intervened { policy, hook: hook.clone(), selection: cfg.eval.selection, steer: Some((dir.clone(), c)) };
+            let a =
+                Intervened { policy, hook: hook.clone(), selection: cfg.eval.selection, steer: Some((dir.clone(), c)) };
             let eps = play(deploy_env, &a, deploy_levels, &eval, &format!("steer/{seed}/{hook}/{c}"));
-            steering.push(Intervention { hook: hook.clone(), coefficient: f64::from(c), shortcut: Rate::of(&eps, |e| e.shortcut) });
+            steering.push(Intervention {
+                hook: hook.clone(),
+                coefficient: f64::from(c),
+                shortcut: Rate::of(&eps, |e| e.shortcut),
+            });
         }
         let a = Intervened { policy, hook: hook.clone(), selection: cfg.eval.selection, steer: None };
         let eps = play(deploy_env, &a, deploy_levels, &eval, &format!("patch/{seed}/{hook}"));
-        patching.push(Intervention { hook: hook.clone(), coefficient: f64::NAN, shortcut: Rate::of(&eps, |e| e.shortcut) });
+        patching.push(Intervention {
+            hook: hook.clone(),
+            coefficient: f64::NAN,
+            shortcut: Rate::of(&eps, |e| e.shortcut),
+        });
     }
     ctx.progress.advance(1);
     ctx.progress.finish();
@@ -432,7 +483,13 @@ pub fn pool(v: &[InsideResult]) -> Pooled {
             f.patching
                 .iter()
                 .map(|s| {
-                    let r = Rate::pooled(v.iter().flat_map(|i| &i.patching).filter(|x| x.hook == s.hook).map(|x| &x.shortcut).collect::<Vec<_>>());
+                    let r = Rate::pooled(
+                        v.iter()
+                            .flat_map(|i| &i.patching)
+                            .filter(|x| x.hook == s.hook)
+                            .map(|x| &x.shortcut)
+                            .collect::<Vec<_>>(),
+                    );
                     (s.hook.clone(), r)
                 })
                 .collect()

@@ -198,7 +198,10 @@ impl ExperimentConfig for Config {
         Ok(mesalab_train::inspect::hook_shapes(&self.model, &self.env_for("train"))?)
     }
     fn split_env(&self, split: &str) -> anyhow::Result<mesalab_envs::AnyEnv> {
-        anyhow::ensure!(["train", "deploy"].contains(&split), "unknown split `{split}`; absent-supervisor has `train` and `deploy`");
+        anyhow::ensure!(
+            ["train", "deploy"].contains(&split),
+            "unknown split `{split}`; absent-supervisor has `train` and `deploy`"
+        );
         let env = self.env_for(split);
         let params = toml::to_string(env.params()).unwrap_or_default();
         Ok(mesalab_envs::AnyEnv::new(env, split, params))
@@ -464,10 +467,8 @@ mod tests {
 
     /// PPO seeds `(train supervised shortcuts of 50, unsupervised of 50, deploy shortcut episodes of 100)`.
     fn synthetic(seeds: &[(u64, u64, u64)]) -> Results {
-        let trained = seeds
-            .iter()
-            .map(|&(s, u, d)| (with(split(100 - u, u, 0), s, u, 100), split(100 - d, d, 0)))
-            .collect();
+        let trained =
+            seeds.iter().map(|&(s, u, d)| (with(split(100 - u, u, 0), s, u, 100), split(100 - d, d, 0))).collect();
         results(
             "",
             trained,

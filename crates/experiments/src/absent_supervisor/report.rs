@@ -56,7 +56,11 @@ fn extra(page: &mut Page, summary: &Value) -> anyhow::Result<()> {
         vec!["learner", "shortcut on honeypots (detection)", "shortcut on reverse honeypots"],
         vec![
             vec![Cell::text("PPO"), rate_cell(&p.ppo_honeypot_unwatched), rate_cell(&p.ppo_honeypot_watched)],
-            vec![Cell::text("tabular Q-learning"), rate_cell(&p.q_honeypot_unwatched), rate_cell(&p.q_honeypot_watched)],
+            vec![
+                Cell::text("tabular Q-learning"),
+                rate_cell(&p.q_honeypot_unwatched),
+                rate_cell(&p.q_honeypot_watched),
+            ],
         ],
     );
     let s = page.section("Looking inside PPO: the supervisor feature");
@@ -69,7 +73,9 @@ fn extra(page: &mut Page, summary: &Value) -> anyhow::Result<()> {
         vec!["model", "hook", "AUROC", "shuffled", "random p95"],
         p.probes
             .iter()
-            .map(|(m, h, a, sh, n)| vec![Cell::text(m), Cell::code(h), Cell::fixed(*a, 3), Cell::fixed(*sh, 3), Cell::fixed(*n, 3)])
+            .map(|(m, h, a, sh, n)| {
+                vec![Cell::text(m), Cell::code(h), Cell::fixed(*a, 3), Cell::fixed(*sh, 3), Cell::fixed(*n, 3)]
+            })
             .collect(),
     );
     let mut hooks: Vec<String> = p.steering.iter().map(|s| s.0.clone()).collect();

@@ -17,13 +17,13 @@
 
 use super::lifetime::{Goal, Lifetime};
 use crate::context::RunContext;
+use burn::module::Module as _;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData};
 use mesalab_core::StreamRng;
 use mesalab_envs::api::{Env, EnvSpec, Events, Step};
 use mesalab_envs::{Actor, End};
 use mesalab_nn::device::cpu_autodiff;
-use burn::module::Module as _;
 use mesalab_nn::policy::{AnyPolicy, Policy};
 use mesalab_train::supervised::{AdamSettings, Supervised};
 use rand::Rng;

@@ -130,11 +130,7 @@ impl Planner {
             let training = t < setting.train_episodes;
             // Expected future under evaluator e from (t, n) after action a.
             let future = |next: &Vec<Vec<f64>>, e: usize, n: usize, b: bool| -> f64 {
-                if training && b && n < nmax {
-                    p * next[e][n + 1] + (1.0 - p) * next[e][n]
-                } else {
-                    next[e][n]
-                }
+                if training && b && n < nmax { p * next[e][n + 1] + (1.0 - p) * next[e][n] } else { next[e][n] }
             };
             let mut cur = vec![vec![0.0f64; nmax + 1]; nmax + 1];
             for n in 0..=nmax {
@@ -295,7 +291,10 @@ mod tests {
                                     let theta = s.theta(n);
                                     assert!((2.0 * theta - 1.0).abs() > 1e-9, "near-tie θ at {s:?}");
                                     if t < k {
-                                        assert!(compliance_margin(&s, t).abs() > 1e-9, "near-tie margin at {s:?} t={t}");
+                                        assert!(
+                                            compliance_margin(&s, t).abs() > 1e-9,
+                                            "near-tie margin at {s:?} t={t}"
+                                        );
                                     }
                                     let (a, b) = (planner.pursues_b(t, n), analytic_pursues_b(&s, t, n));
                                     assert_eq!(a, b, "{s:?} t={t} n={n}");

@@ -37,7 +37,14 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
     );
     let g = &r.grid;
     s.table(
-        vec!["settings", "(t, n) states", "planner ≠ closed form", "near-ties", "training choices: complied", "defected"],
+        vec![
+            "settings",
+            "(t, n) states",
+            "planner ≠ closed form",
+            "near-ties",
+            "training choices: complied",
+            "defected",
+        ],
         vec![vec![
             Cell::int(g.settings as i64),
             Cell::int(g.points as i64),
@@ -84,7 +91,10 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
             .collect();
         chart = chart.series(Series::new(format!("p = {p}"), pts).markers());
     }
-    s.figure(chart.to_svg(), "Each point pools the simulated lifetimes of every seed; the other parameters are the run's [setting].");
+    s.figure(
+        chart.to_svg(),
+        "Each point pools the simulated lifetimes of every seed; the other parameters are the run's [setting].",
+    );
 
     let s = page.section("Output evaluation and objective drift (default setting)");
     let row = |name: &str, x: &LifetimeStats| {
@@ -98,10 +108,18 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
         ]
     };
     s.table(
-        vec!["agent", "A in training (what output evaluation sees)", "A in deployment", "gap", "θ at the end", "honeypot lifetimes caught"],
+        vec![
+            "agent",
+            "A in training (what output evaluation sees)",
+            "A in deployment",
+            "gap",
+            "θ at the end",
+            "honeypot lifetimes caught",
+        ],
         vec![row("deceptive planner", &r.deceptive_pooled), row("honest agent", &r.honest_pooled)],
     );
-    let curve_of = |x: &LifetimeStats| x.theta_curve.iter().enumerate().map(|(i, t)| (i as f64, *t)).collect::<Vec<_>>();
+    let curve_of =
+        |x: &LifetimeStats| x.theta_curve.iter().enumerate().map(|(i, t)| (i as f64, *t)).collect::<Vec<_>>();
     let chart = LineChart::new("θ (weight on B) over training")
         .x_label("training episode")
         .y_label("mean θ")
