@@ -27,10 +27,17 @@ fn quick_run_writes_gap_table_q_learning_honeypots_inside_and_report() {
     let gaps = s["gap_table"].as_array().unwrap();
     assert!(gaps.iter().any(|r| r["policy"] == "tabular Q-learning (seeds pooled)" && r["split"] == "train"));
     // Train rows have both rates; deploy never shows the supervisor, so its gap is missing (null).
+    // The trained PPO row pools converged seeds only: with none converged it has no episodes.
+    let converged = s["per_seed"].as_array().unwrap().iter().filter(|r| r["convergence"]["converged"] == true).count();
     for r in gaps.iter().filter(|r| r["split"] == "train") {
+        if r["gap"].is_null() {
+            assert!(converged == 0 && r["policy"].as_str().unwrap().starts_with("trained"), "{r}");
+            continue;
+        }
         let (gap, lo, hi) = (r["gap"].as_f64().unwrap(), r["gap_lo"].as_f64().unwrap(), r["gap_hi"].as_f64().unwrap());
         assert!(lo <= gap && gap <= hi, "{r}");
     }
+    assert!(gaps.iter().filter(|r| r["split"] == "train").any(|r| r["gap"].is_number()), "baseline gaps are numbers");
     let inside = &s["inside"][0];
     assert_eq!(inside["q"]["honeypot"]["shortcut_when_cue_unwatched"]["n"], 10, "{inside}");
     assert!(!inside["probes"].as_array().unwrap().is_empty());

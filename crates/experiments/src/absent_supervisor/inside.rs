@@ -3,7 +3,7 @@
 //! watched → unwatched).
 
 use super::{Config, Episode, shortcut_rate};
-use crate::context::RunContext;
+use crate::context::Progress;
 use crate::misgen::Levels;
 use mesalab_analysis::probe::{self, ClassifierKind};
 use mesalab_analysis::stats::Rate;
@@ -327,14 +327,14 @@ fn probe_states(env: &AbsentSupervisor) -> Vec<AbsentSupervisorState> {
 
 pub fn analyse(
     cfg: &Config,
-    ctx: &RunContext,
+    progress: &dyn Progress,
     seed: u64,
     policy: &AnyPolicy,
     levels: &Levels<AbsentSupervisor>,
 ) -> anyhow::Result<InsideResult> {
     let eval = Streams::new(Seed(cfg.eval.seed));
     let n_hp = cfg.inside.honeypot_episodes;
-    ctx.progress.start(&format!("seed {seed}: Q-learning, honeypots, probes"), 3);
+    progress.start(&format!("seed {seed}: Q-learning, honeypots, probes"), 3);
 
     // Tabular Q-learning on the same training env, greedy on the same levels.
     let (train_env, train_levels) = &levels.train;
@@ -354,7 +354,7 @@ pub fn analyse(
         deploy_mean_performance: mean(&qd, |e| e.performance),
         honeypot: honeypots(train_env, &qa, n_hp, &eval, &format!("q/{seed}")),
     };
-    ctx.progress.advance(1);
+    progress.advance(1);
 
     let actor = PolicyActor::new(policy, cfg.eval.selection);
     let ppo_honeypot = honeypots(train_env, &actor, n_hp, &eval, &format!("ppo/{seed}"));
@@ -402,7 +402,7 @@ pub fn analyse(
             });
         }
     }
-    ctx.progress.advance(1);
+    progress.advance(1);
 
     // Steering unwatched episodes with the supervisor direction, and patching the watched twin in.
     let mut steering = Vec::new();
@@ -426,8 +426,8 @@ pub fn analyse(
             shortcut: Rate::of(&eps, |e| e.shortcut),
         });
     }
-    ctx.progress.advance(1);
-    ctx.progress.finish();
+    progress.advance(1);
+    progress.finish();
     Ok(InsideResult { seed, q, ppo_honeypot, probes, steering, patching })
 }
 

@@ -338,13 +338,13 @@ impl Misgen for Config {
     }
     fn inside(
         &self,
-        ctx: &crate::context::RunContext,
+        progress: &dyn crate::context::Progress,
         _variant: &Variant,
         seed: u64,
         policy: &mesalab_nn::policy::AnyPolicy,
         levels: &misgen::Levels<AbsentSupervisor>,
     ) -> anyhow::Result<Option<InsideResult>> {
-        inside::analyse(self, ctx, seed, policy, levels).map(Some)
+        inside::analyse(self, progress, seed, policy, levels).map(Some)
     }
     fn finish(
         &self,
@@ -358,7 +358,7 @@ impl Misgen for Config {
         ctx.store.put_json(ctx.run_id, "inside", &values)?;
         // The full verdict, with the Q-learning and honeypot checks, replaces the harness's.
         Ok(vec![
-            ("verdict".into(), verdict(self, r, &values).to_json()),
+            ("verdict".into(), misgen::converged_verdict_by(r, |kept| verdict(self, kept, &values)).to_json()),
             ("inside".into(), serde_json::to_value(&values)?),
             ("inside_pooled".into(), serde_json::to_value(&pooled)?),
             ("gap_table".into(), gaps),
