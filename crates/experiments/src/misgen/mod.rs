@@ -572,13 +572,19 @@ fn mark_convergence(results: &mut Results, variant: &str, baselines: &[PolicyRes
 /// goal-preference measurements) are left out of every check and listed; when that leaves too few
 /// seeds (the `seeds` check fails), the answer is `did not converge` rather than `no`.
 pub fn converged_verdict<M: Misgen>(m: &M, results: &Results) -> Verdict {
+    converged_verdict_by(results, |kept| m.verdict(kept))
+}
+
+/// [`converged_verdict`] with any judge of the kept results (an experiment whose full verdict also
+/// reads its look-inside results, built in `finish`).
+pub fn converged_verdict_by(results: &Results, judge: impl FnOnce(&Results) -> Verdict) -> Verdict {
     let out = |r: &PolicyResult| r.convergence.is_some_and(|c| !c.converged);
     let unconverged: Vec<(String, u64)> =
         results.per_seed.iter().filter(|r| out(r)).map(|r| (r.variant.clone(), r.seed.unwrap_or(0))).collect();
     let mut kept = results.clone();
     kept.per_seed.retain(|r| !out(r));
     kept.preferences.retain(|p| p.seed.is_none_or(|s| !unconverged.contains(&(p.variant.clone(), s))));
-    let verdict = m.verdict(&kept);
+    let verdict = judge(&kept);
     let mut seeds: Vec<u64> = unconverged.iter().map(|(_, s)| *s).collect();
     seeds.sort_unstable();
     seeds.dedup();
