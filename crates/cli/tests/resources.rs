@@ -272,7 +272,8 @@ fn estimate_tracks_measured_peak_rss() {
                 "--set",
                 "sweep.random_percent=[0]",
                 "--set",
-                "ppo.total_timesteps=40000",
+                // Two batches of 256 × 256 transitions (one batch is the least a config may ask).
+                "ppo.total_timesteps=131072",
                 "--set",
                 "ppo.num_envs=256",
                 "--set",
@@ -294,7 +295,7 @@ fn estimate_tracks_measured_peak_rss() {
             .lines()
             .find_map(|l| l.strip_prefix("estimated peak bytes: "))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no estimate in:\n{stdout}"));
+            .unwrap_or_else(|| panic!("no estimate in:\n{stdout}\nstderr:\n{}", text(&out.stderr)));
         let dir = tmp.path().join(format!("run-{i}"));
         let mut args: Vec<&str> = vec!["run", experiment, "--out", dir.to_str().unwrap()];
         args.extend_from_slice(extra);

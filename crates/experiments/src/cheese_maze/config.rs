@@ -181,12 +181,19 @@ impl ExperimentConfig for Config {
             if !i.enabled {
                 return Vec::new();
             }
-            let mazes = i.test_mazes.saturating_add(i.vector_mazes);
-            let mut parts = vec![crate::misgen::estimate::probe_part(
+            // Steering and patching fit no probe: per maze they hold its start state, its
+            // observation batched as f32 (and the steered copy), and every layer's activations
+            // for the clean and the steered pass. (Sized as a probe, with f64 copies and Gram
+            // matrices, it came out 2.2× the measured peak.)
+            let mazes = n(i.test_mazes.saturating_add(i.vector_mazes));
+            let obs_len = spec.obs_shape.iter().fold(1usize, |a, &b| a.saturating_mul(b));
+            let per_maze = crate::misgen::estimate::state_bytes(obs_len)
+                + Bytes::product(&[n(obs_len), 4, 2])
+                + crate::misgen::estimate::policy_activations(&self.model, spec.obs_shape).times(2);
+            let mut parts = vec![Part::new(
+                Phase::Step("looking inside"),
                 "steering and patching mazes with their activations",
-                mazes,
-                &self.model,
-                spec.obs_shape,
+                per_maze.times(mazes),
                 &[key("inside.test_mazes", i.test_mazes), key("inside.vector_mazes", i.vector_mazes)],
             )];
             // The steering sweep's outcome per (coefficient, test maze), kept per policy.
