@@ -325,7 +325,12 @@ pub fn clone_planner(
             }
             let out = policy.forward(Tensor::from_data(TensorData::new(x, [m, obs_len]), &device)); // [m, A]
             let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [m, k]), &device);
-            let loss: Tensor<1> = (log_softmax(out.logits, 1) * onehot).sum_dim(1).mean().neg().reshape([1]);
+            // The critic is unused by cloning, but its output joins the loss at weight 0: burn's
+            // autodiff frees only graph nodes a backward pass reaches, and a dropped value head
+            // left ~19 MB per epoch behind (RSS and step time grew with every epoch).
+            let unused_critic = out.value.sum().mul_scalar(0.0); // [1]
+            let loss: Tensor<1> =
+                (log_softmax(out.logits, 1) * onehot).sum_dim(1).mean().neg().reshape([1]) + unused_critic;
             let (p, value) = opt.step(policy, loss)?;
             policy = p;
             sum += f64::from(value);
