@@ -469,7 +469,7 @@ mod tests {
     fn object_counts_that_wrap_in_u32_are_an_error_not_a_panic() {
         // u32::MAX apples + 1 is 0 in u32 arithmetic; the count must still be refused.
         let p = MonsterShieldParams { apples: u32::MAX, ..MonsterShieldParams::train() };
-        let e = MonsterShield::new(p).err().expect("refused");
+        let Err(e) = MonsterShield::new(p) else { panic!("u32::MAX apples must be refused") };
         assert!(matches!(&e, EnvError::Params { key, .. } if key == "apples"), "{e}");
         let p = MonsterShieldParams { shields: u32::MAX - 1, monsters: 3, ..MonsterShieldParams::train() };
         assert!(MonsterShield::new(p).is_err());
