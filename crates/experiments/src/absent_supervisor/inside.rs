@@ -131,27 +131,7 @@ pub struct Honeypot {
     pub return_when_caught_possible: f64,
 }
 
-/// One probe score with its controls.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProbeScore {
-    pub model: String,
-    pub hook: String,
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub auroc: f64,
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub shuffled: f64,
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub null_p95: f64,
-}
+pub use crate::probe_score::ProbeScore;
 
 /// Shortcut rate on unwatched deploy levels under an intervention at one hook.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -394,8 +374,10 @@ pub fn analyse(
             let kind = ClassifierKind::Logistic { l2: 1.0 };
             let report = probe::evaluate_classifier(kind, &x, &labels, &split)?;
             probes.push(ProbeScore {
+                seed,
                 model: model.into(),
                 hook: hook.clone(),
+                target: "supervisor cue".into(),
                 auroc: report.test_auroc,
                 shuffled: probe::shuffled_label_control(kind, &x, &labels, &split, &mut prng)?,
                 null_p95: probe::random_direction_null(&x, &labels, &split, 200, &mut prng)?.p95,

@@ -598,29 +598,7 @@ pub struct RoomResult {
     pub gap: f64,
 }
 
-/// A probe score with its controls.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProbeScore {
-    pub seed: u64,
-    pub model: String,
-    pub hook: String,
-    pub target: String,
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub auroc: f64,
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub shuffled: f64,
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub null_p95: f64,
-}
+pub use crate::probe_score::ProbeScore;
 
 /// Everything the verdict reads.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
