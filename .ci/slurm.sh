@@ -10,6 +10,8 @@
 #     (venv under /tmp), against the store read directly with sqlite3;
 #  5. stops the daemons it started (also on failure).
 set -euo pipefail
+# No `producer | grep -q`: grep -q exits at its first match, the producer then writes to a closed
+# pipe, and pipefail fails the step (CI once failed this way). Grep files, or `grep >/dev/null`.
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=$ROOT/target/release/mesalab
@@ -53,7 +55,7 @@ for _ in $(seq 50); do [ -f "$WORK/munge/munged.pid" ] && break; sleep 0.1; done
 STARTED_PIDS+=("$(cat "$WORK/munge/munged.pid")")
 
 HOST=$(hostname -s)
-NODE=$(slurmd -C | head -1 | sed -e "s/^NodeName=[^ ]*/NodeName=$HOST NodeAddr=127.0.0.1/" -e 's/ UpTime=.*//')
+NODE=$(slurmd -C | sed -n 1p | sed -e "s/^NodeName=[^ ]*/NodeName=$HOST NodeAddr=127.0.0.1/" -e 's/ UpTime=.*//')
 export SLURM_CONF=$WORK/slurm.conf
 cat >"$SLURM_CONF" <<EOF
 ClusterName=mesalab-ci
@@ -89,11 +91,11 @@ say "node: $NODE"
 slurmctld -f "$SLURM_CONF"
 slurmd -f "$SLURM_CONF" -N "$HOST"
 for _ in $(seq 100); do
-  sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)' && break
+  sinfo -h -o %T 2>/dev/null | grep -E '^(idle|mixed|allocated)' >/dev/null && break
   sleep 0.2
 done
 sinfo
-sinfo -h -o %T | grep -qE '^(idle|mixed|allocated)' || { cat "$WORK/slurmctld.log" "$WORK/slurmd.log"; exit 1; }
+sinfo -h -o %T | grep -E '^(idle|mixed|allocated)' >/dev/null || { cat "$WORK/slurmctld.log" "$WORK/slurmd.log"; exit 1; }
 say "cluster up"
 
 SWEEP=configs/sweeps/icl-gd-lr.toml
@@ -113,7 +115,7 @@ t=$(date +%s)
 "$BIN" sweep run "$SWEEP" --dir "$SL" --executor slurm 2>&1 | tee "$WORK/submit.txt"
 JOB=$(grep -oE 'Slurm job [0-9]+' "$WORK/submit.txt" | grep -oE '[0-9]+')
 scancel "${JOB}_11"
-while squeue -h -j "$JOB" 2>/dev/null | grep -q .; do sleep 1; done
+while squeue -h -j "$JOB" 2>/dev/null | grep . >/dev/null; do sleep 1; done
 "$BIN" sweep status "$SL" | tee "$WORK/status1.txt"
 grep -qE '11 finished, 1 failed|1 failed, 11 finished' "$WORK/status1.txt"
 "$BIN" sweep retry "$SL" --executor slurm --wait 2>&1 | tee "$WORK/retry.txt"
@@ -123,7 +125,8 @@ SLURM_S=$(( $(date +%s) - t ))
 "$BIN" sweep status "$SL" | tee "$WORK/status2.txt"
 grep -q '^12 finished$' "$WORK/status2.txt"
 "$BIN" merge "$SL"
-"$BIN" merge "$SL" | grep -q '0 run(s) copied, 12 already there'
+"$BIN" merge "$SL" >"$WORK/merge2.txt"
+grep -q '0 run(s) copied, 12 already there' "$WORK/merge2.txt"
 say "slurm sweep (with one cancelled task retried): ${SLURM_S}s"
 
 # The same metrics, point by point, from both merged stores (stdlib sqlite3).

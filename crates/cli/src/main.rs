@@ -174,7 +174,30 @@ impl Failure {
     }
 }
 
+/// Exit status of a Unix tool killed by SIGPIPE (128 + 13).
+const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Rust ignores SIGPIPE, so `println!` to a closed pipe (`mesalab merge DIR | grep -q ...`,
+/// `mesalab ls | head`) panics with a backtrace. Exit quietly with the status a SIGPIPE death
+/// gives instead. Every store write commits before its summary is printed, so nothing is lost.
+fn exit_quietly_on_broken_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        default_hook(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -77,6 +77,26 @@ fn list_shows_experiments_and_envs() {
 }
 
 #[test]
+fn a_closed_stdout_pipe_exits_141_without_a_panic() {
+    // The reader end is closed before the binary starts, so its first write gets EPIPE every time
+    // (what `mesalab merge DIR | grep -q ...` does once grep has matched).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mesalab"))
+        .arg("list")
+        .arg("--store")
+        .arg(tmp.path().join("s.sqlite"))
+        .env_remove("MESALAB_STORE")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
 fn small_run_then_report_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("s.sqlite");
