@@ -455,7 +455,15 @@ fn print_outcome(summary: &serde_json::Value, run_dir: &Path) {
     if let Some(claim) = verdict["claim"].as_str() {
         println!("verdict: {} — {claim}", verdict["answer"].as_str().unwrap_or("?"));
     }
-    for name in ["loss", "gd_loss", "loss_ratio_vs_gd", "sensitivity_cosine", "mean_abs_pred_diff", "eta_rel_error"] {
+    for name in [
+        "loss",
+        "gd_loss",
+        "loss_ratio_vs_gd",
+        "sensitivity_cosine",
+        "mean_abs_pred_diff",
+        "rel_pred_diff",
+        "eta_rel_error",
+    ] {
         let a = &summary["aggregate"][name];
         if let (Some(mean), Some(min), Some(max)) = (a["mean"].as_f64(), a["min"].as_f64(), a["max"].as_f64()) {
             println!("  {name:20} {mean:.4}  [{min:.4}, {max:.4}]");

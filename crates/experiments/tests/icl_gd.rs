@@ -186,6 +186,39 @@ fn an_interrupt_mid_training_saves_a_state_that_resume_continues_to_the_uninterr
 /// implements one step of GD on all 3 seeds (loss ratio ≤ 1.01, sensitivity cosine ≥ 0.995,
 /// mean |Δŷ| ≤ 0.04, η within 3% of η*/N). Takes ~40 s in release mode on 2 cores.
 #[test]
+fn a_seed_below_min_progress_is_restarted_from_a_fresh_init_and_the_restarts_are_recorded() {
+    // No model reaches progress 2 (twice as far as GD), so every attempt counts as stuck: the seed
+    // is retrained exactly max_restarts times and still reported as not converged.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
+    let mut sets = SMALL.to_vec();
+    // Long and fast enough that each attempt leaves the zero predictor well behind.
+    sets.extend(["train.steps=200", "train.learning_rate=0.01", "verdict.min_progress=2.0", "train.max_restarts=2"]);
+    let p = plan("icl-gd", &sets, PlanOptions { seeds: Some(1), ..Default::default() });
+    let done = run(&store, &tmp.path().join("run"), &p).unwrap();
+    let m = &done.summary["per_seed"][0];
+    assert_eq!(m["restarts"], 2, "{m}");
+    assert_eq!(m["converged"], false);
+    let answer = done.summary["verdict"]["answer"].as_str().unwrap();
+    assert!(answer.contains("did not converge"), "{}", done.summary["verdict"]);
+    // Each attempt's curve sits at its own step range (attempt r at r·steps..), and attempt r
+    // starts again at the zero predictor: a fresh init, not a continuation.
+    let curve = store.metric_series(done.run_id, Some(0), "val_loss").unwrap();
+    let steps: Vec<i64> = curve.iter().map(|(s, _)| *s).collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]) && *steps.last().unwrap() == 599, "{steps:?}");
+    let at = |s: i64| curve.iter().find(|(t, _)| *t == s).unwrap_or_else(|| panic!("no point at {s}: {steps:?}")).1;
+    let zero = m["zero_loss"].as_f64().unwrap();
+    for first in [0, 200, 400] {
+        assert!((at(first) - zero).abs() < 0.1 * zero, "attempt at {first} did not start at the zero predictor");
+    }
+    let trained = [199, 399, 599].iter().filter(|&&last| at(last) < 0.8 * zero).count();
+    assert!(trained >= 1, "no attempt left the zero predictor: {curve:?}");
+    // Restart r draws its own init and data: the attempts end at different losses.
+    assert_ne!(at(199), at(399));
+    assert_ne!(at(399), at(599));
+}
+
+#[test]
 fn one_layer_lsa_implements_one_step_of_gd() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(&tmp.path().join("s.sqlite")).unwrap();
@@ -199,7 +232,9 @@ fn one_layer_lsa_implements_one_step_of_gd() {
         assert!(m["loss_ratio_vs_gd"].as_f64().unwrap() <= 1.01);
         assert!(m["sensitivity_cosine"].as_f64().unwrap() >= 0.995);
         assert!(m["mean_abs_pred_diff"].as_f64().unwrap() <= 0.04);
+        assert!(m["rel_pred_diff"].as_f64().unwrap() <= 0.044);
         assert!(m["eta_rel_error"].as_f64().unwrap() <= 0.03);
+        assert_eq!(m["restarts"], 0, "the default task trains every seed on the first attempt");
         // Control: a model that implements GD is far from OLS, which solves these tasks exactly.
         assert!(m["spd_ols"].as_f64().unwrap() > 0.1);
     }

@@ -24,7 +24,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use mesalab_analysis::icl::{Algorithm, Tasks, fit_gd, fit_gd_pp, fit_gd_pp_per_step, fit_one_step_gd, fit_ridge};
 use mesalab_analysis::stats::{Summary, cosine, half_mse, mean, norm};
-use mesalab_core::{Seed, Streams};
+use mesalab_core::{Seed, StreamRng, Streams};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::lsa::{LayerWeights, Lsa, LsaSpec};
 use mesalab_store::{Artifact, ArtifactKind, MetricRow, ResultTable};
@@ -49,6 +49,8 @@ pub struct SeedMetrics {
     /// Mean over tasks of ‖∂ŷ_model/∂x_q − reference weights‖₂.
     pub sensitivity_l2: f64,
     pub mean_abs_pred_diff: f64,
+    /// `mean_abs_pred_diff` / RMS of the validation targets (scale-free; the verdict's bound).
+    pub rel_pred_diff: f64,
     /// Squared prediction difference (Akyürek et al.'s SPD) to the reference and to OLS.
     pub spd_gd: f64,
     pub spd_ols: f64,
@@ -73,6 +75,9 @@ pub struct SeedMetrics {
     pub progress: f64,
     /// `progress ≥ verdict.min_progress`; an unconverged seed is not evidence either way.
     pub converged: bool,
+    /// Times this seed was retrained from a fresh init because training ended below
+    /// `verdict.min_progress` (at most `train.max_restarts`).
+    pub restarts: u32,
     /// Every per-seed check passed.
     pub verdict: bool,
 }
@@ -160,9 +165,10 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     for (a, tasks) in &ood_sets {
         ood_rows.push(vec![json!(reference.label()), json!(null), json!(a), json!(reference.loss(tasks))]);
     }
+    let scale = ProgressScale { zero_loss: Algorithm::Zero.loss(&val), reference_loss: reference.loss(&val) };
     for i in 0..cfg.run.seeds {
         let seed = cfg.run.seed + i;
-        let model = train_one_seed(cfg, ctx, seed, &val)?;
+        let (model, restarts) = train_one_seed(cfg, ctx, seed, &val, scale)?;
         let dir = ctx.run_dir.join(format!("seed-{seed}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let ckpt = dir.join("model.safetensors");
@@ -172,7 +178,8 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             .add_artifact(ctx.run_id, &Artifact::new(format!("seed-{seed}/model"), ArtifactKind::Checkpoint, rel))?;
 
         ctx.progress.start(&format!("seed {seed}: evaluating"), 1);
-        let (m, samples) = evaluate(cfg, &model, seed, &val, &baselines)?;
+        let (mut m, samples) = evaluate(cfg, &model, seed, &val, &baselines)?;
+        m.restarts = restarts;
         pred_rows.extend(samples.predictions.iter().map(|(g, p)| vec![json!(seed), json!(g), json!(p)]));
         sens_rows.extend(samples.sensitivities.iter().map(|(g, p)| vec![json!(seed), json!(g), json!(p)]));
         let inference = model.valid();
@@ -396,6 +403,9 @@ struct TrainProgress {
     data_rng: u128,
     /// Every curve point logged so far, `(step, name, value)`: a resumed run logs them again.
     logged: Vec<(i64, String, f64)>,
+    /// Which training attempt this is (0 = the first; see `train.max_restarts`).
+    #[serde(default)]
+    restart: u32,
 }
 
 const PROGRESS_SECTION: &str = "icl-gd-progress";
@@ -408,27 +418,63 @@ fn train_state_path(ctx: &RunContext, seed: u64) -> std::path::PathBuf {
 /// `seed-N/train-state.bin` when an earlier attempt left one (`mesalab resume`), with the same
 /// result as an uninterrupted run: the state holds the model, Adam's moments and step count, the
 /// data stream's position and the curve points logged so far.
-fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64, val: &Tasks) -> anyhow::Result<Lsa> {
+/// The two losses that define training progress: the zero predictor's and the reference
+/// algorithm's, on the validation tasks.
+#[derive(Clone, Copy)]
+struct ProgressScale {
+    zero_loss: f64,
+    reference_loss: f64,
+}
+
+impl ProgressScale {
+    fn of(&self, loss: f64) -> f64 {
+        (self.zero_loss - loss) / (self.zero_loss - self.reference_loss)
+    }
+}
+
+/// Trains one seed; returns the model and how many times it was restarted. Attempt r > 0 draws
+/// its init and data from streams of its own (attempt 0 uses the seed's, so a seed that never
+/// restarts trains exactly as before restarts existed); its curve points are logged at steps
+/// offset by r·train.steps, so a restart shows as a jump back to the zero predictor.
+fn train_one_seed(
+    cfg: &Config,
+    ctx: &RunContext,
+    seed: u64,
+    val: &Tasks,
+    scale: ProgressScale,
+) -> anyhow::Result<(Lsa, u32)> {
     let streams = Streams::new(Seed(seed));
     let device = cpu_autodiff();
     let spec = cfg.task_spec();
-    let mut model = Lsa::init(cfg.lsa_spec(), cfg.model.init_std, &mut streams.stream("init"), &device);
-    let mut trainer = Supervised::new(&cfg.adam());
-    let mut data_rng = streams.stream("train-data");
+    let fresh = |restart: u32| -> (Lsa, Supervised, StreamRng) {
+        let (mut init, data) = if restart == 0 {
+            (streams.stream("init"), streams.stream("train-data"))
+        } else {
+            (
+                streams.indexed("init-restart", u64::from(restart)),
+                streams.indexed("train-data-restart", u64::from(restart)),
+            )
+        };
+        (Lsa::init(cfg.lsa_spec(), cfg.model.init_std, &mut init, &device), Supervised::new(&cfg.adam()), data)
+    };
     let (b, n, d) = (cfg.train.batch_size, cfg.task.n_context, cfg.task.d);
     let state_path = train_state_path(ctx, seed);
-    let mut progress = TrainProgress { next_step: 0, data_rng: 0, logged: Vec::new() };
+    let mut progress = TrainProgress { next_step: 0, data_rng: 0, logged: Vec::new(), restart: 0 };
+    let (mut model, mut trainer, mut data_rng) = fresh(0);
     if state_path.exists() {
         let file = StateFile::read(&state_path)?;
         progress = file.get(PROGRESS_SECTION)?;
-        if progress.next_step > cfg.train.steps {
+        if progress.next_step > cfg.train.steps || progress.restart > cfg.train.max_restarts {
             anyhow::bail!(
-                "{} is at step {} but this run trains {} steps",
+                "{} is at step {} of attempt {} but this run trains {} steps with at most {} restarts",
                 state_path.display(),
                 progress.next_step,
-                cfg.train.steps
+                progress.restart,
+                cfg.train.steps,
+                cfg.train.max_restarts
             );
         }
+        (model, _, data_rng) = fresh(progress.restart);
         model = file.restore_model(model)?;
         trainer = Supervised::restore(&cfg.adam(), &file)?;
         data_rng.set_word_pos(progress.data_rng);
@@ -449,49 +495,63 @@ fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64, val: &Tasks) -> any
     };
     let mut rows: Vec<MetricRow> = Vec::new();
 
-    ctx.progress.start(&format!("seed {seed}: training"), cfg.train.steps);
-    ctx.progress.advance(progress.next_step);
-    for step in progress.next_step..cfg.train.steps {
-        if ctx.check_interrupt().is_err() {
-            ctx.store.log_metrics(ctx.run_id, &rows)?;
-            progress.next_step = step;
-            progress.data_rng = data_rng.get_word_pos();
-            save(&model, &trainer, &progress)?;
-            return Err(Interrupted.into());
+    loop {
+        let attempt = if progress.restart == 0 { String::new() } else { format!(" (restart {})", progress.restart) };
+        let offset = u64::from(progress.restart) * cfg.train.steps;
+        ctx.progress.start(&format!("seed {seed}: training{attempt}"), cfg.train.steps);
+        ctx.progress.advance(progress.next_step);
+        for step in progress.next_step..cfg.train.steps {
+            if ctx.check_interrupt().is_err() {
+                ctx.store.log_metrics(ctx.run_id, &rows)?;
+                progress.next_step = step;
+                progress.data_rng = data_rng.get_word_pos();
+                save(&model, &trainer, &progress)?;
+                return Err(Interrupted.into());
+            }
+            let batch = Tasks::sample(&spec, b, &mut data_rng);
+            // [tasks, N context pairs + query, (x, y)]
+            let tokens = Tensor::<3>::from_data(TensorData::new(batch.tokens(), [b, n + 1, d + 1]), &device);
+            let targets: Vec<f32> = batch.targets().iter().map(|v| *v as f32).collect();
+            let targets = Tensor::<1>::from_data(TensorData::new(targets, [b]), &device);
+            let loss = (model.predict(tokens) - targets).powf_scalar(2.0).mean().mul_scalar(0.5);
+            let (next, value) = trainer.step(model, loss)?;
+            model = next;
+            let last = step + 1 == cfg.train.steps;
+            let logged_step = (offset + step) as i64;
+            let mut point = |name: &'static str, v: f64| {
+                rows.push(MetricRow::new(Some(seed), logged_step, name, v));
+                progress.logged.push((logged_step, name.to_string(), v));
+            };
+            if step % cfg.train.log_every == 0 || last {
+                point("train_loss", f64::from(value));
+            }
+            if step % cfg.train.eval_every == 0 || last {
+                let val_loss = val.loss(&predict(&model.valid(), val));
+                point("val_loss", val_loss);
+                ctx.progress.message(&format!("val loss {val_loss:.4}"));
+            }
+            if step % cfg.train.eval_every == 0 || last || (step + 1) % cfg.train.checkpoint_every == 0 {
+                ctx.store.log_metrics(ctx.run_id, &rows)?;
+                rows.clear();
+            }
+            if (step + 1) % cfg.train.checkpoint_every == 0 || last {
+                progress.next_step = step + 1;
+                progress.data_rng = data_rng.get_word_pos();
+                save(&model, &trainer, &progress)?;
+            }
+            ctx.progress.advance(1);
         }
-        let batch = Tasks::sample(&spec, b, &mut data_rng);
-        let tokens = Tensor::<3>::from_data(TensorData::new(batch.tokens(), [b, n + 1, d + 1]), &device);
-        let targets: Vec<f32> = batch.targets().iter().map(|v| *v as f32).collect();
-        let targets = Tensor::<1>::from_data(TensorData::new(targets, [b]), &device);
-        let loss = (model.predict(tokens) - targets).powf_scalar(2.0).mean().mul_scalar(0.5);
-        let (next, value) = trainer.step(model, loss)?;
-        model = next;
-        let last = step + 1 == cfg.train.steps;
-        let mut point = |name: &'static str, v: f64| {
-            rows.push(MetricRow::new(Some(seed), step as i64, name, v));
-            progress.logged.push((step as i64, name.to_string(), v));
-        };
-        if step % cfg.train.log_every == 0 || last {
-            point("train_loss", f64::from(value));
+        ctx.progress.finish();
+        let reached = scale.of(val.loss(&predict(&model.valid(), val)));
+        if converged(cfg, reached) || progress.restart >= cfg.train.max_restarts {
+            return Ok((model, progress.restart));
         }
-        if step % cfg.train.eval_every == 0 || last {
-            let val_loss = val.loss(&predict(&model.valid(), val));
-            point("val_loss", val_loss);
-            ctx.progress.message(&format!("val loss {val_loss:.4}"));
-        }
-        if step % cfg.train.eval_every == 0 || last || (step + 1) % cfg.train.checkpoint_every == 0 {
-            ctx.store.log_metrics(ctx.run_id, &rows)?;
-            rows.clear();
-        }
-        if (step + 1) % cfg.train.checkpoint_every == 0 || last {
-            progress.next_step = step + 1;
-            progress.data_rng = data_rng.get_word_pos();
-            save(&model, &trainer, &progress)?;
-        }
-        ctx.progress.advance(1);
+        progress.restart += 1;
+        progress.next_step = 0;
+        (model, trainer, data_rng) = fresh(progress.restart);
+        progress.data_rng = data_rng.get_word_pos();
+        save(&model, &trainer, &progress)?;
     }
-    ctx.progress.finish();
-    Ok(model)
 }
 
 /// Predictions of `model` (on a plain device) for every task, in chunks.
@@ -534,6 +594,11 @@ struct Samples {
     sensitivities: Vec<(f64, f64)>,
 }
 
+/// Root mean square of `values` (NaN for none).
+fn rms(values: &[f64]) -> f64 {
+    (values.iter().map(|v| v * v).sum::<f64>() / values.len() as f64).sqrt()
+}
+
 /// Every per-seed metric: the model against the reference algorithm on the validation tasks.
 fn evaluate(
     cfg: &Config,
@@ -573,6 +638,7 @@ fn evaluate(
         sensitivity_cosine: mean(&cos),
         sensitivity_l2: mean(&l2),
         mean_abs_pred_diff: mean(&diffs),
+        rel_pred_diff: mean(&diffs) / rms(&val.targets()),
         spd_gd: 2.0 * half_mse(&pred, &ref_pred),
         spd_ols: 2.0 * half_mse(&pred, &ols_pred),
         gdpp_loss,
@@ -655,7 +721,7 @@ fn seed_passes(cfg: &Config, m: &SeedMetrics) -> bool {
     if cfg.model.layers == 1 {
         m.loss_ratio_vs_gd <= v.max_loss_ratio
             && m.sensitivity_cosine >= v.min_sensitivity_cosine
-            && m.mean_abs_pred_diff <= v.max_mean_abs_pred_diff
+            && m.rel_pred_diff <= v.max_rel_pred_diff
             && m.eta_rel_error.is_none_or(|e| e <= v.max_eta_rel_error)
     } else {
         match (m.gdpp_loss, m.loss_ratio_vs_gdpp) {
@@ -701,9 +767,9 @@ pub fn verdict(cfg: &Config, all_seeds: &[SeedMetrics]) -> serde_json::Value {
             per(&|m| Some(m.sensitivity_cosine)),
         ));
         checks.push(Check::worst_seed(
-            "mean |ŷ − ŷ_GD|",
-            Bound::AtMost(v.max_mean_abs_pred_diff),
-            per(&|m| Some(m.mean_abs_pred_diff)),
+            "mean |ŷ − ŷ_GD| / RMS(y)",
+            Bound::AtMost(v.max_rel_pred_diff),
+            per(&|m| Some(m.rel_pred_diff)),
         ));
         if cfg.is_gd_setting() {
             checks.push(Check::worst_seed(
@@ -851,6 +917,7 @@ mod tests {
             loss_ratio_vs_gd: 1.004,
             sensitivity_cosine: 0.999,
             mean_abs_pred_diff: 0.02,
+            rel_pred_diff: 0.02,
             eta_rel_error: Some(0.01),
             progress: 0.98,
             ..SeedMetrics::default()
@@ -869,6 +936,15 @@ mod tests {
         let v = with_seeds([good.clone(), SeedMetrics { loss_ratio_vs_gd: f64::NAN, ..good.clone() }, good.clone()]);
         assert_eq!(v["holds"], false);
         assert!(v["checks"][0]["value"].is_null() && v["checks"][0]["pass"] == false, "{v}");
+        // The prediction check is scale-free: a large absolute difference on large targets
+        // passes, a relative one above the bound fails.
+        let big_targets = SeedMetrics { mean_abs_pred_diff: 0.09, rel_pred_diff: 0.04, ..good.clone() };
+        assert!(seed_passes(&cfg, &big_targets));
+        let off = SeedMetrics { mean_abs_pred_diff: 0.02, rel_pred_diff: 0.05, ..good.clone() };
+        assert!(!seed_passes(&cfg, &off));
+        assert_eq!(with_seeds([good.clone(), off, good.clone()])["holds"], false);
+        let nan = SeedMetrics { rel_pred_diff: f64::NAN, ..good.clone() };
+        assert!(!seed_passes(&cfg, &nan));
         // A seed without a learned η fails the η check.
         let v = with_seeds([good.clone(), SeedMetrics { eta_rel_error: None, ..good.clone() }, good.clone()]);
         assert_eq!(v["holds"], false);
@@ -881,6 +957,7 @@ mod tests {
             loss_ratio_vs_gd: 1.004,
             sensitivity_cosine: 0.999,
             mean_abs_pred_diff: 0.02,
+            rel_pred_diff: 0.02,
             eta_rel_error: Some(0.01),
             progress: 0.98,
             ..SeedMetrics::default()
@@ -890,6 +967,7 @@ mod tests {
             loss_ratio_vs_gd: 2.0,
             sensitivity_cosine: 0.1,
             mean_abs_pred_diff: 0.5,
+            rel_pred_diff: 0.5,
             eta_rel_error: Some(0.99),
             progress: 0.01,
             ..SeedMetrics::default()

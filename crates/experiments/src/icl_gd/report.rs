@@ -15,6 +15,7 @@ const METRICS: &[(&str, &str)] = &[
     ("sensitivity_cosine", "mean cos(∂ŷ/∂x_q, reference's implied weights)"),
     ("sensitivity_l2", "mean ‖∂ŷ/∂x_q − reference weights‖"),
     ("mean_abs_pred_diff", "mean |ŷ_model − ŷ_reference|"),
+    ("rel_pred_diff", "mean |ŷ_model − ŷ_reference| / RMS(y) (scale-free; the verdict bound)"),
     ("spd_gd", "mean (ŷ_model − ŷ_reference)²"),
     ("spd_ols", "mean (ŷ_model − ŷ_OLS)²"),
     ("gdpp_loss", "k-step GD++ loss (multi-layer models)"),
@@ -26,6 +27,11 @@ const METRICS: &[(&str, &str)] = &[
     ("eta_rel_error", "|η_learned − η*/N| / (η*/N)"),
     ("wkq_offdiag_max", "largest |off-diagonal| of W_KQ[x,x]/β"),
     ("interpolation_loss", "loss of the average of rescaled trained weights and the GD construction"),
+    (
+        "progress",
+        "share of the way from the zero predictor's loss to the reference's (< verdict.min_progress: did not converge)",
+    ),
+    ("restarts", "times the seed was retrained from a fresh init after ending below verdict.min_progress"),
 ];
 
 pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
