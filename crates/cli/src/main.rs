@@ -8,6 +8,7 @@
 //! was run or written; 130 interrupted (the run is marked `interrupted`).
 
 mod env_cmds;
+mod parallel;
 mod progress;
 mod serve_cmd;
 mod sweep_cmds;
@@ -87,6 +88,14 @@ enum Command {
         /// Directory for the demo's runs and index.html (default: runs/demo-<time>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Experiments run at once, each on one thread with its own store connection (default:
+        /// the machine's cores). Results are identical to `--jobs 1`: every experiment is seeded
+        /// on its own.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
+        /// Only these experiments (comma-separated names, as `mesalab list` shows them).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Render one level of an environment (ASCII, or SVG with `-o level.svg`).
     Render(env_cmds::RenderArgs),
@@ -310,7 +319,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             println!("analysis {} → {}", done.analysis_id, done.page.display());
             Ok(())
         }
-        Command::Demo { out } => demo(cli.store.as_deref(), out),
+        Command::Demo { out, jobs, only } => demo(cli.store.as_deref(), out, jobs, &only),
         Command::Serve(args) => serve_cmd::serve(cli.store.as_deref(), &args),
         Command::Sweep { command } => sweep_cmds::dispatch(command, cli.store.as_deref(), install_interrupt_handler),
         Command::Merge(args) => sweep_cmds::merge_cmd(args),
@@ -424,7 +433,16 @@ fn run_plan(
     run_dir: &Path,
     interrupted: Arc<AtomicBool>,
 ) -> Result<mesalab_experiments::Finished, Failure> {
-    let progress = progress::Bars::new(std::io::stdout().is_terminal());
+    run_plan_with(plan, store, run_dir, interrupted, progress::Bars::new(std::io::stdout().is_terminal()))
+}
+
+fn run_plan_with(
+    plan: &Plan,
+    store: &Store,
+    run_dir: &Path,
+    interrupted: Arc<AtomicBool>,
+    progress: progress::Bars,
+) -> Result<mesalab_experiments::Finished, Failure> {
     eprintln!(
         "running {} ({} seed{}) into {}",
         plan.experiment,
@@ -472,24 +490,41 @@ fn print_outcome(summary: &serde_json::Value, run_dir: &Path) {
     println!("report: {}", run_dir.join("report.html").display());
 }
 
-fn demo(store_flag: Option<&Path>, out: Option<PathBuf>) -> Result<(), Failure> {
+fn demo(store_flag: Option<&Path>, out: Option<PathBuf>, jobs: Option<u32>, only: &[String]) -> Result<(), Failure> {
+    for name in only {
+        if !EXPERIMENTS.iter().any(|e| e.name == name) {
+            let known: Vec<&str> = EXPERIMENTS.iter().map(|e| e.name).collect();
+            return Err(Failure::Input(anyhow!("--only: no experiment `{name}`; known: {}", known.join(", "))));
+        }
+    }
     let dir = out.unwrap_or_else(|| fresh_dir(Path::new("runs"), "demo"));
     let interrupted = install_interrupt_handler();
-    let mut entries = Vec::new();
     let mut plans = Vec::new();
     let limit = MemoryLimit::machine(None);
-    for e in EXPERIMENTS {
+    for e in EXPERIMENTS.iter().filter(|e| only.is_empty() || only.iter().any(|n| n == e.name)) {
         let plan = Plan::new(e.config_path, e.config, &[], &PlanOptions { quick: true, ..Default::default() })
             .map_err(|err| Failure::Run(anyhow!("shipped config {} is invalid: {err}", e.config_path)))?
             .named(e.name);
         plan.check_memory(&limit).map_err(|err| Failure::Input(err.context(format!("demo: {}", e.name))))?;
         plans.push((e, plan));
     }
-    let store = open_store(store_flag)?;
-    for (e, plan) in plans {
-        let run_dir = dir.join(e.name);
-        let finished = run_plan(&plan, &store, &run_dir, interrupted.clone())?;
+    let jobs = jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize);
+    // Opened once here (marks orphans crashed, checks the store); each job opens its own
+    // connection to the same WAL database.
+    let store_path = open_store(store_flag)?.path().to_path_buf();
+    let experiments: Vec<(&str, PathBuf)> = plans.iter().map(|(e, _)| (e.name, dir.join(e.name))).collect();
+    eprintln!("demo: {} experiments, {} at a time, into {}", plans.len(), jobs.min(plans.len()), dir.display());
+    let multi = indicatif::MultiProgress::new();
+    let outcomes = parallel::run_jobs(plans.len(), jobs, |job| {
+        let store = Store::open(&store_path).map_err(|e| Failure::Input(anyhow!(e)))?;
+        let (_, run_dir) = &experiments[job];
+        let bars = progress::Bars::in_multi(std::io::stdout().is_terminal(), multi.clone(), experiments[job].0);
+        let finished = run_plan_with(&plans[job].1, &store, run_dir, interrupted.clone(), bars)?;
         print_outcome(&finished.summary, &finished.run_dir);
+        Ok::<_, Failure>(finished)
+    })?;
+    let mut entries = Vec::new();
+    for ((e, _), finished) in plans.iter().zip(outcomes) {
         let v = &finished.summary["verdict"];
         let answer = v["answer"].as_str().unwrap_or("?").to_string();
         let claim = v["claim"].as_str().unwrap_or("").to_string();

@@ -1,7 +1,7 @@
 //! Progress bars for long phases (training, evaluation); hidden when stdout is not a terminal,
 //! where a one-line note per finished phase goes to stderr instead.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mesalab_experiments::Progress;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -9,11 +9,19 @@ use std::time::Instant;
 pub struct Bars {
     interactive: bool,
     current: RefCell<Option<(ProgressBar, String, Instant)>>,
+    /// Several jobs at once (`demo --jobs`): their bars stack in one display, each label
+    /// prefixed with the job's name.
+    shared: Option<(MultiProgress, String)>,
 }
 
 impl Bars {
     pub fn new(interactive: bool) -> Self {
-        Self { interactive, current: RefCell::new(None) }
+        Self { interactive, current: RefCell::new(None), shared: None }
+    }
+
+    /// A job's bars inside `multi`, labelled `job: phase`.
+    pub fn in_multi(interactive: bool, multi: MultiProgress, job: &str) -> Self {
+        Self { interactive, current: RefCell::new(None), shared: Some((multi, job.to_string())) }
     }
 }
 
@@ -31,8 +39,12 @@ impl Progress for Bars {
         } else {
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
         };
-        bar.set_prefix(label.to_string());
-        *self.current.borrow_mut() = Some((bar, label.to_string(), Instant::now()));
+        let (bar, label) = match &self.shared {
+            Some((multi, job)) => (if self.interactive { multi.add(bar) } else { bar }, format!("{job}: {label}")),
+            None => (bar, label.to_string()),
+        };
+        bar.set_prefix(label.clone());
+        *self.current.borrow_mut() = Some((bar, label, Instant::now()));
     }
 
     fn advance(&self, units: u64) {

@@ -343,3 +343,65 @@ fn render_an_experiments_deploy_levels_to_svg() {
     assert_eq!(ascii.status.code(), Some(0), "{}", stderr(&ascii));
     assert!(!ascii.stdout.is_empty());
 }
+
+/// Removes, at any depth, what differs between any two runs of the same plan: ids, clocks and
+/// durations, the binary's revision.
+fn strip_clocks(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for key in [
+                "run_id",
+                "started_at",
+                "ended_at",
+                "wall_seconds",
+                "seconds",
+                "steps_per_second",
+                "train_steps_per_second",
+                "code_revision",
+            ] {
+                map.remove(key);
+            }
+            map.values_mut().for_each(strip_clocks);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_clocks),
+        _ => {}
+    }
+}
+
+#[test]
+fn demo_jobs_run_experiments_in_parallel_with_results_identical_to_one_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let only = "alignment-faking,absent-supervisor";
+    let summaries = |jobs: &str| {
+        let out_dir = tmp.path().join(format!("jobs-{jobs}"));
+        let store = tmp.path().join(format!("jobs-{jobs}.sqlite"));
+        let out = mesalab(&store, &["demo", "--only", only, "--jobs", jobs, "--out", out_dir.to_str().unwrap()]);
+        assert!(out.status.success(), "--jobs {jobs}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("2 experiments, {jobs} at a time")), "{}", stderr(&out));
+        let index = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+        let read = |name: &str| {
+            let text = std::fs::read_to_string(out_dir.join(name).join("summary.json")).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            strip_clocks(&mut v);
+            v
+        };
+        (read("alignment-faking"), read("absent-supervisor"), index)
+    };
+    let (one, two) = (summaries("1"), summaries("2"));
+    assert_eq!(one.0, two.0, "alignment-faking differs between --jobs 1 and --jobs 2");
+    assert_eq!(one.1, two.1, "absent-supervisor differs between --jobs 1 and --jobs 2");
+    assert_eq!(one.2, two.2, "the index page differs");
+    assert!(one.1["verdict"]["checks"].as_array().is_some_and(|c| !c.is_empty()));
+}
+
+#[test]
+fn demo_only_with_an_unknown_experiment_exits_2_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s.sqlite");
+    let out = mesalab(&store, &["demo", "--only", "icl-gd,icl-dg", "--out", tmp.path().join("d").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no experiment `icl-dg`") && stderr(&out).contains("icl-gd"), "{}", stderr(&out));
+    assert!(!store.exists() && !tmp.path().join("d").exists());
+    let out = mesalab(&store, &["demo", "--jobs", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

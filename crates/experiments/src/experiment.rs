@@ -6,7 +6,9 @@ use crate::context::RunContext;
 use mesalab_core::config::{self, Invalid};
 
 /// A loaded, validated config that knows how to run its experiment.
-pub trait ExperimentConfig: serde::de::DeserializeOwned + serde::Serialize + config::Validate + 'static {
+pub trait ExperimentConfig:
+    serde::de::DeserializeOwned + serde::Serialize + config::Validate + Send + Sync + 'static
+{
     /// The `[quick]` table: overrides `--quick` applies.
     fn quick(&self) -> &toml::Table;
     /// The seeds this config trains (`run.seed`, `run.seed + 1`, …).

@@ -7,7 +7,8 @@ use mesalab_core::config::{self, ConfigError, Override};
 use mesalab_store::{RunId, Store};
 
 /// A loaded config with its type erased, so plans of every experiment look alike.
-pub trait Loaded: std::any::Any {
+/// `Send + Sync`: configs are plain data, so plans can run on worker threads (`mesalab demo --jobs`).
+pub trait Loaded: std::any::Any + Send + Sync {
     fn seeds(&self) -> Vec<u64>;
     fn resolved_toml(&self) -> Result<String, toml::ser::Error>;
     fn run(&self, ctx: &RunContext) -> anyhow::Result<serde_json::Value>;
