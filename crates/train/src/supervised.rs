@@ -66,6 +66,12 @@ impl Supervised {
         self.steps
     }
 
+    /// The step size of the next steps (a schedule sets it before each step; it is not part of
+    /// the saved state, so a schedule must be a function of the step index).
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.learning_rate = learning_rate;
+    }
+
     /// Writes the optimizer state (Adam moments and step counts) and the step count into `file`.
     pub fn save_state(&self, file: &mut StateFile) -> Result<(), CheckpointError> {
         file.put_optimizer(self.optim.to_record())?;

@@ -514,6 +514,7 @@ fn train_one_seed(
             let targets: Vec<f32> = batch.targets().iter().map(|v| *v as f32).collect();
             let targets = Tensor::<1>::from_data(TensorData::new(targets, [b]), &device);
             let loss = (model.predict(tokens) - targets).powf_scalar(2.0).mean().mul_scalar(0.5);
+            trainer.set_learning_rate(cfg.learning_rate_at(step));
             let (next, value) = trainer.step(model, loss)?;
             model = next;
             let last = step + 1 == cfg.train.steps;
