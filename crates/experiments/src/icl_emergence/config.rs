@@ -138,7 +138,7 @@ impl Default for PoolSection {
 impl Default for TrainSection {
     fn default() -> Self {
         Self {
-            steps: 2000,
+            steps: 1200,
             batch_size: 512,
             learning_rate: 1e-3,
             beta1: 0.9,
