@@ -138,7 +138,7 @@ impl Default for PoolSection {
 impl Default for TrainSection {
     fn default() -> Self {
         Self {
-            steps: 1200,
+            steps: 2000,
             batch_size: 512,
             learning_rate: 1e-3,
             beta1: 0.9,
@@ -163,7 +163,11 @@ impl Default for VerdictSection {
 }
 
 fn positive(key: &str, v: f64) -> Result<(), Invalid> {
-    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(Invalid::new(key, format!("must be a positive number, got {v}"))) }
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Invalid::new(key, format!("must be a positive number, got {v}")))
+    }
 }
 
 fn at_least(key: &str, v: u64, min: u64) -> Result<(), Invalid> {
@@ -235,7 +239,8 @@ impl Validate for Config {
         }
         at_least("train.log_every", tr.log_every, 1)?;
         let e = &self.eval;
-        for (key, v) in [("eval.fresh_tasks", e.fresh_tasks), ("eval.pool_tasks", e.pool_tasks), ("eval.fit_tasks", e.fit_tasks)]
+        for (key, v) in
+            [("eval.fresh_tasks", e.fresh_tasks), ("eval.pool_tasks", e.pool_tasks), ("eval.fit_tasks", e.fit_tasks)]
         {
             at_least(key, v as u64, 100)?;
             if v > 1_000_000 {

@@ -275,7 +275,13 @@ fn spd(a: &[f64], b: &[f64]) -> f64 {
 /// Trains one icl-gd transformer with Adam on batches of tasks whose teachers come from `pool`
 /// (fresh teachers every step when `pool` is `None`). The init is the seed's, the same for every
 /// pool size, so a seed's models differ only in the pool they saw.
-fn train_on_pool(cfg: &Config, ctx: &RunContext, seed: u64, m: Option<u64>, pool: Option<&Pool>) -> anyhow::Result<Lsa> {
+fn train_on_pool(
+    cfg: &Config,
+    ctx: &RunContext,
+    seed: u64,
+    m: Option<u64>,
+    pool: Option<&Pool>,
+) -> anyhow::Result<Lsa> {
     let streams = Streams::new(Seed(seed));
     let device = cpu_autodiff();
     let spec = cfg.task_spec();
@@ -336,10 +342,9 @@ fn evaluate(
         None => (fresh.clone(), fresh_ref.ridge.clone()),
     };
     let (pool_ref, dmmse_pool) = match pool {
-        Some(p) => (
-            Reference::of(&pool_tasks, fresh_ref.ridge_alg, fresh_ref.gd_alg),
-            p.dmmse_predict(&pool_tasks, noise_var),
-        ),
+        Some(p) => {
+            (Reference::of(&pool_tasks, fresh_ref.ridge_alg, fresh_ref.gd_alg), p.dmmse_predict(&pool_tasks, noise_var))
+        }
         None => (fresh_ref.clone(), fresh_ref.ridge.clone()),
     };
     let model_pool = predict(&inference, &pool_tasks);
@@ -477,9 +482,7 @@ mod tests {
     fn seed_with_transition(seed: u64, m_star: u64) -> Vec<ModelResult> {
         let mut out: Vec<ModelResult> = [1, 4, 16, 64]
             .into_iter()
-            .map(|m| {
-                if m < m_star { result(seed, Some(m), 5.0, 1.5) } else { result(seed, Some(m), 0.1, 0.62) }
-            })
+            .map(|m| if m < m_star { result(seed, Some(m), 5.0, 1.5) } else { result(seed, Some(m), 0.1, 0.62) })
             .collect();
         out.push(result(seed, None, 0.0, 0.6));
         out
@@ -503,7 +506,8 @@ mod tests {
         // large-M checks fail with their measured ratios.
         let results: Vec<ModelResult> = (0..3)
             .flat_map(|s| {
-                let mut r: Vec<ModelResult> = [1, 4, 16, 64].into_iter().map(|m| result(s, Some(m), 3.0, 1.5)).collect();
+                let mut r: Vec<ModelResult> =
+                    [1, 4, 16, 64].into_iter().map(|m| result(s, Some(m), 3.0, 1.5)).collect();
                 r.push(result(s, None, 0.0, 0.6));
                 r
             })
