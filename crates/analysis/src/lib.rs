@@ -3,6 +3,8 @@
 //!
 //! - [`icl`]: in-context linear regression tasks and the algorithms a transformer may implement on
 //!   them (zero, one/k-step GD, GD++, OLS, ridge), with their step sizes fitted on held-out tasks.
+//! - [`icl_pool`]: regression tasks from a finite pool of teachers and its Bayes-optimal predictor
+//!   (dMMSE), for the task-diversity experiment.
 //! - [`probe`]: linear probes on activations (logistic, difference of means, ridge) judged on a
 //!   held-out split against their controls (random-direction null, shuffled labels).
 //! - [`irl`]: maximum-entropy inverse RL on tabular deterministic MDPs (gridworlds), to recover the
@@ -10,6 +12,7 @@
 //! - [`stats`]: summaries across seeds (mean, min, max, std) and small vector helpers.
 
 pub mod icl;
+pub mod icl_pool;
 pub mod irl;
 pub mod probe;
 pub mod stats;

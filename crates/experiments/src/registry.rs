@@ -110,6 +110,7 @@ fn load_typed<C: ExperimentConfig>(
 /// configs in [`EXPERIMENTS`].
 pub const RUNNERS: &[Runner] = &[
     Runner::of::<icl_gd::Config>("icl-gd", icl_gd::report),
+    Runner::of::<crate::icl_emergence::Config>("icl-emergence", crate::icl_emergence::report),
     Runner::of::<crate::coin_corridor::Config>("coin-corridor", crate::coin_corridor::report),
     Runner::of::<crate::spec_gaming::Config>("spec-gaming", crate::spec_gaming::report),
     Runner::of::<crate::cheese_maze::Config>("cheese-maze", crate::cheese_maze::report),
@@ -150,6 +151,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     shipped!("icl-gd-2layer", "2-layer linear self-attention vs 2-step GD and GD++"),
     shipped!("icl-gd-softmax", "1-layer softmax attention, 1 head, vs one step of GD"),
     shipped!("icl-gd-softmax-2head", "1-layer softmax attention, 2 heads, vs one step of GD"),
+    shipped!(
+        "icl-emergence",
+        "pretraining task diversity M: when does the model stop memorising its pool (dMMSE) and learn in context like ridge/GD? (Raventós et al. 2023)"
+    ),
     shipped!(
         "cheese-maze",
         "maze agent trained with the cheese near the top-right corner: cheese or corner on deployment? (Langosco et al. 2022)"

@@ -556,7 +556,7 @@ fn train_one_seed(
 }
 
 /// Predictions of `model` (on a plain device) for every task, in chunks.
-fn predict(model: &Lsa, tasks: &Tasks) -> Vec<f64> {
+pub(crate) fn predict(model: &Lsa, tasks: &Tasks) -> Vec<f64> {
     let device = cpu();
     let (n, d) = (tasks.n_context, tasks.d);
     let tokens = tasks.tokens();
