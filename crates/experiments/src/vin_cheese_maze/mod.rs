@@ -93,19 +93,23 @@ impl Default for Config {
             experiment: "vin-cheese-maze".into(),
             run: RunSection { seeds: 3, ..RunSection::default() },
             env: CheeseMazeParams {
-                size: 7,
+                size: 5,
                 min_size: 5,
                 rand_region: 1,
                 max_steps: 60,
                 view: View::Full,
                 ..CheeseMazeParams::train()
             },
-            model: PolicyConfig { kind: PolicyKind::Vin, vin: VinPolicyConfig::default(), ..PolicyConfig::default() },
+            model: PolicyConfig {
+                kind: PolicyKind::Vin,
+                vin: VinPolicyConfig { iterations: 12, ..VinPolicyConfig::default() },
+                ..PolicyConfig::default()
+            },
             ppo: PpoConfig {
                 num_envs: 16,
                 num_steps: 64,
-                total_timesteps: 100_000,
-                learning_rate: 1e-3,
+                total_timesteps: 60_000,
+                learning_rate: 3e-3,
                 gamma: 0.95,
                 num_minibatches: 4,
                 ..PpoConfig::default()

@@ -3,12 +3,19 @@
 //! The model's objective and its search are explicit by construction:
 //! 1. a small conv net maps the observation `[C, H, W]` to a **reward map** `R [H, W]`
 //!    (`conv 3×3 → relu → conv 3×3 → relu → conv 1×1`): the mesa-objective;
-//! 2. `iterations` (K) steps of differentiable value iteration on the grid:
-//!    `Q_a = conv3×3([R, V])` per action `a` (a learned, spatially shared transition kernel, no
-//!    bias), `V = max_a Q_a`, starting from `V = 0`;
-//! 3. one more `Q = conv3×3([R, V_K])`, read at the agent's cell (the one-hot `agent_channel` of the
-//!    observation, so the read-out is exact), feeds a linear policy head (logits) and a linear value
-//!    head (for PPO).
+//! 2. `iterations` (K) steps of differentiable value iteration on the grid, starting from `V = 0`:
+//!    `Q_a(s) = R(s) + γ · Σ_{s'} P_a(s' | s) V(s')` and `V = max_a Q_a`, where each action's
+//!    transition kernel `P_a` is a learned softmax over the 3×3 neighbourhood (shared by every cell)
+//!    and the discount `γ = sigmoid(·)` is learned;
+//! 3. one more `Q` from `V_K`, read at the agent's cell (the one-hot `agent_channel` of the
+//!    observation, so the read-out is exact), times a learned positive inverse temperature
+//!    `β = exp(·)`, gives the logits; a linear value head on the same Q-values serves PPO.
+//!
+//! Why this parametrisation rather than Tamar's free conv over `[R, V]` and a linear head: with
+//! free signs the planner could maximise `−R` (or the head could prefer low Q), and "R is the
+//! objective" would not hold by construction. Here R enters every Q with weight +1, `P_a` is a
+//! distribution, `γ ∈ (0, 1)` and `β > 0`, so the policy prefers actions whose discounted sum of R
+//! along the modelled transitions is larger: R is the objective, up to a positive scale.
 //!
 //! Hooks (shapes):
 //! - `vin.hook_reward` `[batch, height, width]`: R, the mesa-objective. Patching it (e.g. moving its
@@ -18,24 +25,24 @@
 //! - `vin.hook_q_agent` `[batch, action]`: Q at the agent's cell.
 //! - `policy.hook_logits` `[batch, action]`, `value.hook_out` `[batch, value]` (value width 1).
 //!
-//! Init: CleanRL-style orthogonal √2 for the reward convs, 0.01 policy head, 1 value head, zero
-//! biases; the value-iteration kernel orthogonal with gain [`VI_GAIN`], small enough that V stays
-//! bounded over K iterations before training (each row's V-part has L1 norm below 1).
+//! Init: CleanRL-style orthogonal √2 for the reward convs, 1 for the value head, zero biases;
+//! transition logits orthogonal with gain 1 (the actions start different, so policy gradients
+//! reach R at once; nothing tells the model which way an action moves), `γ = 0.9`, `β = 1`.
 
 use super::cnn::Conv3;
-use super::{HIDDEN_GAIN, POLICY_GAIN, Policy, PolicyOutput, VALUE_GAIN, linear_init, orthogonal, squeeze_value};
+use super::{HIDDEN_GAIN, Policy, PolicyOutput, VALUE_GAIN, linear_init, orthogonal, squeeze_value};
 use crate::hooks::{HookPoint, Hooks};
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, sigmoid, softmax};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use mesalab_core::StreamRng;
 use serde::{Deserialize, Serialize};
 
-/// Gain of the orthogonal init of the value-iteration kernel `[actions, 2·9]`.
-pub const VI_GAIN: f64 = 0.3;
+/// The discount the value iteration starts from.
+pub const INIT_GAMMA: f32 = 0.9;
 
 /// Architecture of a [`VinPolicy`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,9 +93,12 @@ pub struct VinPolicy {
     /// `[1, hidden, 1, 1]`: the 1×1 conv to R.
     pub reward_out: Param<Tensor<4>>,
     pub reward_bias: Param<Tensor<1>>,
-    /// `[actions, 2, 3, 3]`: channel 0 reads R, channel 1 reads V.
-    pub vi_kernel: Param<Tensor<4>>,
-    pub policy_head: Linear,
+    /// `[actions, 9]`: logits of each action's transition distribution over the 3×3 neighbourhood.
+    pub transition_logits: Param<Tensor<2>>,
+    /// `[1]`: γ = sigmoid(gamma_logit).
+    pub gamma_logit: Param<Tensor<1>>,
+    /// `[1]`: β = exp(log_beta), the policy's inverse temperature on Q.
+    pub log_beta: Param<Tensor<1>>,
     pub value_head: Linear,
     #[module(skip)]
     pub spec: VinSpec,
@@ -115,26 +125,37 @@ impl VinPolicy {
         let reward_conv0 = Conv3::init(obs_shape[0], h, HIDDEN_GAIN, rng, device);
         let reward_conv1 = Conv3::init(h, h, HIDDEN_GAIN, rng, device);
         let out = orthogonal(1, h, 1.0, rng);
-        let vi = orthogonal(num_actions, 18, VI_GAIN, rng);
-        let param4 = |v: Vec<f32>, shape: [usize; 4]| Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device));
+        let scalar = |v: f32| Param::from_tensor(Tensor::from_data(TensorData::new(vec![v], [1]), device));
         Self {
             reward_conv0,
             reward_conv1,
-            reward_out: param4(out, [1, h, 1, 1]),
-            reward_bias: Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.0f32], [1]), device)),
-            vi_kernel: param4(vi, [num_actions, 2, 3, 3]),
-            policy_head: linear_init(num_actions, num_actions, POLICY_GAIN, rng, device),
+            reward_out: Param::from_tensor(Tensor::from_data(TensorData::new(out, [1, h, 1, 1]), device)),
+            reward_bias: scalar(0.0),
+            transition_logits: Param::from_tensor(Tensor::from_data(
+                TensorData::new(orthogonal(num_actions, 9, 1.0, rng), [num_actions, 9]),
+                device,
+            )),
+            gamma_logit: scalar((INIT_GAMMA / (1.0 - INIT_GAMMA)).ln()),
+            log_beta: scalar(0.0),
             value_head: linear_init(num_actions, 1, VALUE_GAIN, rng, device),
             spec: VinSpec { obs_shape, num_actions, config: config.clone() },
         }
     }
 
-    /// `Q = conv3×3([R, V])`.
+    /// `γ · P_a` as a conv kernel `[action, 1, 3, 3]`.
+    fn kernel(&self) -> Tensor<4> {
+        let a = self.spec.num_actions;
+        let p = softmax(self.transition_logits.val(), 1); // [action, 9]
+        let gamma: Tensor<2> = sigmoid(self.gamma_logit.val()).reshape([1, 1]);
+        (p * gamma).reshape([a, 1, 3, 3])
+    }
+
+    /// `Q_a = R + γ P_a V` (zero padding: off-grid cells have value 0).
     ///
     /// # Shapes
-    /// `r`, `v`: `[batch, 1, H, W]` → `[batch, action, H, W]`.
-    fn q(&self, r: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-        conv2d(Tensor::cat(vec![r, v], 1), self.vi_kernel.val(), None, same3())
+    /// `r`, `v`: `[batch, 1, H, W]`, `kernel` `[action, 1, 3, 3]` → `[batch, action, H, W]`.
+    fn q(r: Tensor<4>, v: Tensor<4>, kernel: Tensor<4>) -> Tensor<4> {
+        conv2d(v, kernel, None, same3()) + r
     }
 }
 
@@ -149,17 +170,20 @@ impl Policy for VinPolicy {
         let r = conv2d(hidden, self.reward_out.val(), Some(self.reward_bias.val()), ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
         let r: Tensor<3> = hooks.apply(|| "vin.hook_reward".to_string(), r.reshape([batch, h, w])); // [batch, H, W]
         let r: Tensor<4> = r.reshape([batch, 1, h, w]);
-        let mut v: Tensor<4> = Tensor::zeros([batch, 1, h, w], &r.device());
-        for k in 0..self.spec.config.iterations {
-            let q = self.q(r.clone(), v); // [batch, action, H, W]
+        let kernel = self.kernel(); // [action, 1, 3, 3]
+        let mut v: Tensor<4> = r.clone(); // V_0 = max_a (R + γ P_a · 0) = R
+        v = hooks.apply(|| "vin.iter.0.hook_value".to_string(), v.reshape([batch, h, w])).reshape([batch, 1, h, w]);
+        for k in 1..self.spec.config.iterations {
+            let q = Self::q(r.clone(), v, kernel.clone()); // [batch, action, H, W]
             let vk: Tensor<3> = q.max_dim(1).reshape([batch, h, w]);
             v = hooks.apply(|| format!("vin.iter.{k}.hook_value"), vk).reshape([batch, 1, h, w]);
         }
-        let q = hooks.apply(|| "vin.hook_q".to_string(), self.q(r, v)); // [batch, action, H, W]
+        let q = hooks.apply(|| "vin.hook_q".to_string(), Self::q(r, v, kernel)); // [batch, action, H, W]
         // Q at the agent's cell: the one-hot agent channel as a mask, summed over the grid.
         let q_agent: Tensor<2> = (q * agent).sum_dim(3).sum_dim(2).reshape([batch, a]); // [batch, action]
         let q_agent = hooks.apply(|| "vin.hook_q_agent".to_string(), q_agent);
-        let logits = hooks.apply(|| "policy.hook_logits".to_string(), self.policy_head.forward(q_agent.clone()));
+        let beta: Tensor<2> = self.log_beta.val().exp().reshape([1, 1]);
+        let logits = hooks.apply(|| "policy.hook_logits".to_string(), q_agent.clone() * beta);
         let value = hooks.apply(|| "value.hook_out".to_string(), self.value_head.forward(q_agent)); // [batch, 1]
         PolicyOutput { logits, value: squeeze_value(value) }
     }
@@ -198,9 +222,9 @@ mod tests {
     }
 
     /// A 1×4 corridor, channels (goal, agent); 2 actions (left, right). Hand-set weights: the reward
-    /// net copies the goal channel (R = goal), and the VI kernel is `Q_left = R + 0.9·V(left
-    /// neighbour)`, `Q_right = R + 0.9·V(right neighbour)`: exact value iteration with γ = 0.9 on a
-    /// deterministic corridor, so every V is known in closed form.
+    /// net copies the goal channel (R = goal), `P_left` is all mass on the left neighbour, `P_right`
+    /// on the right one (logit −1e9 elsewhere: exactly 0 after the softmax) and γ = 0.9: exact
+    /// value iteration on a deterministic corridor, so every V is known in closed form.
     fn corridor(iterations: usize) -> VinPolicy {
         let device = cpu();
         let config = VinPolicyConfig { hidden: 1, iterations, agent_channel: 1 };
@@ -208,19 +232,18 @@ mod tests {
         w0[4] = 1.0; // centre tap of the goal channel
         let mut w1 = vec![0.0f32; 9];
         w1[4] = 1.0;
-        let mut vi = vec![0.0f32; 2 * 2 * 9];
-        // action 0 (left): R centre + 0.9·V at column −1; action 1 (right): column +1.
-        vi[4] = 1.0;
-        vi[9 + 3] = 0.9;
-        vi[18 + 4] = 1.0;
-        vi[18 + 9 + 5] = 0.9;
+        let mut logits = vec![-1e9f32; 2 * 9];
+        logits[3] = 0.0; // left: (row 1, col 0) of the 3×3 window
+        logits[9 + 5] = 0.0; // right: (row 1, col 2)
+        let scalar = |v: f32| Param::from_tensor(Tensor::from_data(TensorData::new(vec![v], [1]), &device));
         VinPolicy {
             reward_conv0: Conv3::from_weights(w0, vec![0.0], 2, 1, &device),
             reward_conv1: Conv3::from_weights(w1, vec![0.0], 1, 1, &device),
             reward_out: Param::from_tensor(Tensor::from_data(TensorData::new(vec![1.0f32], [1, 1, 1, 1]), &device)),
-            reward_bias: Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.0f32], [1]), &device)),
-            vi_kernel: Param::from_tensor(Tensor::from_data(TensorData::new(vi, [2, 2, 3, 3]), &device)),
-            policy_head: linear_from(vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.0], 2, 2, &device),
+            reward_bias: scalar(0.0),
+            transition_logits: Param::from_tensor(Tensor::from_data(TensorData::new(logits, [2, 9]), &device)),
+            gamma_logit: scalar(9f32.ln()), // sigmoid(ln 9) = 0.9
+            log_beta: scalar(0.0),
             value_head: linear_from(vec![0.5, 0.5], vec![0.0], 2, 1, &device),
             spec: VinSpec { obs_shape: [2, 1, 4], num_actions: 2, config },
         }
@@ -313,9 +336,12 @@ mod tests {
             model.reward_conv0.weight.val().grad(&grads),
             model.reward_conv1.weight.val().grad(&grads),
             model.reward_out.val().grad(&grads),
-            model.vi_kernel.val().grad(&grads),
         ] {
             assert!(vec_of(g.expect("gradient")).iter().any(|v| *v != 0.0));
         }
+        for g in [model.gamma_logit.val().grad(&grads), model.log_beta.val().grad(&grads)] {
+            assert!(vec_of(g.expect("gradient")).iter().any(|v| *v != 0.0));
+        }
+        assert!(vec_of(model.transition_logits.val().grad(&grads).expect("gradient")).iter().any(|v| *v != 0.0));
     }
 }
