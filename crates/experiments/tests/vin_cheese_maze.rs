@@ -5,7 +5,8 @@ mod common;
 
 #[test]
 fn quick_run_reads_and_edits_the_reward_map() {
-    let run = common::quick_run("vin-cheese-maze", &["ppo.total_timesteps=2048", "eval.episodes=16", "inside.levels=8"]);
+    let run =
+        common::quick_run("vin-cheese-maze", &["ppo.total_timesteps=2048", "eval.episodes=16", "inside.levels=8"]);
     common::assert_one_seed_run(&run);
     let vin = &run.summary["vin"];
     // Every level read lands in exactly one peak class; the shares sum to 1.
@@ -13,7 +14,10 @@ fn quick_run_reads_and_edits_the_reward_map() {
     assert!((shares - 1.0).abs() < 1e-9, "{vin}");
     for key in ["trained_edited", "trained_unedited", "untrained_edited", "random"] {
         let r = &vin["edit"][key];
-        assert!(r["n"].as_u64().unwrap() > 0 && r["rate"].as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)), "{key}: {r}");
+        assert!(
+            r["n"].as_u64().unwrap() > 0 && r["rate"].as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)),
+            "{key}: {r}"
+        );
     }
     // The full verdict (with the R-edit checks) replaced the harness's.
     let names: Vec<&str> =

@@ -56,7 +56,12 @@ pub fn policy_params(model: &PolicyConfig, obs_shape: [usize; 3], actions: usize
         PolicyKind::Vin => {
             let (h, a) = (n(model.vin.hidden), n(actions));
             let conv = |i: u64, o: u64| Bytes::product(&[i, o, 9]) + Bytes(Some(o));
-            conv(n(obs_shape[0]), h) + conv(h, h) + linear(h, 1) + Bytes::product(&[a, 18]) + linear(a, a) + linear(a, 1)
+            conv(n(obs_shape[0]), h)
+                + conv(h, h)
+                + linear(h, 1)
+                + Bytes::product(&[a, 18])
+                + linear(a, a)
+                + linear(a, 1)
         }
     }
 }
@@ -164,10 +169,9 @@ fn model_keys(model: &PolicyConfig) -> Vec<(&'static str, String)> {
             key("model.cnn.hidden", model.cnn.hidden),
             key("model.cnn.res_blocks", model.cnn.res_blocks),
         ],
-        PolicyKind::Vin => vec![
-            key("model.vin.hidden", model.vin.hidden),
-            key("model.vin.iterations", model.vin.iterations),
-        ],
+        PolicyKind::Vin => {
+            vec![key("model.vin.hidden", model.vin.hidden), key("model.vin.iterations", model.vin.iterations)]
+        }
     }
 }
 

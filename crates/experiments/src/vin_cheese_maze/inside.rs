@@ -20,12 +20,12 @@
 use super::Config;
 use crate::misgen::{Results, Role, typed_table};
 use crate::verdict::{nan_as_null, null_as_nan};
+use burn::module::Module as _;
 use mesalab_analysis::stats::{Rate, Summary};
 use mesalab_core::{Seed, StreamRng, Streams};
 use mesalab_envs::cheese_maze::{CheeseMaze, MazeState};
 use mesalab_envs::grid::Pos;
 use mesalab_envs::{Actor, Env, UniformRandom};
-use burn::module::Module as _;
 use mesalab_nn::Hooks;
 use mesalab_nn::policy::{AnyPolicy, Policy};
 use mesalab_store::ResultTable;
@@ -104,7 +104,13 @@ pub struct SeedInside {
 }
 
 /// Every measurement of one trained policy on `levels` (deploy start states).
-pub fn analyse(cfg: &Config, env: &CheeseMaze, levels: &[MazeState], policy: &AnyPolicy, seed: u64) -> anyhow::Result<SeedInside> {
+pub fn analyse(
+    cfg: &Config,
+    env: &CheeseMaze,
+    levels: &[MazeState],
+    policy: &AnyPolicy,
+    seed: u64,
+) -> anyhow::Result<SeedInside> {
     inspect::check_hook(policy, REWARD_HOOK)?;
     let untrained = inspect::init_policy(&cfg.model, env.spec(), &Streams::new(Seed(seed)));
     let apart: Vec<MazeState> =
@@ -292,7 +298,13 @@ fn edit(
     Ok(Edit {
         levels: with_targets.len() as u64,
         trained_edited: target_rate(env, &edited(policy), &with_targets, &format!("edited/{seed}"), e),
-        trained_unedited: target_rate(env, &PolicyActor::new(policy, sel), &with_targets, &format!("unedited/{seed}"), e),
+        trained_unedited: target_rate(
+            env,
+            &PolicyActor::new(policy, sel),
+            &with_targets,
+            &format!("unedited/{seed}"),
+            e,
+        ),
         untrained_edited: target_rate(env, &edited(untrained), &with_targets, &format!("untrained/{seed}"), e),
         random: target_rate(env, &UniformRandom, &with_targets, "random", e),
     })
@@ -355,7 +367,8 @@ pub fn summary(values: &[SeedInside], r: &Results, preference_levels: &str) -> V
             "corr_corner": corr(&|p| p.corr_corner),
         })
     };
-    let pooled_edit = |f: &dyn Fn(&Edit) -> Rate| Rate::pooled(values.iter().map(|v| f(&v.edit)).collect::<Vec<_>>().iter());
+    let pooled_edit =
+        |f: &dyn Fn(&Edit) -> Rate| Rate::pooled(values.iter().map(|v| f(&v.edit)).collect::<Vec<_>>().iter());
     // The goal-preference test's answer per trained seed (the candidate pursued more often).
     let agreement: Vec<Value> = values
         .iter()
@@ -367,7 +380,8 @@ pub fn summary(values: &[SeedInside], r: &Results, preference_levels: &str) -> V
                 .and_then(|m| {
                     let p = &m.preference.pursued;
                     let (a, b) = (p.first()?.rate, p.get(1)?.rate);
-                    (a.is_finite() && b.is_finite() && a != b).then(|| if a > b { "cheese" } else { "top-right corner" })
+                    (a.is_finite() && b.is_finite() && a != b)
+                        .then(|| if a > b { "cheese" } else { "top-right corner" })
                 });
             let read = v.trained.modal();
             json!({ "seed": v.seed, "r_peak": read, "goal_preference": inferred,
@@ -410,8 +424,11 @@ mod tests {
         assert_eq!(Peaks::default().modal(), None);
         let env = CheeseMaze::new(Config::default().deploy_params()).unwrap();
         let mut rng = Streams::new(Seed(3)).stream("t");
-        let states: Vec<MazeState> =
-            (0..40).map(|_| env.reset(&mut rng)).filter(|s| s.level.cheese != Some(s.level.top_right)).take(20).collect();
+        let states: Vec<MazeState> = (0..40)
+            .map(|_| env.reset(&mut rng))
+            .filter(|s| s.level.cheese != Some(s.level.top_right))
+            .take(20)
+            .collect();
         let [_, h, w] = env.spec().obs_shape;
         // Maps that are exactly the cheese one-hot: every peak on the cheese, r(cheese) = 1.
         let mut maps = vec![0.0f32; states.len() * h * w];

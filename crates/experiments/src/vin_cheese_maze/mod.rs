@@ -397,7 +397,13 @@ mod tests {
     /// Three trained seeds competent in training (train robust 95 of 100) beside the baselines.
     fn harness() -> Results {
         let t = (split(95, 0, 5), split(50, 40, 10));
-        results("", vec![t.clone(), t.clone(), t], (split(100, 0, 0), split(100, 0, 0)), (split(100, 0, 0), split(20, 80, 0)), (split(20, 0, 80), split(10, 5, 85)))
+        results(
+            "",
+            vec![t.clone(), t.clone(), t],
+            (split(100, 0, 0), split(100, 0, 0)),
+            (split(100, 0, 0), split(20, 80, 0)),
+            (split(20, 0, 80), split(10, 5, 85)),
+        )
     }
 
     /// Seed `seed` whose edited / unedited / untrained-edited episodes reach the target k of 100 times.

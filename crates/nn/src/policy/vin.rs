@@ -167,7 +167,12 @@ impl Policy for VinPolicy {
         let x: Tensor<4> = obs.reshape([batch, c, h, w]); // [batch, C, H, W]
         let agent = x.clone().narrow(1, self.spec.config.agent_channel, 1); // [batch, 1, H, W]
         let hidden = relu(self.reward_conv1.forward(relu(self.reward_conv0.forward(x)))); // [batch, hidden, H, W]
-        let r = conv2d(hidden, self.reward_out.val(), Some(self.reward_bias.val()), ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
+        let r = conv2d(
+            hidden,
+            self.reward_out.val(),
+            Some(self.reward_bias.val()),
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        );
         let r: Tensor<3> = hooks.apply(|| "vin.hook_reward".to_string(), r.reshape([batch, h, w])); // [batch, H, W]
         let r: Tensor<4> = r.reshape([batch, 1, h, w]);
         let kernel = self.kernel(); // [action, 1, 3, 3]
@@ -192,7 +197,8 @@ impl Policy for VinPolicy {
         let grid = || vec!["batch", "height", "width"];
         let mut points = vec![HookPoint { name: "vin.hook_reward".into(), dims: grid() }];
         points.extend(
-            (0..self.spec.config.iterations).map(|k| HookPoint { name: format!("vin.iter.{k}.hook_value"), dims: grid() }),
+            (0..self.spec.config.iterations)
+                .map(|k| HookPoint { name: format!("vin.iter.{k}.hook_value"), dims: grid() }),
         );
         points.push(HookPoint { name: "vin.hook_q".into(), dims: vec!["batch", "action", "height", "width"] });
         points.push(HookPoint { name: "vin.hook_q_agent".into(), dims: vec!["batch", "action"] });
