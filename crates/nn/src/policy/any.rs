@@ -1,7 +1,7 @@
 //! [`AnyPolicy`]: the actor-critic a config chooses ([`PolicyConfig`]: MLP or CNN), as one type that
 //! implements [`Policy`], so trainers, rollouts and look-inside tools take it like any policy.
 
-use super::{CnnPolicy, CnnPolicyConfig, MlpPolicy, MlpPolicyConfig, Policy, PolicyOutput};
+use super::{CnnPolicy, CnnPolicyConfig, MlpPolicy, MlpPolicyConfig, Policy, PolicyOutput, VinPolicy, VinPolicyConfig};
 use crate::hooks::{HookPoint, Hooks};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -18,6 +18,8 @@ pub enum PolicyKind {
     Mlp,
     /// A small IMPALA-like CNN over the `[C, H, W]` grid.
     Cnn,
+    /// A Value Iteration Network: learned reward map, K steps of value iteration (white-box planner).
+    Vin,
 }
 
 /// The `[model]` section of the RL experiments: which network, and its architecture.
@@ -30,6 +32,8 @@ pub struct PolicyConfig {
     pub mlp: MlpPolicyConfig,
     /// CNN architecture (used when `kind = "cnn"`).
     pub cnn: CnnPolicyConfig,
+    /// VIN architecture (used when `kind = "vin"`).
+    pub vin: VinPolicyConfig,
 }
 
 impl PolicyConfig {
@@ -44,7 +48,7 @@ impl PolicyConfig {
         if self.cnn.hidden == 0 {
             return Some(("cnn.hidden", "must be at least 1"));
         }
-        None
+        self.vin.problem()
     }
 
     /// A freshly initialised policy for `[C, H, W]` observations and `num_actions` actions, drawn
@@ -55,16 +59,18 @@ impl PolicyConfig {
                 AnyPolicy::Mlp(MlpPolicy::init(&self.mlp, obs_shape.iter().product(), num_actions, rng, device))
             }
             PolicyKind::Cnn => AnyPolicy::Cnn(CnnPolicy::init(&self.cnn, obs_shape, num_actions, rng, device)),
+            PolicyKind::Vin => AnyPolicy::Vin(VinPolicy::init(&self.vin, obs_shape, num_actions, rng, device)),
         }
     }
 }
 
-/// An MLP or CNN actor-critic. Checkpoints are those of the inner model, so a file saved from an
+/// An MLP, CNN or VIN actor-critic. Checkpoints are those of the inner model, so a file saved from an
 /// `AnyPolicy::Mlp` loads into a bare [`MlpPolicy`] and back.
 #[derive(Module, Debug)]
 pub enum AnyPolicy {
     Mlp(MlpPolicy),
     Cnn(CnnPolicy),
+    Vin(VinPolicy),
 }
 
 impl Policy for AnyPolicy {
@@ -72,6 +78,7 @@ impl Policy for AnyPolicy {
         match self {
             AnyPolicy::Mlp(p) => p.forward_hooked(obs, hooks),
             AnyPolicy::Cnn(p) => p.forward_hooked(obs, hooks),
+            AnyPolicy::Vin(p) => p.forward_hooked(obs, hooks),
         }
     }
 
@@ -79,6 +86,7 @@ impl Policy for AnyPolicy {
         match self {
             AnyPolicy::Mlp(p) => p.hook_points(),
             AnyPolicy::Cnn(p) => p.hook_points(),
+            AnyPolicy::Vin(p) => p.hook_points(),
         }
     }
 
@@ -86,6 +94,7 @@ impl Policy for AnyPolicy {
         match self {
             AnyPolicy::Mlp(p) => p.obs_len(),
             AnyPolicy::Cnn(p) => p.obs_len(),
+            AnyPolicy::Vin(p) => p.obs_len(),
         }
     }
 
@@ -93,6 +102,7 @@ impl Policy for AnyPolicy {
         match self {
             AnyPolicy::Mlp(p) => p.num_actions(),
             AnyPolicy::Cnn(p) => p.num_actions(),
+            AnyPolicy::Vin(p) => p.num_actions(),
         }
     }
 
@@ -100,6 +110,7 @@ impl Policy for AnyPolicy {
         match self {
             AnyPolicy::Mlp(p) => p.value(obs),
             AnyPolicy::Cnn(p) => p.value(obs),
+            AnyPolicy::Vin(p) => p.value(obs),
         }
     }
 
@@ -107,6 +118,7 @@ impl Policy for AnyPolicy {
         match self {
             AnyPolicy::Mlp(p) => p.save(path),
             AnyPolicy::Cnn(p) => p.save(path),
+            AnyPolicy::Vin(p) => p.save(path),
         }
     }
 
@@ -114,6 +126,7 @@ impl Policy for AnyPolicy {
         Ok(match self {
             AnyPolicy::Mlp(p) => AnyPolicy::Mlp(p.load(path)?),
             AnyPolicy::Cnn(p) => AnyPolicy::Cnn(p.load(path)?),
+            AnyPolicy::Vin(p) => AnyPolicy::Vin(p.load(path)?),
         })
     }
 }
@@ -129,13 +142,13 @@ mod tests {
     fn any_policy_is_its_inner_model_and_checkpoints_alike() {
         let mut rng = Streams::new(Seed(4)).stream("init");
         let device = cpu();
-        for kind in [PolicyKind::Mlp, PolicyKind::Cnn] {
+        for kind in [PolicyKind::Mlp, PolicyKind::Cnn, PolicyKind::Vin] {
             let cfg = PolicyConfig { kind, ..PolicyConfig::default() };
-            let p = cfg.init([2, 5, 5], 3, &mut rng, &device);
-            assert_eq!((p.obs_len(), p.num_actions()), (50, 3));
+            let p = cfg.init([3, 5, 5], 3, &mut rng, &device);
+            assert_eq!((p.obs_len(), p.num_actions()), (75, 3));
             let obs = || {
                 Tensor::<2>::from_data(
-                    TensorData::new((0..100).map(|i| (i % 7) as f32 / 7.0).collect(), [2, 50]),
+                    TensorData::new((0..150).map(|i| (i % 7) as f32 / 7.0).collect(), [2, 75]),
                     &device,
                 )
             };
@@ -143,7 +156,7 @@ mod tests {
             let dir = std::env::temp_dir().join(format!("mesalab-any-policy-{kind:?}-{}", std::process::id()));
             let path = dir.with_extension("safetensors");
             p.save(&path).unwrap();
-            let fresh = cfg.init([2, 5, 5], 3, &mut rng, &device);
+            let fresh = cfg.init([3, 5, 5], 3, &mut rng, &device);
             assert_ne!(fresh.forward(obs()).logits.into_data(), before, "a fresh draw differs");
             let loaded = fresh.load(&path).unwrap();
             assert_eq!(loaded.forward(obs()).logits.into_data(), before);

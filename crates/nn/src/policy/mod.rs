@@ -7,6 +7,8 @@
 //! - [`any`]: [`AnyPolicy`], the MLP or CNN a [`PolicyConfig`] chooses, itself a [`Policy`].
 //! - [`cnn`]: [`CnnPolicy`], a small IMPALA-like CNN over the symbolic `[C, H, W]` grid, then a
 //!   torso MLP shared by the policy and value heads.
+//! - [`vin`]: [`VinPolicy`], a Value Iteration Network (Tamar et al. 2016): a learned reward map,
+//!   K steps of differentiable value iteration, Q read at the agent's cell (a white-box planner).
 //! - Initialisation follows CleanRL (`layer_init`): orthogonal weights with gain √2 in hidden
 //!   layers, 0.01 for the policy head, 1 for the value head, zero biases. burn's orthogonal
 //!   initializer cannot take a seed, so [`orthogonal`] draws from a [`StreamRng`] and
@@ -17,15 +19,19 @@
 //! - `value.fc.{i}.hook_out` `[batch, hidden]`: MLP critic layer `i` (separate critic only).
 //! - `encoder.conv.{i}.hook_out` `[batch, channel, height, width]`: CNN stage `i` output.
 //! - `torso.hook_out` `[batch, hidden]`: CNN torso after its activation.
+//! - VIN: `vin.hook_reward` `[batch, height, width]`, `vin.iter.{k}.hook_value` `[batch, height,
+//!   width]`, `vin.hook_q` `[batch, action, height, width]`, `vin.hook_q_agent` `[batch, action]`.
 //! - `policy.hook_logits` `[batch, action]`, `value.hook_out` `[batch, value]` (value width 1).
 
 pub mod any;
 pub mod cnn;
 pub mod mlp;
+pub mod vin;
 
 pub use any::{AnyPolicy, PolicyConfig, PolicyKind};
 pub use cnn::{CnnPolicy, CnnPolicyConfig};
 pub use mlp::{Activation, MlpPolicy, MlpPolicyConfig};
+pub use vin::{VinPolicy, VinPolicyConfig};
 
 use crate::hooks::{HookPoint, Hooks};
 use burn::module::{Module, Param};
