@@ -380,8 +380,11 @@ pub fn summary(values: &[SeedInside], r: &Results, preference_levels: &str) -> V
                 .and_then(|m| {
                     let p = &m.preference.pursued;
                     let (a, b) = (p.first()?.rate, p.get(1)?.rate);
-                    (a.is_finite() && b.is_finite() && a != b)
-                        .then(|| if a > b { "cheese" } else { "top-right corner" })
+                    (a.is_finite() && b.is_finite() && a != b).then_some(if a > b {
+                        "cheese"
+                    } else {
+                        "top-right corner"
+                    })
                 });
             let read = v.trained.modal();
             json!({ "seed": v.seed, "r_peak": read, "goal_preference": inferred,
