@@ -104,7 +104,8 @@ pub struct TrainSection {
     /// init and a fresh data stream up to this many times; every restart is recorded per seed.
     pub max_restarts: u32,
     /// From this fraction of `steps` on, the learning rate decays linearly to 0 at the last step
-    /// (1 = constant; a constant rate leaves the validation loss fluctuating ~0.5 % at the end).
+    /// (1 = constant). Under a constant rate Adam's noise stays in the weights: at d = 20 the
+    /// sensitivity cosine vs GD ended at 0.995 instead of 0.999 (measured, issue 10).
     pub lr_decay_from: f64,
 }
 
@@ -225,7 +226,7 @@ impl Default for TrainSection {
             eval_every: 200,
             checkpoint_every: 250,
             max_restarts: 2,
-            lr_decay_from: 1.0,
+            lr_decay_from: 0.5,
         }
     }
 }
@@ -595,6 +596,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.train.steps = 100;
         cfg.train.learning_rate = 0.01;
+        cfg.train.lr_decay_from = 1.0;
         assert!((0..100).all(|s| cfg.learning_rate_at(s) == 0.01), "1.0 must mean constant");
         cfg.train.lr_decay_from = 0.5;
         assert_eq!(cfg.learning_rate_at(49), 0.01);
