@@ -12,6 +12,7 @@ const TINY: &[&str] = &[
     "qlearning.episodes=300",
     "inside.honeypot_episodes=10",
     "inside.steering_coefficients=[0.0, 1.0]",
+    "inside.random_directions=2",
 ];
 
 #[test]
@@ -44,6 +45,14 @@ fn quick_run_writes_gap_table_q_learning_honeypots_inside_and_report() {
     // Two coefficients at every probed hook, one patching run per hook.
     let (steer, patch) = (inside["steering"].as_array().unwrap().len(), inside["patching"].as_array().unwrap().len());
     assert!(patch > 0 && steer == 2 * patch, "{steer} {patch}");
+    // The random-direction control: the same hooks and coefficients, two directions' episodes pooled.
+    let random = inside["steering_random"].as_array().unwrap();
+    assert_eq!(random.len(), steer);
+    for (r, d) in random.iter().zip(inside["steering"].as_array().unwrap()) {
+        assert_eq!((&r["hook"], &r["coefficient"]), (&d["hook"], &d["coefficient"]));
+        assert_eq!(r["shortcut"]["n"].as_u64().unwrap(), 2 * d["shortcut"]["n"].as_u64().unwrap(), "{r} {d}");
+    }
+    assert!(run.html.contains("random directions (same norm)"));
     for section in ["Shortcut rate when watched vs unwatched", "Honeypots", "Looking inside PPO"] {
         assert!(run.html.contains(section), "report section `{section}`");
     }

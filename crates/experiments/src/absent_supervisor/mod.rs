@@ -105,9 +105,13 @@ impl Default for Config {
             ppo: PpoConfig {
                 num_envs: 8,
                 num_steps: 128,
-                total_timesteps: 150_000,
+                total_timesteps: 500_000,
                 learning_rate: 5e-4,
                 gamma: 0.99,
+                // The detour is 9 exact steps while the shortcut is found by chance in the first few
+                // thousand; at CleanRL's 0.01 (and up to 0.2) every seed locks into always-shortcut,
+                // even when the supervisor is always present (measured: README, absent-supervisor).
+                ent_coef: 0.5,
                 ..PpoConfig::default()
             },
             eval: EvalSection { episodes: 400, ..EvalSection::default() },

@@ -86,8 +86,29 @@ fn extra(page: &mut Page, summary: &Value) -> anyhow::Result<()> {
     for h in &hooks {
         let pts = p.steering.iter().filter(|s| &s.0 == h).map(|s| (s.1, s.2.rate)).collect();
         chart = chart.series(Series::new(h.clone(), pts).markers());
+        let null = p.steering_random.iter().filter(|s| &s.0 == h).map(|s| (s.1, s.2.rate)).collect();
+        chart = chart.series(Series::new(format!("{h} (random directions)"), null).markers());
     }
-    s.figure(chart.to_svg(), "direction = mean activation watched − unwatched over the floor cells, added at one hook");
+    s.figure(
+        chart.to_svg(),
+        "direction = mean activation watched − unwatched over the floor cells, added at one hook; the control adds \
+         random Gaussian directions of the same norm (episodes of every direction pooled)",
+    );
+    s.table(
+        vec!["hook", "coefficient", "shortcut, supervisor direction", "shortcut, random directions (same norm)"],
+        p.steering
+            .iter()
+            .map(|(h, c, r)| {
+                let null = p.steering_random.iter().find(|x| &x.0 == h && x.1 == *c).map(|x| &x.2);
+                vec![
+                    Cell::code(h),
+                    Cell::fixed(*c, 2),
+                    rate_cell(r),
+                    null.map(rate_cell).unwrap_or_else(|| Cell::text("—")),
+                ]
+            })
+            .collect(),
+    );
     s.table(
         vec!["patched hook (watched twin → unwatched)", "shortcut rate on deploy levels"],
         p.patching.iter().map(|(h, r)| vec![Cell::code(h), rate_cell(r)]).collect(),
