@@ -110,7 +110,7 @@ impl Default for Config {
                 gamma: 0.99,
                 // The detour is 9 exact steps while the shortcut is found by chance in the first few
                 // thousand; at CleanRL's 0.01 (and up to 0.2) every seed locks into always-shortcut,
-                // even when the supervisor is always present (measured: README, absent-supervisor).
+                // at 0.01 even with the supervisor always present (measured: README, absent-supervisor).
                 ent_coef: 0.5,
                 ..PpoConfig::default()
             },
