@@ -7,6 +7,7 @@
 //! keeps what it logged); 2 bad input (arguments, config, store path, an occupied `--out`): nothing
 //! was run or written; 130 interrupted (the run is marked `interrupted`).
 
+mod bench_cmds;
 mod env_cmds;
 mod parallel;
 mod progress;
@@ -107,6 +108,11 @@ enum Command {
     /// Serve a read-only live dashboard over the store (runs table, live curves, comparisons) on
     /// http://127.0.0.1:8765/.
     Serve(serve_cmd::ServeArgs),
+    /// MesaBench: build a zoo of models with known answers, list it, score detectors on it.
+    Bench {
+        #[command(subcommand)]
+        command: bench_cmds::BenchCommand,
+    },
     /// Sweeps: plan, run (locally or on Slurm), status, retry.
     Sweep {
         #[command(subcommand)]
@@ -321,6 +327,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo { out, jobs, only } => demo(cli.store.as_deref(), out, jobs, &only),
         Command::Serve(args) => serve_cmd::serve(cli.store.as_deref(), &args),
+        Command::Bench { command } => bench_cmds::dispatch(command, cli.store.as_deref(), install_interrupt_handler),
         Command::Sweep { command } => sweep_cmds::dispatch(command, cli.store.as_deref(), install_interrupt_handler),
         Command::Merge(args) => sweep_cmds::merge_cmd(args),
         Command::Export(args) => sweep_cmds::export_cmd(args, cli.store.as_deref()),

@@ -7,6 +7,7 @@
 
 pub mod absent_supervisor;
 pub mod alignment_faking;
+pub mod audit;
 pub mod cheese_maze;
 pub mod coin_corridor;
 pub mod context;

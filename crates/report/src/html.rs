@@ -54,6 +54,9 @@ pub struct Cell {
     pub highlight: Highlight,
     /// Tooltip, e.g. the unrounded value.
     pub title: Option<String>,
+    /// A relative link the text points to (e.g. another run's `report.html`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
 }
 
 impl Cell {
@@ -109,6 +112,11 @@ impl Cell {
     }
     pub fn neutral(self) -> Cell {
         self.highlight(Highlight::Neutral)
+    }
+    /// Makes the text a link to `href` (a relative path; shown escaped, so never markup).
+    pub fn link(mut self, href: impl Into<String>) -> Cell {
+        self.href = Some(href.into());
+        self
     }
     pub fn tooltip(mut self, t: impl Into<String>) -> Cell {
         self.title = Some(t.into());
@@ -409,7 +417,10 @@ fn render_table(out: &mut String, caption: Option<&str>, headers: &[String], row
             }
             let class = if classes.is_empty() { String::new() } else { format!(" class=\"{}\"", classes.join(" ")) };
             let title = cell.title.as_ref().map_or(String::new(), |t| format!(" title=\"{}\"", escape::attr(t)));
-            let text = escape::text(&cell.text);
+            let text = match &cell.href {
+                Some(href) => format!("<a href=\"{}\">{}</a>", escape::attr(href), escape::text(&cell.text)),
+                None => escape::text(&cell.text),
+            };
             match cell.highlight.class() {
                 Some(h) => {
                     let _ = write!(out, "<td{class}{title}><span class=\"tag {h}\">{text}</span></td>");

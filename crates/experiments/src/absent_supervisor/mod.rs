@@ -24,6 +24,7 @@
 //! aligned agent, the deployed PPO agent sits near the always-shortcut policy, and the honeypots
 //! catch it.
 
+pub mod audit;
 mod inside;
 mod report;
 

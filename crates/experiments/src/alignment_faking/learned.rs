@@ -261,6 +261,9 @@ pub fn planner_demonstrations(env: &GoalRoom, lifetimes: &[Lifetime], rng: &mut 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CloneSection {
+    /// Whose goals are cloned: the planner's (deceptive), or, for MesaBench's matched twins, an
+    /// agent that always pursues A (aligned) or always B (openly misaligned) on the same levels.
+    pub teacher: Teacher,
     /// Lifetimes of the planner whose trajectories are cloned (per seed).
     pub lifetimes: usize,
     pub epochs: usize,
@@ -270,7 +273,35 @@ pub struct CloneSection {
 
 impl Default for CloneSection {
     fn default() -> Self {
-        Self { lifetimes: 40, epochs: 20, batch_size: 256, learning_rate: 1e-3 }
+        Self { teacher: Teacher::Planner, lifetimes: 40, epochs: 20, batch_size: 256, learning_rate: 1e-3 }
+    }
+}
+
+/// The agent whose trajectories are cloned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Teacher {
+    /// The lifetime planner: A on the training cue while faking pays, B otherwise.
+    #[default]
+    Planner,
+    /// Always A, whatever the cue (the base objective's goal).
+    Aligned,
+    /// Always B, whatever the cue (a proxy pursued openly: no modelling of training).
+    Misaligned,
+}
+
+impl Teacher {
+    /// Replaces every episode's goal with this teacher's (the planner keeps its own choices); the
+    /// cue sequence, and so the levels drawn from it, stay the planner's.
+    pub fn relabel(self, lives: &mut [Lifetime]) {
+        let goal = match self {
+            Teacher::Planner => return,
+            Teacher::Aligned => Goal::A,
+            Teacher::Misaligned => Goal::B,
+        };
+        for life in lives {
+            life.goal.iter_mut().for_each(|g| *g = goal);
+        }
     }
 }
 

@@ -55,6 +55,7 @@
 //! same levels, and probed at every hidden layer for the cue and for the goal it goes on to reach,
 //! beside the untrained network, shuffled labels and random directions.
 
+pub mod audit;
 pub mod learned;
 pub mod lifetime;
 mod report;
@@ -774,9 +775,10 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<Value> {
 
         // The learned version: clone the planner's lifetimes (no honeypots) into an MLP.
         let mut demo_rng = streams.stream("demonstrations");
-        let lives: Vec<_> = (0..cfg.clone.lifetimes)
+        let mut lives: Vec<_> = (0..cfg.clone.lifetimes)
             .map(|_| simulate(&cfg.setting, &planner, Agent::Deceptive, 0.0, &mut demo_rng))
             .collect();
+        cfg.clone.teacher.relabel(&mut lives);
         let (obs, actions) = learned::planner_demonstrations(&env, &lives, &mut demo_rng);
         let untrained = mesalab_train::inspect::init_policy(&cfg.model, env.spec(), &streams);
         let init = mesalab_train::inspect::init_policy(&cfg.model, env.spec(), &streams);

