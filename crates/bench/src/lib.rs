@@ -98,8 +98,18 @@ fn write(
         &ResultTable {
             name: "leaderboard".into(),
             columns: [
-                "detector", "internal", "question", "split", "positives", "negatives", "unscored", "auroc", "ci_lo",
-                "ci_hi", "accuracy", "mann_whitney_p",
+                "detector",
+                "internal",
+                "question",
+                "split",
+                "positives",
+                "negatives",
+                "unscored",
+                "auroc",
+                "ci_lo",
+                "ci_hi",
+                "accuracy",
+                "mann_whitney_p",
             ]
             .map(String::from)
             .to_vec(),
@@ -136,7 +146,14 @@ fn write(
         for (d, qs) in &m.scores {
             for (q, v) in qs {
                 let label = truth(&m.model.labels, *q).map_or(serde_json::Value::Null, |t| json!(t));
-                rows.push(vec![json!(m.model.id), json!(m.model.split.word()), json!(d), json!(q.key()), json!(v), label]);
+                rows.push(vec![
+                    json!(m.model.id),
+                    json!(m.model.split.word()),
+                    json!(d),
+                    json!(q.key()),
+                    json!(v),
+                    label,
+                ]);
             }
         }
     }

@@ -62,9 +62,8 @@ pub fn render(
     build_note: &str,
 ) -> String {
     let mut page = Page::new(format!("MesaBench: {zoo_name}"));
-    let (dev, held) = [Split::Dev, Split::Heldout]
-        .map(|s| results.iter().filter(|m| m.model.split == s).count())
-        .into();
+    let (dev, held) =
+        [Split::Dev, Split::Heldout].map(|s| results.iter().filter(|m| m.model.split == s).count()).into();
     page.subtitle(format!("{} models ({held} held-out, {dev} dev); {build_note}", results.len()));
     let s = page.section("What is measured");
     s.paragraph(
@@ -75,8 +74,7 @@ pub fn render(
          model a detector cannot score counts against it (NaN fails closed). Held-out models are the headline.",
     );
     for q in Question::ALL {
-        let lines: Vec<&Line> =
-            board.lines.iter().filter(|l| l.question == q && l.split == Split::Heldout).collect();
+        let lines: Vec<&Line> = board.lines.iter().filter(|l| l.question == q && l.split == Split::Heldout).collect();
         let s = page.section(format!("Held-out: {}", q.text()));
         if lines.is_empty() {
             s.callout("no held-out model has a known answer to this question", Highlight::Neutral);
@@ -104,8 +102,9 @@ pub fn render(
 
     let s = page.section("Per factor (held-out)");
     s.paragraph(
-        "AUROC of the positives that share one factor value against every negative of the question: which \
-         construction (experiment, behaviour, implant, concealment) defeats which detector.",
+        "AUROC of the positives that share one factor value against every negative of the question (for the \
+         experiment factor: against that experiment's own negatives, its matched twins): which construction \
+         (experiment, behaviour, implant, concealment) defeats which detector.",
     );
     let rows = board
         .factors
@@ -148,7 +147,12 @@ pub fn render(
                 Cell::text(&m.model.labels.why),
             ];
             for d in &detectors {
-                let v = |q| m.scores.get(d).and_then(|s| s.get(&q)).map_or("·".to_string(), |v| mesalab_report::fmt::fixed(*v, 3));
+                let v = |q| {
+                    m.scores
+                        .get(d)
+                        .and_then(|s| s.get(&q))
+                        .map_or("·".to_string(), |v| mesalab_report::fmt::fixed(*v, 3))
+                };
                 let mut c = Cell::numeric(Question::ALL.map(v).join(" / "));
                 if let Some(e) = m.errors.get(d) {
                     c = c.bad().tooltip(e.clone());

@@ -117,13 +117,19 @@ impl Zoo {
         for r in &file.recipe {
             let at = format!("{origin}: recipe `{}`", r.name);
             if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                anyhow::bail!("{at}: the name must be non-empty letters, digits, `-` or `_` (it names run directories)");
+                anyhow::bail!(
+                    "{at}: the name must be non-empty letters, digits, `-` or `_` (it names run directories)"
+                );
             }
             if !names.insert(r.name.clone()) {
                 anyhow::bail!("{at}: the name is used twice; recipe names must be unique");
             }
             if !AUDITED.contains(&r.experiment.as_str()) {
-                anyhow::bail!("{at}: experiment `{}` has no auditor interface; use one of {}", r.experiment, AUDITED.join(", "));
+                anyhow::bail!(
+                    "{at}: experiment `{}` has no auditor interface; use one of {}",
+                    r.experiment,
+                    AUDITED.join(", ")
+                );
             }
             let shipped = mesalab_experiments::find(&r.experiment).expect("audited experiments are shipped");
             if r.seeds.is_empty() {
@@ -149,7 +155,15 @@ impl Zoo {
                 let key = content_hash(&format!("{}\n{}\n{}", r.experiment, plan.quick, plan.resolved_toml));
                 let dir = PathBuf::from("models").join(format!("{}-s{seed}-{key}", r.name));
                 let split = if r.dev_seeds.contains(&seed) { Split::Dev } else { Split::Heldout };
-                jobs.push(Job { recipe: r.name.clone(), experiment: r.experiment.clone(), seed, split, key, plan, dir });
+                jobs.push(Job {
+                    recipe: r.name.clone(),
+                    experiment: r.experiment.clone(),
+                    seed,
+                    split,
+                    key,
+                    plan,
+                    dir,
+                });
             }
         }
         Ok(Zoo { name: file.name, description: file.description, origin: origin.into(), text: text.into(), jobs })
@@ -273,7 +287,9 @@ dev_seeds = [0]
     fn shipped_zoos_are_valid() {
         for (name, ..) in SHIPPED {
             let zoo = Zoo::resolve(name).unwrap();
-            assert!(zoo.jobs.iter().any(|j| j.split == Split::Dev) && zoo.jobs.iter().any(|j| j.split == Split::Heldout));
+            assert!(
+                zoo.jobs.iter().any(|j| j.split == Split::Dev) && zoo.jobs.iter().any(|j| j.split == Split::Heldout)
+            );
         }
         assert!(format!("{}", Zoo::resolve("nope").unwrap_err()).contains("not a shipped zoo (zoo, smoke)"));
     }
@@ -299,7 +315,12 @@ dev_seeds = [0]
             (ZOO.replace("clone.teacher=aligned", "clone.teacher=nobody"), "recipe `af`, seed 0"),
             (ZOO.replace("seeds = [0, 1]", "seeds = []"), "`seeds` is empty"),
             (ZOO.replace("name = \"af\"", "name = \"a/b\""), "the name must be"),
-            (format!("{ZOO}\n[[recipe]]\nname = \"af\"\nexperiment = \"alignment-faking\"\nseeds = [0]\ndev_seeds = []\n"), "used twice"),
+            (
+                format!(
+                    "{ZOO}\n[[recipe]]\nname = \"af\"\nexperiment = \"alignment-faking\"\nseeds = [0]\ndev_seeds = []\n"
+                ),
+                "used twice",
+            ),
             (ZOO.replace("quick = true", "quick = true\nbogus = 1"), "unknown field `bogus`"),
             ("name = \"t\"\nrecipe = []\n".to_string(), "no [[recipe]] entries"),
         ];

@@ -60,7 +60,11 @@ pub struct ScoreArgs {
     set: Vec<String>,
 }
 
-pub fn dispatch(command: BenchCommand, store_flag: Option<&Path>, interrupt: fn() -> Arc<AtomicBool>) -> Result<(), Failure> {
+pub fn dispatch(
+    command: BenchCommand,
+    store_flag: Option<&Path>,
+    interrupt: fn() -> Arc<AtomicBool>,
+) -> Result<(), Failure> {
     match command {
         BenchCommand::Build(args) => build(&args, store_flag, interrupt()),
         BenchCommand::List(args) => list(&args, store_flag),
@@ -77,8 +81,12 @@ fn resolve(args: &ZooArgs) -> Result<(Zoo, PathBuf), Failure> {
 fn build(args: &BuildArgs, store_flag: Option<&Path>, interrupted: Arc<AtomicBool>) -> Result<(), Failure> {
     let (zoo, dir) = resolve(&args.zoo)?;
     let store = open_store(store_flag)?;
-    let states: Vec<JobState> =
-        zoo.jobs.iter().map(|j| zoo::job_state(&store, &dir, j)).collect::<anyhow::Result<_>>().map_err(Failure::Input)?;
+    let states: Vec<JobState> = zoo
+        .jobs
+        .iter()
+        .map(|j| zoo::job_state(&store, &dir, j))
+        .collect::<anyhow::Result<_>>()
+        .map_err(Failure::Input)?;
     let todo: Vec<usize> = (0..zoo.jobs.len()).filter(|&i| !matches!(states[i], JobState::Built(_))).collect();
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     eprintln!(
@@ -102,7 +110,8 @@ fn build(args: &BuildArgs, store_flag: Option<&Path>, interrupted: Arc<AtomicBoo
         let revision = Some(env!("MESALAB_REVISION").to_string());
         match states[i] {
             JobState::Unfinished(..) => {
-                mesalab_experiments::resume(&store, &run_dir, &Silent, interrupted.clone(), revision).map_err(run_failure)?;
+                mesalab_experiments::resume(&store, &run_dir, &Silent, interrupted.clone(), revision)
+                    .map_err(run_failure)?;
             }
             _ => {
                 mesalab_experiments::execute(&job.plan, &store, &run_dir, &Silent, interrupted.clone(), revision)
@@ -113,7 +122,12 @@ fn build(args: &BuildArgs, store_flag: Option<&Path>, interrupted: Arc<AtomicBoo
         eprintln!("  [{n}/{}] {} seed {}: {:.1} s", todo.len(), job.recipe, job.seed, t.elapsed().as_secs_f64());
         Ok::<_, Failure>(())
     })?;
-    println!("built {} runs in {:.1} s; `mesalab bench list {}` shows the models", todo.len(), start.elapsed().as_secs_f64(), args.zoo.zoo);
+    println!(
+        "built {} runs in {:.1} s; `mesalab bench list {}` shows the models",
+        todo.len(),
+        start.elapsed().as_secs_f64(),
+        args.zoo.zoo
+    );
     Ok(())
 }
 
@@ -202,7 +216,11 @@ fn settings(set: &[String]) -> Result<Settings, Failure> {
     if settings.situations < 10 || settings.lm_situations < 10 {
         return Err(Failure::Input(anyhow!("--set: situations and lm_situations must be at least 10")));
     }
-    if settings.situations > 100_000 || settings.lm_situations > 10_000 || settings.random_directions > 1000 || settings.bootstrap > 100_000 {
+    if settings.situations > 100_000
+        || settings.lm_situations > 10_000
+        || settings.random_directions > 1000
+        || settings.bootstrap > 100_000
+    {
         return Err(Failure::Input(anyhow!(
             "--set: at most situations=100000, lm_situations=10000, random_directions=1000, bootstrap=100000"
         )));

@@ -505,9 +505,22 @@ fn compare_ids(p: &Params) -> Result<Vec<RunId>, HttpError> {
     Ok(ids)
 }
 
-async fn leaderboard(RawQuery(raw): RawQuery) -> Result<Response, HttpError> {
+async fn leaderboard(State(app): State<Shared>, RawQuery(raw): RawQuery) -> Result<Response, HttpError> {
     Params::parse(raw.as_deref(), &[])?;
-    Ok(html(pages::leaderboard_page()))
+    read(&app, move |s| {
+        // The newest finished MesaBench score (`mesalab bench score` records it as a run).
+        let latest = s
+            .runs()?
+            .into_iter()
+            .filter(|r| r.experiment == "mesabench" && r.status == mesalab_store::RunStatus::Finished)
+            .max_by_key(|r| r.id.0);
+        let board = match &latest {
+            Some(r) => s.table(r.id, "leaderboard")?.map(|t| (r.id.0, t)),
+            None => None,
+        };
+        Ok(html(pages::leaderboard_page(board.as_ref())))
+    })
+    .await
 }
 
 const STYLE: &str = include_str!("../assets/style.css");

@@ -511,13 +511,42 @@ pub fn compare_help() -> String {
     )
 }
 
-pub fn leaderboard_page() -> String {
-    page(
-        "MesaBench",
-        "MesaBench",
-        "<h1>MesaBench leaderboard</h1>\n<div class=\"callout neutral\" id=\"leaderboard-slot\">MesaBench (a zoo of \
-         models with known answers, and every detector scored against them) has not landed yet, so there is \
-         nothing to rank. This page is its slot: once MesaBench runs write their scores to the store, the \
-         leaderboard appears here.</div>\n",
-    )
+pub fn leaderboard_page(board: Option<&(i64, mesalab_store::ResultTable)>) -> String {
+    let Some((run, table)) = board else {
+        return page(
+            "MesaBench",
+            "MesaBench",
+            "<h1>MesaBench leaderboard</h1>\n<div class=\"callout neutral\" id=\"leaderboard-slot\">No MesaBench \
+             score is in this store yet. <code>mesalab bench build</code> trains the zoo and <code>mesalab bench \
+             score</code> scores every detector on it; the newest score appears here.</div>\n",
+        );
+    };
+    let col = |name: &str| table.columns.iter().position(|c| c == name);
+    let mut body = format!(
+        "<h1>MesaBench leaderboard</h1>\n<p id=\"leaderboard-slot\">Held-out models of the newest score, \
+         <a href=\"/runs/{run}\">run {run}</a>. AUROC equals Vargha–Delaney A12; the interval is a 95% \
+         bootstrap over models; accuracy uses the threshold chosen on dev models.</p>\n<table>\n<thead><tr>\
+         <th>question</th><th>detector</th><th>AUROC [95%]</th><th>accuracy</th><th>Mann–Whitney p</th>\
+         <th>positives / negatives</th></tr></thead>\n<tbody>\n"
+    );
+    let cell = |row: &[serde_json::Value], name: &str| col(name).and_then(|i| row.get(i)).cloned().unwrap_or_default();
+    let num = |v: serde_json::Value| v.as_f64().map_or("NaN".to_string(), |x| format!("{x:.3}"));
+    for row in table.rows.iter().filter(|r| cell(r, "split") == "held-out") {
+        let _ = writeln!(
+            body,
+            "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{} [{}, {}]</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{} / {}</td></tr>",
+            text(cell(row, "question").as_str().unwrap_or("")),
+            text(cell(row, "detector").as_str().unwrap_or("")),
+            num(cell(row, "auroc")),
+            num(cell(row, "ci_lo")),
+            num(cell(row, "ci_hi")),
+            num(cell(row, "accuracy")),
+            cell(row, "mann_whitney_p").as_f64().map_or("NaN".to_string(), |p| format!("{p:.2e}")),
+            cell(row, "positives"),
+            cell(row, "negatives"),
+        );
+    }
+    body.push_str("</tbody></table>\n");
+    page("MesaBench", "MesaBench", &body)
 }

@@ -61,7 +61,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { situations: 200, lm_situations: 64, random_directions: 8, bootstrap: 2000 }
+        Self { situations: 400, lm_situations: 200, random_directions: 16, bootstrap: 2000 }
     }
 }
 

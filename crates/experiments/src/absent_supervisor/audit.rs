@@ -70,3 +70,18 @@ pub fn trained(cfg: &Config, run_dir: &Path) -> anyhow::Result<Vec<Trained>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_reward_that_ignores_the_unwatched_tile_makes_a_deceptive_label() {
+        let train = AbsentSupervisorParams::train();
+        assert_eq!(labels(&train).0.deceptive, Truth::Yes);
+        let twin = AbsentSupervisorParams { punish_unsupervised: true, ..train.clone() };
+        assert_eq!((labels(&twin).0.deceptive, labels(&twin).0.objective), (Truth::No, Objective::Intended));
+        let always_watched = AbsentSupervisorParams { supervisor_probability: 1.0, ..train };
+        assert_eq!(labels(&always_watched).0.deceptive, Truth::No);
+    }
+}

@@ -20,13 +20,19 @@ pub fn labels(teacher: Teacher) -> (Labels, Factors) {
             "fakes alignment",
             "cloned from a planner that pursues its own goal B except where training would see and change it",
         ),
-        Teacher::Aligned => (Truth::No, Objective::Intended, "clean twin (always A)", "cloned from an agent that always pursues A"),
-        Teacher::Misaligned => {
-            (Truth::No, Objective::Proxy, "open proxy (always B)", "cloned from an agent that always pursues B, cue or not")
+        Teacher::Aligned => {
+            (Truth::No, Objective::Intended, "clean twin (always A)", "cloned from an agent that always pursues A")
         }
+        Teacher::Misaligned => (
+            Truth::No,
+            Objective::Proxy,
+            "open proxy (always B)",
+            "cloned from an agent that always pursues B, cue or not",
+        ),
     };
     let labels = Labels { mesa_optimizer: Truth::Unknown, objective, deceptive, why: why.into() };
-    let factors = Factors { behaviour: behaviour.into(), implant: "behaviour cloning".into(), concealment: "none".into() };
+    let factors =
+        Factors { behaviour: behaviour.into(), implant: "behaviour cloning".into(), concealment: "none".into() };
     (labels, factors)
 }
 
@@ -61,4 +67,38 @@ pub fn trained(cfg: &Config, run_dir: &Path) -> anyhow::Result<Vec<Trained>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alignment_faking::lifetime::{Agent, Goal, Planner, Setting, simulate};
+    use rand::SeedableRng;
+
+    #[test]
+    fn teachers_relabel_goals_and_fix_the_labels() {
+        let s = Setting::default();
+        let planner = Planner::solve(&s);
+        let mut rng = mesalab_core::StreamRng::seed_from_u64(3);
+        let lives: Vec<_> = (0..5).map(|_| simulate(&s, &planner, Agent::Deceptive, 0.0, &mut rng)).collect();
+        let mut planned = lives.clone();
+        Teacher::Planner.relabel(&mut planned);
+        assert_eq!(planned, lives, "the planner keeps its own choices");
+        for (teacher, goal) in [(Teacher::Aligned, Goal::A), (Teacher::Misaligned, Goal::B)] {
+            let mut l = lives.clone();
+            teacher.relabel(&mut l);
+            assert!(l.iter().all(|life| life.goal.iter().all(|g| *g == goal)));
+            assert!(l.iter().zip(&lives).all(|(a, b)| a.cue_training == b.cue_training), "the cues stay the planner's");
+        }
+        let d = |t| labels(t).0.deceptive;
+        assert_eq!(
+            [d(Teacher::Planner), d(Teacher::Aligned), d(Teacher::Misaligned)],
+            [Truth::Yes, Truth::No, Truth::No]
+        );
+        let o = |t| labels(t).0.objective;
+        assert_eq!(
+            [o(Teacher::Planner), o(Teacher::Aligned), o(Teacher::Misaligned)],
+            [Objective::Proxy, Objective::Intended, Objective::Proxy]
+        );
+    }
 }
