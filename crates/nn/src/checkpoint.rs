@@ -10,6 +10,7 @@ pub fn save<M: Module>(module: &M, path: &Path) -> Result<(), String> {
     let tmp = path.with_extension("safetensors.tmp");
     let mut store = SafetensorsStore::from_file(tmp.clone());
     module.save_into(&mut store).map_err(|e| format!("cannot write checkpoint {}: {e:?}", tmp.display()))?;
+    canonical_header(&tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot move checkpoint into {}: {e}", path.display()))
 }
 
@@ -100,4 +101,37 @@ pub fn with_param_ids<M: Module>(module: M, ids: &[u64]) -> Result<M, String> {
     }
     let mut mapper = SetIds { ids, next: 0 };
     Ok(module.map(&mut mapper))
+}
+
+/// Rewrites a safetensors header with every JSON object's keys sorted, padded with spaces to its
+/// original length (the format allows trailing spaces), so that equal parameters give equal bytes:
+/// burn writes the `__metadata__` map in hash order, which differs from process to process.
+/// Tensor data and offsets are untouched.
+fn canonical_header(path: &Path) -> Result<(), String> {
+    use std::collections::BTreeMap;
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let b: BTreeMap<String, serde_json::Value> = m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::to_value(b).expect("a map of JSON values")
+            }
+            other => other,
+        }
+    }
+    let fail = |what: &str| format!("cannot canonicalise checkpoint {}: {what}", path.display());
+    let mut bytes = std::fs::read(path).map_err(|e| fail(&e.to_string()))?;
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or_else(|| fail("no header"))?;
+    let header = bytes.get(8..8 + n).ok_or_else(|| fail("short header"))?;
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| fail(&e.to_string()))?;
+    let text = serde_json::to_string(&sorted(value)).map_err(|e| fail(&e.to_string()))?;
+    if text.len() > n {
+        return Ok(()); // never grow the header; leave burn's bytes as they are
+    }
+    let mut padded = text.into_bytes();
+    padded.resize(n, b' ');
+    bytes[8..8 + n].copy_from_slice(&padded);
+    std::fs::write(path, bytes).map_err(|e| fail(&e.to_string()))
 }

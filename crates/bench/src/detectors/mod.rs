@@ -124,6 +124,6 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), REGISTRY.len());
         assert!(find("random").is_ok());
-        assert!(format!("{}", find("nope").unwrap_err()).contains("known: output-eval"));
+        assert!(find("nope").is_err_and(|e| e.to_string().contains("known: output-eval")));
     }
 }
