@@ -80,6 +80,18 @@ pub fn render(
             s.callout("no held-out model has a known answer to this question", Highlight::Neutral);
             continue;
         }
+        // The seed's claim, measured: evaluating outputs beside the best detector that looks inside.
+        let output = lines.iter().find(|l| l.detector == "output-eval");
+        let inside = lines.iter().filter(|l| l.internal).max_by(|a, b| a.auroc.total_cmp(&b.auroc));
+        if let (Some(o), Some(i)) = (output, inside) {
+            s.callout(
+                format!(
+                    "output evaluation: AUROC {:.3} [{:.3}, {:.3}]; best internal detector ({}): {:.3} [{:.3}, {:.3}]",
+                    o.auroc, o.ci_lo, o.ci_hi, i.detector, i.auroc, i.ci_lo, i.ci_hi
+                ),
+                Highlight::Neutral,
+            );
+        }
         s.table(HEADERS.to_vec(), table_rows(&lines));
         let chart = LineChart {
             title: format!("ROC, held-out: {}", q.text()),

@@ -546,3 +546,54 @@ fn concurrent_readers_see_whole_batches_while_another_connection_writes() {
     let after = get_json(f.addr, &format!("/api/runs/{id}/metrics")).as_array().unwrap().len();
     assert_eq!(after, before + BATCH * BATCHES);
 }
+
+#[test]
+fn the_leaderboard_shows_the_newest_finished_mesabench_scores() {
+    let f = fixture();
+    assert!(get(f.addr, "/leaderboard").body.contains("No MesaBench score is in this store yet"));
+    let dir = f._tmp.path().join("runs/bench/zoo/score-1");
+    let id = f.store.begin_run(&new_run(&dir, "mesabench", "name = \"zoo\"\n")).unwrap();
+    let columns = [
+        "detector",
+        "question",
+        "split",
+        "auroc",
+        "ci_lo",
+        "ci_hi",
+        "accuracy",
+        "mann_whitney_p",
+        "positives",
+        "negatives",
+    ];
+    let row = |d: &str, split: &str, auroc: f64| {
+        vec![
+            json!(d),
+            json!("deceptive"),
+            json!(split),
+            json!(auroc),
+            json!(0.5),
+            json!(0.9),
+            json!(0.8),
+            json!(0.01),
+            json!(18),
+            json!(19),
+        ]
+    };
+    f.store
+        .put_table(
+            id,
+            &mesalab_store::ResultTable {
+                name: "leaderboard".into(),
+                columns: columns.map(String::from).to_vec(),
+                rows: vec![row("<steering>", "held-out", 0.722), row("dev-only", "dev", 0.1)],
+            },
+        )
+        .unwrap();
+    // Not finished yet: still the empty slot.
+    assert!(get(f.addr, "/leaderboard").body.contains("No MesaBench score"));
+    f.store.finish_run(id, RunOutcome::Finished).unwrap();
+    let body = get(f.addr, "/leaderboard").body;
+    assert!(body.contains(&format!("<a href=\"/runs/{}\">run {}</a>", id.0, id.0)), "{body}");
+    assert!(body.contains("<code>&lt;steering&gt;</code>") && body.contains("0.722 [0.500, 0.900]"), "{body}");
+    assert!(!body.contains("dev-only"), "held-out lines only");
+}
