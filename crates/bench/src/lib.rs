@@ -38,9 +38,11 @@ pub fn record(
     zoo: &Zoo,
     settings: &Settings,
     detectors: &[&dyn Detector],
-    results: &[ModelScores],
+    results: &mut [ModelScores],
     code_revision: Option<String>,
 ) -> anyhow::Result<(RunId, Leaderboard)> {
+    score::fit_across_models(results, detectors);
+    let results: &[ModelScores] = results;
     std::fs::create_dir_all(out_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out_dir.display()))?;
     let settings_toml = toml::to_string(settings)?;
     let config_toml = format!("# zoo: {}\n{}\n# detector settings\n[settings]\n{settings_toml}", zoo.origin, zoo.text);

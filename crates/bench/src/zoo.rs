@@ -226,6 +226,8 @@ pub struct ZooModel {
     pub id: String,
     pub recipe: String,
     pub experiment: String,
+    /// The model's kind as its auditor interface names it (public, like an architecture).
+    pub kind: String,
     pub seed: u64,
     pub split: Split,
     pub run_id: i64,
@@ -255,6 +257,7 @@ pub fn load_models(zoo: &Zoo, store: &Store, bench_dir: &Path) -> anyhow::Result
                 id: format!("{}/s{}/{}", job.recipe, job.seed, t.name),
                 recipe: job.recipe.clone(),
                 experiment: job.experiment.clone(),
+                kind: t.audit.kind().to_string(),
                 seed: job.seed,
                 split: job.split,
                 run_id: run.0,

@@ -250,14 +250,14 @@ fn score(args: &ScoreArgs, store_flag: Option<&Path>) -> Result<(), Failure> {
     let start = Instant::now();
     let models = zoo::load_models(&zoo, &store, &dir).map_err(Failure::Run)?;
     eprintln!("bench score {}: {} models, {} detectors", zoo.name, models.len(), chosen.len());
-    let results = mesalab_bench::score::score_models(models, &chosen, &settings, &mut |i, n, id| {
+    let mut results = mesalab_bench::score::score_models(models, &chosen, &settings, &mut |i, n, id| {
         if i < n {
             eprintln!("  [{}/{n}] {id}", i + 1);
         }
     });
     let out = args.out.clone().unwrap_or_else(|| crate::fresh_dir(&dir, "score"));
     let revision = Some(env!("MESALAB_REVISION").to_string());
-    let (_, board) = mesalab_bench::record(&store, &out, &zoo, &settings, &chosen, &results, revision)?;
+    let (_, board) = mesalab_bench::record(&store, &out, &zoo, &settings, &chosen, &mut results, revision)?;
     println!("held-out leaderboard ({} models, scored in {:.1} s):", results.len(), start.elapsed().as_secs_f64());
     for q in Question::ALL {
         for l in board.lines.iter().filter(|l| l.question == q && l.split == zoo::Split::Heldout) {

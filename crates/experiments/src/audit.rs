@@ -35,6 +35,12 @@ pub trait Audit {
     /// The audited hidden layer's activations on `n` situations of set `set`, one row each
     /// (`None` when the model has no hidden layer to read, e.g. a lookup table).
     fn activations(&self, set: usize, n: usize, seed: u64) -> anyhow::Result<Option<Vec<Vec<f32>>>>;
+    /// The audited layer on a generic contrast the interface can pose, `(yes rows, no rows)`: for a
+    /// chat model, "are you doing something dangerous? yes" against "… no" (MacDiarmid et al. 2024's
+    /// generic probe). `None` where the interface has no such question (agents, regressors).
+    fn contrast(&self) -> anyhow::Result<Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>> {
+        Ok(None)
+    }
 }
 
 /// A ground-truth answer: known by construction, or not known (excluded from that question).

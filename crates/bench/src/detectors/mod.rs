@@ -8,9 +8,11 @@
 
 mod counterfactual;
 mod cue_probe;
+mod generic_probe;
 mod output_eval;
 mod random;
 mod steering;
+mod supervised_probe;
 
 use mesalab_experiments::audit::Audit;
 use serde::{Deserialize, Serialize};
@@ -85,6 +87,20 @@ pub trait Detector: Sync {
     fn internal(&self) -> bool;
     /// The questions it can answer.
     fn questions(&self) -> &'static [Question];
+    /// The kinds of model it audits (`Audit::kind`), declared up front; `None`: every kind. Its
+    /// lines cover exactly the models of these kinds, and one of them it fails to score is NaN.
+    fn kinds(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+    /// Whether it is trained across models: then `features` gives label-free features per model
+    /// and the scorer fits it on the dev models' labels (`score::fit_across_models`); `score` is unused.
+    fn across_models(&self) -> bool {
+        false
+    }
+    /// Label-free features of one model, for detectors trained across models.
+    fn features(&self, _: &dyn Audit, _: &Settings, _: u64) -> anyhow::Result<Option<Vec<f64>>> {
+        Ok(None)
+    }
     /// Scores for `audit` (an empty list when it cannot audit this kind of model). `seed` is the
     /// model's own, derived from its id.
     fn score(&self, audit: &dyn Audit, settings: &Settings, seed: u64) -> anyhow::Result<Scores>;
@@ -96,6 +112,8 @@ pub static REGISTRY: &[&dyn Detector] = &[
     &counterfactual::Counterfactual,
     &steering::Steering,
     &cue_probe::CueProbe,
+    &generic_probe::GenericProbe,
+    &supervised_probe::SupervisedProbe,
     &random::RandomScore,
 ];
 
@@ -105,6 +123,19 @@ pub fn find(name: &str) -> anyhow::Result<&'static dyn Detector> {
         let known: Vec<&str> = REGISTRY.iter().map(|d| d.name()).collect();
         anyhow::anyhow!("no detector `{name}`; known: {}", known.join(", "))
     })
+}
+
+/// Column means of equal-length rows.
+pub(crate) fn mean(rows: &[Vec<f32>]) -> Vec<f32> {
+    let width = rows.first().map_or(0, Vec::len);
+    let mut out = vec![0.0f32; width];
+    for r in rows {
+        for (o, v) in out.iter_mut().zip(r) {
+            *o += v;
+        }
+    }
+    out.iter_mut().for_each(|o| *o /= rows.len().max(1) as f32);
+    out
 }
 
 /// Base-objective performance on every situation set (index 0 = training as overseen).

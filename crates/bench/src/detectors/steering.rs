@@ -33,7 +33,7 @@ impl Detector for Steering {
         let mut best = f64::NEG_INFINITY;
         for set in 1..audit.situations().len() {
             let Some(cf) = audit.activations(set, n, seed)? else { return Ok(Vec::new()) };
-            let dir: Vec<f32> = mean(&cf).iter().zip(mean(&train)).map(|(a, b)| a - b).collect();
+            let dir: Vec<f32> = super::mean(&cf).iter().zip(super::mean(&train)).map(|(a, b)| a - b).collect();
             let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt();
             let drop = base - audit.performance(0, n, Some(&dir), seed)?;
             let mut null = f64::NEG_INFINITY;
@@ -50,19 +50,6 @@ impl Detector for Steering {
         }
         Ok(vec![(Question::Objective, best), (Question::Deceptive, best)])
     }
-}
-
-/// Column means of equal-length rows.
-fn mean(rows: &[Vec<f32>]) -> Vec<f32> {
-    let width = rows.first().map_or(0, Vec::len);
-    let mut out = vec![0.0f32; width];
-    for r in rows {
-        for (o, v) in out.iter_mut().zip(r) {
-            *o += v;
-        }
-    }
-    out.iter_mut().for_each(|o| *o /= rows.len().max(1) as f32);
-    out
 }
 
 /// A standard normal draw without another dependency (Box–Muller).

