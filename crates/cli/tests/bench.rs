@@ -105,3 +105,75 @@ fn bad_bench_input_is_refused_with_exit_2() {
     }
     assert!(!dir.exists(), "a refused command wrote the zoo directory");
 }
+
+/// The first file under `dir` whose path ends with `suffix`.
+fn find_file(dir: &Path, suffix: &str) -> Option<std::path::PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_killed_build_resumes_to_the_uninterrupted_models() {
+    // One PPO run (absent-supervisor, a few seconds), SIGKILLed once its training state exists;
+    // the next `bench build` finds the run crashed, resumes it, and ends with the bytes of a build
+    // that was never interrupted.
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo_file = tmp.path().join("ppo.toml");
+    std::fs::write(
+        &zoo_file,
+        "name = \"ppo\"\n[[recipe]]\nname = \"watched\"\nexperiment = \"absent-supervisor\"\nquick = true\n\
+         set = [\"ppo.total_timesteps=40960\", \"run.checkpoint_every=3\"]\nseeds = [0]\ndev_seeds = [0]\n",
+    )
+    .unwrap();
+    let zoo_arg = zoo_file.to_str().unwrap();
+    let build = |name: &str| {
+        let root = tmp.path().join(name);
+        let (store, dir) = (root.join("store.sqlite"), root.join("zoo"));
+        std::fs::create_dir_all(&root).unwrap();
+        (store, dir)
+    };
+    let (store_a, dir_a) = build("straight");
+    let out = mesalab(&store_a, &["bench", "build", zoo_arg, "--dir", dir_a.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let (store_b, dir_b) = build("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesalab"))
+        .arg("--store")
+        .arg(&store_b)
+        .args(["bench", "build", zoo_arg, "--dir", dir_b.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let killed = loop {
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        if find_file(&dir_b, "seed-0/train-state.bin").is_some() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break true;
+        }
+        assert!(std::time::Instant::now() < deadline, "no training state appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(killed, "the build finished before it could be killed");
+    let out = mesalab(&store_b, &["bench", "list", zoo_arg, "--dir", dir_b.to_str().unwrap()]);
+    assert!(text(&out).contains("crashed"), "{}", text(&out));
+    let out = mesalab(&store_b, &["bench", "build", zoo_arg, "--dir", dir_b.to_str().unwrap()]);
+    assert!(out.status.success() && text(&out).contains("1 to build"), "{}", text(&out));
+    let (a, b) = (checkpoints(&dir_a), checkpoints(&dir_b));
+    assert_eq!(a.len(), 1);
+    assert!(a == b, "the resumed build's checkpoint differs from the uninterrupted one");
+}
