@@ -192,6 +192,41 @@ impl<E: Env> Actor<E> for Steered<'_> {
     }
 }
 
+/// One agent per seed of a finished run, each from `seed-N/policy.safetensors` under `run_dir`:
+/// the policy (initialised as `model` for `env`, then loaded), audited at its first hidden layer
+/// on `sets()` with `success`, all sharing `labels` and `factors`.
+#[allow(clippy::too_many_arguments)]
+pub fn seed_agents<E: Env + Clone + 'static>(
+    run_dir: &Path,
+    seeds: &[u64],
+    model: &mesalab_nn::policy::PolicyConfig,
+    env: &E,
+    sets: impl Fn() -> Vec<(String, StartFn<E>)>,
+    success: fn(&EpisodeStats) -> bool,
+    labels: &Labels,
+    factors: &Factors,
+) -> anyhow::Result<Vec<Trained>> {
+    use mesalab_nn::policy::Policy as _;
+    let mut out = Vec::new();
+    for &seed in seeds {
+        let path = run_dir.join(format!("seed-{seed}")).join("policy.safetensors");
+        if !path.is_file() {
+            anyhow::bail!("the checkpoint {} is missing; it is written when a seed finishes training", path.display());
+        }
+        let fresh = mesalab_train::inspect::init_policy(model, env.spec(), &Streams::new(Seed(seed)));
+        let policy = fresh.load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let hook = first_hidden_hook(&policy)?;
+        let audit = AgentAudit { env: env.clone(), policy, hook, sets: sets(), success };
+        out.push(Trained {
+            name: format!("seed-{seed}"),
+            labels: labels.clone(),
+            factors: factors.clone(),
+            audit: Box::new(audit),
+        });
+    }
+    Ok(out)
+}
+
 /// The policy's first hidden layer (the hook a generic auditor reads and steers).
 pub fn first_hidden_hook(policy: &AnyPolicy) -> anyhow::Result<String> {
     use mesalab_nn::policy::Policy as _;
