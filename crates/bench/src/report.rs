@@ -52,8 +52,8 @@ const HEADERS: [&str; 7] = [
     "unscored (NaN)",
 ];
 
-/// The report page; `bench_dir` is where run directories are linked from (`report.html` is written
-/// into `out_dir`).
+/// The report page, to be written as `out_dir/report.html`: each model links to its run's
+/// `report.html` by a path relative to `out_dir`.
 pub fn render(
     zoo_name: &str,
     board: &Leaderboard,
