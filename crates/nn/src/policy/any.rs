@@ -77,6 +77,20 @@ pub enum AnyPolicy {
 }
 
 impl Policy for AnyPolicy {
+    fn as_mlp(&self) -> Option<&MlpPolicy> {
+        match self {
+            AnyPolicy::Mlp(p) => Some(p),
+            AnyPolicy::Cnn(_) | AnyPolicy::Vin(_) => None,
+        }
+    }
+
+    fn map_mlp(self, f: impl FnOnce(MlpPolicy) -> MlpPolicy) -> Self {
+        match self {
+            AnyPolicy::Mlp(p) => AnyPolicy::Mlp(f(p)),
+            other => other,
+        }
+    }
+
     fn forward_hooked(&self, obs: Tensor<2>, hooks: &mut Hooks) -> PolicyOutput {
         match self {
             AnyPolicy::Mlp(p) => p.forward_hooked(obs, hooks),

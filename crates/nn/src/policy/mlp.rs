@@ -145,6 +145,14 @@ impl MlpPolicy {
 }
 
 impl Policy for MlpPolicy {
+    fn as_mlp(&self) -> Option<&MlpPolicy> {
+        Some(self)
+    }
+
+    fn map_mlp(self, f: impl FnOnce(MlpPolicy) -> MlpPolicy) -> Self {
+        f(self)
+    }
+
     fn forward_hooked(&self, obs: Tensor<2>, hooks: &mut Hooks) -> PolicyOutput {
         let actor = self.tower(&self.encoder, "encoder", obs.clone(), hooks); // [batch, hidden]
         let logits = hooks.apply(|| "policy.hook_logits".to_string(), self.policy_head.forward(actor.clone()));

@@ -89,6 +89,19 @@ pub trait Policy: Module + 'static {
         self.forward(obs).value
     }
 
+    /// The MLP this policy is, when it is one (PPO then trains it with [`crate::fused`]'s kernels).
+    fn as_mlp(&self) -> Option<&MlpPolicy> {
+        None
+    }
+
+    /// This policy with its MLP replaced by `f(mlp)`; unchanged when [`Policy::as_mlp`] is `None`.
+    fn map_mlp(self, _f: impl FnOnce(MlpPolicy) -> MlpPolicy) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
     /// Saves the parameters to a safetensors file (the architecture is the caller's config).
     fn save(&self, path: &Path) -> Result<(), String> {
         crate::checkpoint::save(self, path)

@@ -20,20 +20,21 @@
 
 use crate::checkpoint::{CheckpointError, StateFile};
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use mesalab_core::Streams;
 use mesalab_core::config::{Invalid, Validate};
 use mesalab_envs::{End, Env, EnvSpec, EpisodeStats, SlotSnapshot, VecEnv};
-use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::policy::Policy;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::time::Instant;
 
+mod learner;
+
 pub use crate::rollout::{ActionSelection, Evaluation, evaluate};
+pub use learner::{BurnLearner, FUSED_ADAM_SECTION, FusedLearner, Learner, LossReport, Minibatch, burn_minibatch_loss};
 
 /// PPO hyperparameters. Defaults are CleanRL `ppo.py`'s (CartPole).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +74,21 @@ pub struct PpoConfig {
     pub target_kl: Option<f32>,
     /// Adam ε. CleanRL sets 1e-5 explicitly (PyTorch's default is 1e-8).
     pub adam_epsilon: f32,
+    /// Which arithmetic trains the policy: `auto` (fused kernels for MLP policies, burn for the
+    /// rest) or `burn` (burn's tensors and autodiff for every policy). The two compute the same
+    /// function to float rounding (tested), not bit for bit, so seeds give other trajectories.
+    pub kernel: Kernel,
+}
+
+/// How PPO computes forward passes, gradients and Adam steps (see [`PpoConfig::kernel`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernel {
+    /// [`FusedLearner`] for MLP policies ([`Policy::as_mlp`]), [`BurnLearner`] otherwise.
+    #[default]
+    Auto,
+    /// [`BurnLearner`] for every policy.
+    Burn,
 }
 
 impl Default for PpoConfig {
@@ -95,6 +111,7 @@ impl Default for PpoConfig {
             max_grad_norm: 0.5,
             target_kl: None,
             adam_epsilon: 1e-5,
+            kernel: Kernel::Auto,
         }
     }
 }
@@ -358,18 +375,11 @@ pub fn train_resumable<E: Env, P: Policy>(
     policy: P,
     streams: &Streams,
     resume: Option<&StateFile>,
-    mut on_update: impl FnMut(&UpdateLog, &P, &SaveState<'_>) -> ControlFlow<()>,
+    on_update: impl FnMut(&UpdateLog, &P, &SaveState<'_>) -> ControlFlow<()>,
 ) -> Result<Trained<P>, PpoError<P>> {
     config.validate().map_err(PpoError::Config)?;
     check_compatible(&policy, env.spec()).map_err(PpoError::Incompatible)?;
-    let (num_envs, num_steps) = (config.num_envs, config.num_steps);
-    let (batch_size, minibatch_size, num_updates) =
-        (config.batch_size(), config.minibatch_size(), config.num_updates());
-    let obs_len = env.spec().obs_len();
-    let num_actions = env.spec().actions.len();
-    let spec = env.spec().clone();
-    let (device, eval_device) = (cpu_autodiff(), cpu());
-
+    let num_updates = config.num_updates();
     let bad = |e: CheckpointError| PpoError::Resume(e.0);
     let progress: Option<PpoProgress> = resume.map(|f| f.get(PROGRESS_SECTION)).transpose().map_err(bad)?;
     if let Some(p) = &progress {
@@ -386,22 +396,53 @@ pub fn train_resumable<E: Env, P: Policy>(
             )));
         }
     }
-    let mut envs = match &progress {
-        Some(p) => VecEnv::restore(env, streams, 0, &p.envs).map_err(PpoError::Resume)?,
+    let state = resume.zip(progress);
+    if config.kernel == Kernel::Auto {
+        if let Some(file) = resume.filter(|f| f.bytes(learner::FUSED_ADAM_SECTION).is_err()) {
+            if policy.as_mlp().is_some() {
+                let _ = file;
+                return Err(PpoError::Resume(
+                    "the training state was written by burn's kernels; resume it with `--set ppo.kernel=\"burn\"`"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(learner) = FusedLearner::new(policy.clone(), config, resume) {
+            return run(config, env, learner.map_err(bad)?, streams, state, on_update);
+        }
+    }
+    let learner = BurnLearner::new(policy, config, resume).map_err(bad)?;
+    run(config, env, learner, streams, state, on_update)
+}
+
+/// The PPO loop of [`train_resumable`] over any [`Learner`].
+fn run<E: Env, P: Policy>(
+    config: &PpoConfig,
+    env: E,
+    mut learner: impl Learner<P>,
+    streams: &Streams,
+    resume: Option<(&StateFile, PpoProgress)>,
+    mut on_update: impl FnMut(&UpdateLog, &P, &SaveState<'_>) -> ControlFlow<()>,
+) -> Result<Trained<P>, PpoError<P>> {
+    let (num_envs, num_steps) = (config.num_envs, config.num_steps);
+    let (batch_size, minibatch_size, num_updates) =
+        (config.batch_size(), config.minibatch_size(), config.num_updates());
+    let obs_len = env.spec().obs_len();
+    let num_actions = env.spec().actions.len();
+    let spec = env.spec().clone();
+
+    let mut envs = match &resume {
+        Some((_, p)) => VecEnv::restore(env, streams, 0, &p.envs).map_err(PpoError::Resume)?,
         None => VecEnv::new(env, streams, 0, num_envs),
     };
     let mut action_rng = streams.stream("actions");
     let mut minibatch_rng = streams.stream("minibatch");
-    let mut agent = policy.train();
-    let mut optimizer = AdamConfig::new().with_epsilon(config.adam_epsilon).init();
     // Grown as updates finish: reserving `num_updates` up front would abort on an absurd
     // `total_timesteps` before a single step ran.
     let mut logs: Vec<UpdateLog> = Vec::with_capacity(num_updates.min(4096));
     let mut global_step = 0u64;
     let mut first_update = 1;
-    if let (Some(file), Some(p)) = (resume, progress) {
-        agent = file.restore_model(agent).map_err(bad)?;
-        optimizer = optimizer.load_record(file.optimizer().map_err(bad)?);
+    if let Some((_, p)) = resume {
         action_rng.set_word_pos(p.action_rng);
         minibatch_rng.set_word_pos(p.minibatch_rng);
         global_step = p.global_step;
@@ -417,8 +458,13 @@ pub fn train_resumable<E: Env, P: Policy>(
     let mut rewards = vec![0.0f32; batch_size];
     let mut ended = vec![false; batch_size];
     let mut values = vec![0.0f32; batch_size];
+    // Minibatch storage, reused.
+    let mut mb_obs = Vec::with_capacity(minibatch_size * obs_len);
+    let mut mb_actions = Vec::with_capacity(minibatch_size);
+    let (mut mb_old_logprob, mut mb_adv, mut mb_returns, mut mb_old_values) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
 
-    let mut last_good = agent.clone();
+    learner.mark_good();
     let start = Instant::now();
     let diverged =
         |update, what: String, model, logs| PpoError::Diverged(Box::new(Diverged { update, what, model, logs }));
@@ -431,15 +477,16 @@ pub fn train_resumable<E: Env, P: Policy>(
         };
 
         // ---- Rollout: num_steps steps of every env with the current policy (no gradients).
-        let actor = agent.valid();
+        learner.begin_rollout();
         let mut finished: Vec<EpisodeStats> = Vec::new();
         for step in 0..num_steps {
             global_step += num_envs as u64;
             let rows = step * num_envs..(step + 1) * num_envs;
             obs[rows.start * obs_len..rows.end * obs_len].copy_from_slice(envs.obs());
-            let (logp, value) = act(&actor, envs.obs(), num_envs, obs_len, &eval_device);
+            let (logp, value) = learner.act(envs.obs(), num_envs);
             if let Some(bad) = logp.iter().chain(&value).find(|v| !v.is_finite()) {
-                return Err(diverged(update, format!("a policy output became {bad} in the rollout"), last_good, logs));
+                let what = format!("a policy output became {bad} in the rollout");
+                return Err(diverged(update, what, learner.last_good(), logs));
             }
             for (i, row) in rows.clone().enumerate() {
                 let lp = &logp[i * num_actions..(i + 1) * num_actions];
@@ -460,17 +507,17 @@ pub fn train_resumable<E: Env, P: Policy>(
                 for &i in &truncated {
                     terminal.extend_from_slice(&envs.terminal_obs()[i * obs_len..(i + 1) * obs_len]);
                 }
-                let v = value_of(&actor, terminal, truncated.len(), obs_len, &eval_device);
+                let v = learner.values(&terminal, truncated.len());
                 for (k, &i) in truncated.iter().enumerate() {
                     rewards[step * num_envs + i] += config.gamma * v[k];
                 }
             }
             finished.extend(envs.finished().iter().map(|(_, stats)| *stats));
         }
-        last_good = agent.clone();
+        learner.mark_good();
 
         // ---- Advantages: GAE(γ, λ) bootstrapped from the value of the observation after the rollout.
-        let next_value = value_of(&actor, envs.obs().to_vec(), num_envs, obs_len, &eval_device);
+        let next_value = learner.values(envs.obs(), num_envs);
         let advantages = gae(&rewards, &values, &ended, &next_value, num_envs, config.gamma, config.gae_lambda);
         let returns: Vec<f32> = advantages.iter().zip(&values).map(|(a, v)| a + v).collect();
 
@@ -483,63 +530,39 @@ pub fn train_resumable<E: Env, P: Policy>(
             indices.shuffle(&mut minibatch_rng);
             let mut last_approx_kl = 0.0;
             for (mb, idx) in indices.chunks(minibatch_size).enumerate() {
-                let n = idx.len();
-                let gather = |src: &[f32]| idx.iter().map(|&j| src[j]).collect::<Vec<f32>>();
-                let mut mb_obs = Vec::with_capacity(n * obs_len);
-                let mut onehot = vec![0.0f32; n * num_actions];
-                for (k, &j) in idx.iter().enumerate() {
+                let gather = |dst: &mut Vec<f32>, src: &[f32]| {
+                    dst.clear();
+                    dst.extend(idx.iter().map(|&j| src[j]));
+                };
+                mb_obs.clear();
+                mb_actions.clear();
+                for &j in idx {
                     mb_obs.extend_from_slice(&obs[j * obs_len..(j + 1) * obs_len]);
-                    onehot[k * num_actions + actions[j]] = 1.0;
+                    mb_actions.push(actions[j]);
                 }
-                let mut mb_adv = gather(&advantages);
+                gather(&mut mb_adv, &advantages);
                 if config.norm_adv {
                     normalize(&mut mb_adv);
                 }
-                let t1 = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [n]), &device);
-                let (old_logprob, mb_adv, mb_returns, old_values) =
-                    (t1(gather(&logprobs)), t1(mb_adv), t1(gather(&returns)), t1(gather(&values)));
-
-                let out = agent.forward(Tensor::from_data(TensorData::new(mb_obs, [n, obs_len]), &device));
-                let logp_all = log_softmax(out.logits, 1); // [n, A]
-                let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, num_actions]), &device);
-                let newlogprob: Tensor<1> = (logp_all.clone() * onehot).sum_dim(1).reshape([n]);
-                let entropy: Tensor<1> = (logp_all.clone().exp() * logp_all).sum_dim(1).reshape([n]).neg();
-                let logratio = newlogprob - old_logprob;
-                let ratio = logratio.clone().exp();
-
-                // Clipped surrogate: max of the two negated objectives.
-                let pg_loss1 = mb_adv.clone().neg() * ratio.clone();
-                let pg_loss2 = mb_adv.neg() * ratio.clamp(1.0 - config.clip_coef, 1.0 + config.clip_coef);
-                let pg_loss = pg_loss1.max_pair(pg_loss2).mean();
-
-                let newvalue = out.value;
-                let v_loss = if config.clip_vloss {
-                    let unclipped = (newvalue.clone() - mb_returns.clone()).square();
-                    let clipped =
-                        old_values.clone() + (newvalue - old_values).clamp(-config.clip_coef, config.clip_coef);
-                    let clipped = (clipped - mb_returns).square();
-                    unclipped.max_pair(clipped).mean().mul_scalar(0.5)
-                } else {
-                    (newvalue - mb_returns).square().mean().mul_scalar(0.5)
+                gather(&mut mb_old_logprob, &logprobs);
+                gather(&mut mb_returns, &returns);
+                gather(&mut mb_old_values, &values);
+                let batch = Minibatch {
+                    obs: &mb_obs,
+                    actions: &mb_actions,
+                    old_logprob: &mb_old_logprob,
+                    advantages: &mb_adv,
+                    returns: &mb_returns,
+                    old_values: &mb_old_values,
                 };
-                let entropy_loss = entropy.mean();
-                let loss = pg_loss.clone() - entropy_loss.clone().mul_scalar(config.ent_coef)
-                    + v_loss.clone().mul_scalar(config.vf_coef);
-
-                // One read-back of the scalars and the log-ratios for the logs.
-                let scalars = Tensor::cat(vec![loss.clone(), pg_loss, v_loss, entropy_loss], 0).detach();
-                let scalars = scalars.into_data().try_into_vec::<f32>().expect("f32 scalars");
-                if let Some(bad) = scalars.iter().find(|v| !v.is_finite()) {
+                let report = learner.loss(&batch, config);
+                if let Some(bad) = report.scalars.iter().find(|v| !v.is_finite()) {
                     let what = format!("the loss became {bad} at epoch {}, minibatch {}", epoch + 1, mb + 1);
-                    return Err(diverged(update, what, last_good, logs));
+                    return Err(diverged(update, what, learner.last_good(), logs));
                 }
-                let logratio = logratio.detach().into_data().try_into_vec::<f32>().expect("f32");
-                last_approx_kl = stats.add(&scalars, &logratio, config.clip_coef);
-
-                let mut grads = GradientsParams::from_grads(loss.backward(), &agent);
-                let norm = clip_grad_norm(&mut grads, &agent, config.max_grad_norm);
+                last_approx_kl = stats.add(&report.scalars, &report.logratio, config.clip_coef);
+                let norm = learner.apply(learning_rate, config.max_grad_norm);
                 stats.grad_norm += f64::from(norm);
-                agent = optimizer.step(learning_rate, agent, grads);
             }
             if config.target_kl.is_some_and(|kl| last_approx_kl > f64::from(kl)) {
                 break;
@@ -557,9 +580,9 @@ pub fn train_resumable<E: Env, P: Policy>(
             ..stats.into_log()
         };
         logs.push(log);
+        let model = learner.model();
         let save = |file: &mut StateFile| -> Result<(), CheckpointError> {
-            file.put_model(&agent)?;
-            file.put_optimizer(optimizer.to_record())?;
+            learner.save(file)?;
             let progress = PpoProgress {
                 config: config.clone(),
                 update,
@@ -571,11 +594,11 @@ pub fn train_resumable<E: Env, P: Policy>(
             };
             file.put(PROGRESS_SECTION, &progress)
         };
-        if on_update(logs.last().expect("just pushed"), &agent, &save).is_break() {
-            return Ok(Trained { model: agent, logs, stopped_early: update < num_updates });
+        if on_update(logs.last().expect("just pushed"), &model, &save).is_break() {
+            return Ok(Trained { model, logs, stopped_early: update < num_updates });
         }
     }
-    Ok(Trained { model: agent, logs, stopped_early: false })
+    Ok(Trained { model: learner.model(), logs, stopped_early: false })
 }
 
 /// Sums of the per-minibatch statistics of one update.
@@ -634,19 +657,6 @@ impl MinibatchStats {
             episodes: EpisodeSummary::default(),
         }
     }
-}
-
-/// Log-probabilities `[n, A]` and values `[n]` of a gradient-free policy for `n` flat observations.
-fn act<P: Policy>(policy: &P, obs: &[f32], n: usize, obs_len: usize, device: &Device) -> (Vec<f32>, Vec<f32>) {
-    let out = policy.forward(Tensor::from_data(TensorData::new(obs.to_vec(), [n, obs_len]), device));
-    let logp = log_softmax(out.logits, 1).into_data().try_into_vec::<f32>().expect("f32 logits");
-    (logp, out.value.into_data().try_into_vec::<f32>().expect("f32 values"))
-}
-
-/// Values `[n]` of a gradient-free policy for `n` flat observations.
-fn value_of<P: Policy>(policy: &P, obs: Vec<f32>, n: usize, obs_len: usize, device: &Device) -> Vec<f32> {
-    let v = policy.value(Tensor::from_data(TensorData::new(obs, [n, obs_len]), device));
-    v.into_data().try_into_vec::<f32>().expect("f32 values")
 }
 
 /// In place: `(x − mean) / (std + 1e-8)` with the unbiased std, as CleanRL (`torch.std`).
@@ -749,7 +759,9 @@ pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, module: &M, max_no
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
     use mesalab_core::Seed;
+    use mesalab_nn::device::cpu_autodiff;
     use mesalab_nn::policy::{MlpPolicy, MlpPolicyConfig};
 
     #[test]
