@@ -8,7 +8,7 @@ use mesalab_core::{Seed, StreamRng, Streams};
 use mesalab_envs::{End, Env, EnvSpec, Events, Step, VecEnv, registry};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::policy::{CnnPolicy, CnnPolicyConfig, MlpPolicy, MlpPolicyConfig, Policy};
-use mesalab_train::ppo::{self, ActionSelection, PpoConfig, PpoError, UpdateLog};
+use mesalab_train::ppo::{self, ActionSelection, Kernel, PpoConfig, PpoError, UpdateLog};
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
 
@@ -89,8 +89,14 @@ fn weight_bits(policy: &MlpPolicy) -> Vec<u32> {
 
 #[test]
 fn training_resumed_from_a_saved_state_equals_an_uninterrupted_run() {
+    for kernel in [Kernel::Auto, Kernel::Burn] {
+        resume_equals_uninterrupted(kernel);
+    }
+}
+
+fn resume_equals_uninterrupted(kernel: Kernel) {
     let env = registry::make("keys-chests-v1", "train", &[]).unwrap();
-    let config = PpoConfig { num_envs: 3, num_steps: 32, total_timesteps: 32 * 3 * 12, ..PpoConfig::default() };
+    let config = PpoConfig { num_envs: 3, num_steps: 32, total_timesteps: 32 * 3 * 12, kernel, ..PpoConfig::default() };
     let streams = Streams::new(Seed(3));
     let whole =
         ppo::train(&config, env.clone(), mlp_for(&env, &streams), &streams, |_, _| ControlFlow::Continue(())).unwrap();
@@ -118,16 +124,35 @@ fn training_resumed_from_a_saved_state_equals_an_uninterrupted_run() {
     let no_clock = |logs: &[UpdateLog]| {
         format!("{:?}", logs.iter().map(|l| UpdateLog { sps: 0.0, ..l.clone() }).collect::<Vec<_>>())
     };
-    assert_eq!(rest.logs.len(), 12);
-    assert_eq!(no_clock(&whole.logs), no_clock(&rest.logs));
-    assert_eq!(weight_bits(&whole.model), weight_bits(&rest.model));
-    // Other settings than the state's are refused.
-    let other = PpoConfig { learning_rate: 1e-3, ..config.clone() };
-    let err = ppo::train_resumable(&other, env.clone(), mlp_for(&env, &streams), &streams, Some(&file), |_, _, _| {
-        ControlFlow::Continue(())
-    })
-    .unwrap_err();
-    assert!(err.to_string().contains("other PPO settings"), "{err}");
+    assert_eq!(rest.logs.len(), 12, "{kernel:?}");
+    assert_eq!(no_clock(&whole.logs), no_clock(&rest.logs), "{kernel:?}");
+    assert_eq!(weight_bits(&whole.model), weight_bits(&rest.model), "{kernel:?}");
+    // Other settings than the state's are refused, the other kernel among them.
+    let other_kernel = if kernel == Kernel::Auto { Kernel::Burn } else { Kernel::Auto };
+    for other in
+        [PpoConfig { learning_rate: 1e-3, ..config.clone() }, PpoConfig { kernel: other_kernel, ..config.clone() }]
+    {
+        let err =
+            ppo::train_resumable(&other, env.clone(), mlp_for(&env, &streams), &streams, Some(&file), |_, _, _| {
+                ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("other PPO settings"), "{err}");
+    }
+    if kernel == Kernel::Burn {
+        // A state from before `ppo.kernel` existed (its settings read as `auto`) holds burn's
+        // optimizer: resuming it on the fused kernels is refused with the setting to use.
+        let mut progress: ppo::PpoProgress = file.get(ppo::PROGRESS_SECTION).unwrap();
+        progress.config.kernel = Kernel::Auto;
+        let mut old = mesalab_train::checkpoint::StateFile::read(&path).unwrap();
+        old.put(ppo::PROGRESS_SECTION, &progress).unwrap();
+        let auto = PpoConfig { kernel: Kernel::Auto, ..config.clone() };
+        let err = ppo::train_resumable(&auto, env.clone(), mlp_for(&env, &streams), &streams, Some(&old), |_, _, _| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains(r#"ppo.kernel="burn""#), "{err}");
+    }
 }
 
 #[test]

@@ -398,9 +398,10 @@ pub fn train_resumable<E: Env, P: Policy>(
     }
     let state = resume.zip(progress);
     if config.kernel == Kernel::Auto {
-        if let Some(file) = resume.filter(|f| f.bytes(learner::FUSED_ADAM_SECTION).is_err()) {
+        // A state without the fused optimizer section was written by burn's kernels (before
+        // `kernel` existed, its settings read as `auto`): say which setting resumes it.
+        if resume.is_some_and(|f| f.bytes(learner::FUSED_ADAM_SECTION).is_err()) {
             if policy.as_mlp().is_some() {
-                let _ = file;
                 return Err(PpoError::Resume(
                     "the training state was written by burn's kernels; resume it with `--set ppo.kernel=\"burn\"`"
                         .into(),
