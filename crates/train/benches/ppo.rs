@@ -1,5 +1,6 @@
 //! PPO hot paths on one core: one full update on cartpole-v1 (CleanRL defaults: 512-step rollout
-//! with 4 envs, 4 epochs × 4 minibatches of the 64-64 tanh MLP), GAE alone, and end-to-end env
+//! with 4 envs, 4 epochs × 4 minibatches of the 64-64 tanh MLP) on the fused and the burn kernels,
+//! GAE alone, and end-to-end env
 //! steps/s of PPO with the IMPALA-like CNN on coin-corridor-v1. Run:
 //! `CARGO_TARGET_DIR=target-ppo cargo bench -p mesalab-train --bench ppo`
 
@@ -8,7 +9,7 @@ use mesalab_core::{Seed, Streams};
 use mesalab_envs::{Env, registry};
 use mesalab_nn::device::cpu_autodiff;
 use mesalab_nn::policy::{CnnPolicy, CnnPolicyConfig, MlpPolicy, MlpPolicyConfig};
-use mesalab_train::ppo::{self, PpoConfig};
+use mesalab_train::ppo::{self, Kernel, PpoConfig};
 use rand::Rng;
 use std::hint::black_box;
 use std::ops::ControlFlow;
@@ -25,16 +26,19 @@ fn ppo_update_cartpole(c: &mut Criterion) {
         &mut streams.stream("init"),
         &cpu_autodiff(),
     );
-    // One update = one call with total_timesteps = one batch (env and optimizer setup included).
-    let config = PpoConfig { total_timesteps: 512, ..PpoConfig::default() };
     let mut g = c.benchmark_group("ppo");
-    g.throughput(Throughput::Elements(config.batch_size() as u64));
-    g.bench_function("update/cartpole-v1/mlp-64-64", |b| {
-        b.iter(|| {
-            let t = ppo::train(&config, env.clone(), policy.clone(), &streams, |_, _| ControlFlow::Continue(()));
-            black_box(t.unwrap().logs[0].approx_kl)
-        })
-    });
+    // One update = one call with total_timesteps = one batch (env and optimizer setup included),
+    // on the fused kernels (`auto`, the default) and on burn's.
+    for (name, kernel) in [("fused", Kernel::Auto), ("burn", Kernel::Burn)] {
+        let config = PpoConfig { total_timesteps: 512, kernel, ..PpoConfig::default() };
+        g.throughput(Throughput::Elements(config.batch_size() as u64));
+        g.bench_function(format!("update/cartpole-v1/mlp-64-64/{name}"), |b| {
+            b.iter(|| {
+                let t = ppo::train(&config, env.clone(), policy.clone(), &streams, |_, _| ControlFlow::Continue(()));
+                black_box(t.unwrap().logs[0].approx_kl)
+            })
+        });
+    }
     g.finish();
 }
 
