@@ -98,7 +98,7 @@ pub fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     // ln 2 in two parts (Cody–Waite): `n · LN2_HI` is exact for |n| ≤ 512, so the reduced
     // argument keeps full precision even where |x| is large.
-    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_HI: f32 = 0.693_359_4; // = 0.693359375 exactly (9 significant bits)
     const LN2_LO: f32 = -2.121_944_4e-4;
     let xc = x.clamp(-87.5, 88.8);
     let r = xc * std::f32::consts::LOG2_E + ROUND;

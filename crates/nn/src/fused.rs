@@ -15,7 +15,6 @@
 
 use crate::policy::mlp::MlpSpec;
 use crate::policy::{Activation, MlpPolicy};
-use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData};
 use mesalab_kernels::{Mat, matmul, tanh_in_place};
@@ -96,13 +95,11 @@ impl FusedMlp {
         let set = |linear: &mut Linear, layer: &Layer, params: &[f32]| {
             let weight = layer.weight(params).to_vec();
             let bias = params[layer.b..layer.b + layer.d_out].to_vec();
-            let replace = |p: Param<Tensor<2>>, data: Vec<f32>, shape: [usize; 2]| {
-                p.map(|old| {
-                    let grad = old.is_require_grad();
-                    Tensor::from_data(TensorData::new(data, shape), &old.device()).set_require_grad(grad)
-                })
-            };
-            linear.weight = replace(linear.weight.clone(), weight, [layer.d_in, layer.d_out]);
+            linear.weight = linear.weight.clone().map(|old| {
+                let grad = old.is_require_grad();
+                let shape = [layer.d_in, layer.d_out];
+                Tensor::from_data(TensorData::new(weight, shape), &old.device()).set_require_grad(grad)
+            });
             let b = linear.bias.take().expect("fused layers have biases");
             linear.bias = Some(b.map(|old| {
                 let grad = old.is_require_grad();

@@ -394,13 +394,12 @@ mod tests {
     use mesalab_nn::policy::{MlpPolicy, MlpPolicyConfig};
     use rand::Rng;
 
+    /// Observations, actions, old log-probabilities, advantages, returns and old values.
+    type MinibatchData = (Vec<f32>, Vec<usize>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
     /// A random minibatch whose ratios straddle the clip range and whose values straddle the
     /// value clip, so every branch of the loss is exercised.
-    fn minibatch_data(
-        policy: &MlpPolicy,
-        n: usize,
-        rng: &mut mesalab_core::StreamRng,
-    ) -> (Vec<f32>, Vec<usize>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn minibatch_data(policy: &MlpPolicy, n: usize, rng: &mut mesalab_core::StreamRng) -> MinibatchData {
         let obs: Vec<f32> = (0..n * policy.obs_len()).map(|_| rng.random_range(-2.0f32..2.0)).collect();
         let actions: Vec<usize> = (0..n).map(|_| rng.random_range(0..policy.num_actions())).collect();
         let fused = FusedMlp::from_policy(policy).unwrap();

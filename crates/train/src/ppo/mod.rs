@@ -400,13 +400,10 @@ pub fn train_resumable<E: Env, P: Policy>(
     if config.kernel == Kernel::Auto {
         // A state without the fused optimizer section was written by burn's kernels (before
         // `kernel` existed, its settings read as `auto`): say which setting resumes it.
-        if resume.is_some_and(|f| f.bytes(learner::FUSED_ADAM_SECTION).is_err()) {
-            if policy.as_mlp().is_some() {
-                return Err(PpoError::Resume(
-                    "the training state was written by burn's kernels; resume it with `--set ppo.kernel=\"burn\"`"
-                        .into(),
-                ));
-            }
+        if resume.is_some_and(|f| f.bytes(learner::FUSED_ADAM_SECTION).is_err()) && policy.as_mlp().is_some() {
+            return Err(PpoError::Resume(
+                "the training state was written by burn's kernels; resume it with `--set ppo.kernel=\"burn\"`".into(),
+            ));
         }
         if let Some(learner) = FusedLearner::new(policy.clone(), config, resume) {
             return run(config, env, learner.map_err(bad)?, streams, state, on_update);
