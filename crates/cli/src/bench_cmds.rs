@@ -110,7 +110,7 @@ fn build(args: &BuildArgs, store_flag: Option<&Path>, interrupted: Arc<AtomicBoo
         let revision = Some(env!("MESALAB_REVISION").to_string());
         match states[i] {
             JobState::Unfinished(..) => {
-                mesalab_experiments::resume(&store, &run_dir, &Silent, interrupted.clone(), revision)
+                mesalab_experiments::resume(&store, &run_dir, &Silent, interrupted.clone(), revision, 1)
                     .map_err(run_failure)?;
             }
             _ => {

@@ -102,6 +102,7 @@ fn build(src: &Source) -> Result<Built> {
                 quick: src.quick,
                 dry_run: false,
                 max_memory: None,
+                jobs: None,
             };
             let (plan, _) = crate::plan_from_args(&run_args).map_err(crate::Failure::into_error)?;
             let env = plan.config.split_env(&src.split).map_err(|e| {

@@ -160,6 +160,10 @@ struct RunArgs {
     /// the machine's available memory, which is the default limit.
     #[arg(long, value_name = "SIZE", value_parser = mesalab_experiments::resources::parse_size)]
     max_memory: Option<u64>,
+    /// Seeds trained side by side, one thread each (default: the machine's cores). Results are
+    /// identical to `--jobs 1`; the memory estimate counts a training step once per job.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
 }
 
 /// An error with the exit code it maps to.
@@ -256,6 +260,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 quick: false,
                 dry_run: false,
                 max_memory: None,
+                jobs: None,
             };
             let (plan, _) = plan_from_args(&run_args)?;
             // The model is built at full size: refuse what the run itself would be refused for.
@@ -281,7 +286,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Run(args) => {
-            let (plan, default_name) = plan_from_args(&args)?;
+            let (mut plan, default_name) = plan_from_args(&args)?;
+            plan.threads = args.jobs.map_or_else(cores, |j| j as usize);
             // Before the store or the run directory exists: a refusal writes nothing.
             let limit = MemoryLimit::machine(args.max_memory);
             if args.dry_run {
@@ -304,7 +310,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let progress = progress::Bars::new(std::io::stdout().is_terminal());
             eprintln!("resuming the run in {}", run_dir.display());
             let revision = Some(env!("MESALAB_REVISION").to_string());
-            let finished = resume(&store, &run_dir, &progress, interrupted, revision).map_err(run_failure)?;
+            let finished = resume(&store, &run_dir, &progress, interrupted, revision, cores()).map_err(run_failure)?;
             if let Some(warning) = &finished.report_warning {
                 eprintln!("warning: {warning}; `mesalab report {}` redraws it", finished.run_dir.display());
             }
@@ -432,6 +438,11 @@ fn install_interrupt_handler() -> Arc<AtomicBool> {
         eprintln!("\ninterrupt: stopping after the current step (Ctrl-C again to quit at once)");
     });
     flag
+}
+
+/// The machine's cores (1 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn run_plan(

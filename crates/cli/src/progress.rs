@@ -3,25 +3,27 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mesalab_experiments::Progress;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::time::Instant;
 
 pub struct Bars {
     interactive: bool,
     current: RefCell<Option<(ProgressBar, String, Instant)>>,
     /// Several jobs at once (`demo --jobs`): their bars stack in one display, each label
-    /// prefixed with the job's name.
+    /// prefixed with the job's name (none when empty).
     shared: Option<(MultiProgress, String)>,
+    /// The display of [`Progress::job`] bars when this one is not in a shared display already.
+    jobs: OnceCell<MultiProgress>,
 }
 
 impl Bars {
     pub fn new(interactive: bool) -> Self {
-        Self { interactive, current: RefCell::new(None), shared: None }
+        Self { interactive, current: RefCell::new(None), shared: None, jobs: OnceCell::new() }
     }
 
     /// A job's bars inside `multi`, labelled `job: phase`.
     pub fn in_multi(interactive: bool, multi: MultiProgress, job: &str) -> Self {
-        Self { interactive, current: RefCell::new(None), shared: Some((multi, job.to_string())) }
+        Self { interactive, current: RefCell::new(None), shared: Some((multi, job.to_string())), jobs: OnceCell::new() }
     }
 }
 
@@ -40,7 +42,10 @@ impl Progress for Bars {
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
         };
         let (bar, label) = match &self.shared {
-            Some((multi, job)) => (if self.interactive { multi.add(bar) } else { bar }, format!("{job}: {label}")),
+            Some((multi, job)) => {
+                let label = if job.is_empty() { label.to_string() } else { format!("{job}: {label}") };
+                (if self.interactive { multi.add(bar) } else { bar }, label)
+            }
             None => (bar, label.to_string()),
         };
         bar.set_prefix(label.clone());
@@ -57,6 +62,14 @@ impl Progress for Bars {
         if let Some((bar, _, _)) = self.current.borrow().as_ref() {
             bar.set_message(message.to_string());
         }
+    }
+
+    fn job(&self) -> Box<dyn Progress + Send> {
+        let (multi, job) = match &self.shared {
+            Some((multi, job)) => (multi.clone(), job.clone()),
+            None => (self.jobs.get_or_init(MultiProgress::new).clone(), String::new()),
+        };
+        Box::new(Bars::in_multi(self.interactive, multi, &job))
     }
 
     fn finish(&self) {

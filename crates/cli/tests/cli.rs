@@ -394,6 +394,59 @@ fn demo_jobs_run_experiments_in_parallel_with_results_identical_to_one_job() {
     assert!(one.1["verdict"]["checks"].as_array().is_some_and(|c| !c.is_empty()));
 }
 
+/// Every `*.safetensors` under `dir`, as (path relative to `dir`, bytes), sorted.
+fn checkpoints(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "safetensors") {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                found.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn run_jobs_train_seeds_side_by_side_with_results_identical_to_one_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |jobs: &str| {
+        let out_dir = tmp.path().join(format!("jobs-{jobs}"));
+        let store = tmp.path().join(format!("jobs-{jobs}.sqlite"));
+        let args = [
+            "run",
+            "boat-race",
+            "--quick",
+            "--seeds",
+            "3",
+            "--set",
+            "ppo.total_timesteps=16384",
+            "--jobs",
+            jobs,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        let out = mesalab(&store, &args);
+        assert!(out.status.success(), "--jobs {jobs}: {}", stderr(&out));
+        let text = std::fs::read_to_string(out_dir.join("summary.json")).unwrap();
+        let mut summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+        strip_clocks(&mut summary);
+        (summary, checkpoints(&out_dir))
+    };
+    let (one, three) = (run("1"), run("3"));
+    assert_eq!(one.1.len(), 3, "one policy per seed: {:?}", one.1.iter().map(|c| &c.0).collect::<Vec<_>>());
+    assert_eq!(one.1, three.1, "checkpoints differ between --jobs 1 and --jobs 3");
+    assert_eq!(one.0, three.0, "summaries differ between --jobs 1 and --jobs 3");
+    let out = mesalab(&tmp.path().join("x.sqlite"), &["run", "boat-race", "--jobs", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
 #[test]
 fn demo_only_with_an_unknown_experiment_exits_2_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

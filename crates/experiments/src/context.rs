@@ -15,6 +15,11 @@ pub trait Progress {
     /// A short status line shown beside the bar (e.g. the current loss).
     fn message(&self, message: &str);
     fn finish(&self);
+    /// Progress for one of several jobs running at once (e.g. seeds trained side by side), shown
+    /// beside this one. Defaults to showing nothing.
+    fn job(&self) -> Box<dyn Progress + Send> {
+        Box::new(Silent)
+    }
 }
 
 /// Progress that shows nothing.
@@ -35,6 +40,9 @@ pub struct RunContext<'a> {
     pub progress: &'a dyn Progress,
     /// Set by Ctrl-C; long loops check it through [`RunContext::check_interrupt`].
     pub interrupted: Arc<AtomicBool>,
+    /// Threads the experiment may use for independent work (seeds trained side by side); the
+    /// results do not depend on it.
+    pub threads: usize,
 }
 
 /// Returned when the user interrupted the run.

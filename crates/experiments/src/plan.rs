@@ -25,6 +25,9 @@ pub struct Plan {
     pub resolved_toml: String,
     pub seeds: Vec<u64>,
     pub quick: bool,
+    /// Threads the run may use (independent seeds side by side; results do not depend on it).
+    /// 1 unless the caller sets it.
+    pub threads: usize,
 }
 
 impl std::fmt::Debug for Plan {
@@ -64,12 +67,26 @@ impl Plan {
             config,
             resolved_toml,
             quick: opts.quick,
+            threads: 1,
         })
     }
 
-    /// The run's estimated peak memory and planned work, from the resolved config alone.
+    /// The run's estimated peak memory and planned work, from the resolved config alone. With
+    /// `threads` > 1, steps may run side by side (seeds trained at once), so the largest step is
+    /// counted `threads` times.
     pub fn estimate(&self) -> anyhow::Result<Estimate> {
-        self.config.estimate()
+        let mut estimate = self.config.estimate()?;
+        let side_by_side = self.threads.min(self.seeds.len()).max(1);
+        if side_by_side > 1 {
+            let extra = estimate.largest_step().times(side_by_side as u64 - 1);
+            estimate.parts.push(resources::Part::new(
+                resources::Phase::Resident,
+                format!("{} more steps running side by side (threads)", side_by_side - 1),
+                extra,
+                &[resources::key("threads", side_by_side)],
+            ));
+        }
+        Ok(estimate)
     }
 
     /// The estimate, or a refusal naming the parameters that drive the size when its peak exceeds

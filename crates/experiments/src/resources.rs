@@ -145,6 +145,11 @@ impl Estimate {
     /// `BASE_BYTES` + the resident parts + the largest step.
     pub fn peak(&self) -> Bytes {
         let resident = Bytes::sum(self.parts.iter().filter(|p| p.phase == Phase::Resident).map(|p| p.bytes));
+        Bytes(Some(BASE_BYTES)) + resident + self.largest_step()
+    }
+
+    /// The largest step: the sum of the parts of each named step, maximised over steps.
+    pub fn largest_step(&self) -> Bytes {
         let mut steps: Vec<(&str, Bytes)> = Vec::new();
         for p in &self.parts {
             if let Phase::Step(name) = p.phase {
@@ -155,11 +160,10 @@ impl Estimate {
             }
         }
         // An overflowing step is the largest (`None` is the smallest `Option`, so compare by hand).
-        let largest = steps.iter().map(|(_, b)| *b).fold(Bytes::ZERO, |a, b| match (a.0, b.0) {
+        steps.iter().map(|(_, b)| *b).fold(Bytes::ZERO, |a, b| match (a.0, b.0) {
             (Some(x), Some(y)) => Bytes(Some(x.max(y))),
             _ => Bytes(None),
-        });
-        Bytes(Some(BASE_BYTES)) + resident + largest
+        })
     }
 
     /// The parts that make up the peak, largest first (overflowing ones first of all).

@@ -90,6 +90,7 @@ pub fn resume(
     progress: &dyn Progress,
     interrupted: Arc<AtomicBool>,
     code_revision: Option<String>,
+    threads: usize,
 ) -> Result<Finished, RunError> {
     let record = recorded_run(store, run_dir)?;
     let origin = format!("the stored config of run {}", record.id.0);
@@ -97,6 +98,7 @@ pub fn resume(
         .map_err(|e| RunError::Setup(e.into()))?
         .named(&record.experiment);
     plan.quick = record.quick;
+    plan.threads = threads;
     // Refused before the store is touched, as a new run would be.
     plan.check_memory(&crate::resources::MemoryLimit::machine(None)).map_err(RunError::Setup)?;
     store.resume_run(record.id, code_revision.as_deref())?;
@@ -117,7 +119,8 @@ fn drive(
     interrupted: Arc<AtomicBool>,
 ) -> Result<Finished, RunError> {
     // From here on the run exists in the store: every way out ends it.
-    let ctx = RunContext { store, run_id, run_dir: run_dir.to_path_buf(), progress, interrupted };
+    let threads = plan.threads.max(1);
+    let ctx = RunContext { store, run_id, run_dir: run_dir.to_path_buf(), progress, interrupted, threads };
     let summary = match guarded(|| plan.config.run(&ctx)) {
         Ok(summary) => summary,
         Err(e) if e.is::<Interrupted>() || e.chain().any(|c| c.is::<Interrupted>()) => {

@@ -174,7 +174,8 @@ fn an_interrupt_mid_training_saves_a_state_that_resume_continues_to_the_uninterr
     });
     assert!(matches!(err, RunError::Interrupted { .. }), "{err}");
     assert!(dir.join("seed-0/train-state.bin").is_file(), "Ctrl-C saves the training state");
-    let resumed = mesalab_experiments::resume(&store, &dir, &Silent, Arc::new(AtomicBool::new(false)), None).unwrap();
+    let resumed =
+        mesalab_experiments::resume(&store, &dir, &Silent, Arc::new(AtomicBool::new(false)), None, 1).unwrap();
     let curve = |id| store.metric_series(id, Some(0), "train_loss").unwrap();
     assert_eq!(curve(clean.run_id), curve(resumed.run_id));
     assert_eq!(clean.summary["per_seed"], resumed.summary["per_seed"]);

@@ -591,6 +591,64 @@ pub fn converged_verdict_by(results: &Results, judge: impl FnOnce(&Results) -> V
     verdict.with_unconverged_seeds(seeds)
 }
 
+/// Trains every seed of `variant` on `env`, up to `ctx.threads` at a time; returns the policies in
+/// seed order. A seed's training reads nothing but its own seed (its streams, its state file, its
+/// own curve rows), so the models are bit for bit those of one-at-a-time training (tested).
+fn train_seeds<M: Misgen>(
+    ctx: &RunContext,
+    m: &M,
+    variant: &str,
+    seeds: &[u64],
+    env: &M::Env,
+) -> anyhow::Result<Vec<(AnyPolicy, Training)>> {
+    let job = |seed| TrainJob {
+        variant,
+        seed,
+        ppo: m.sections().ppo,
+        model: m.sections().model,
+        log_every: m.sections().run.log_every,
+        checkpoint_every: m.sections().run.checkpoint_every,
+    };
+    let mut out = Vec::with_capacity(seeds.len());
+    if ctx.threads <= 1 || seeds.len() <= 1 {
+        for &seed in seeds {
+            out.push(train_policy(ctx, env.clone(), &job(seed))?);
+            ctx.check_interrupt()?;
+        }
+        return Ok(out);
+    }
+    let (store, run_id, run_dir, interrupted) = (ctx.store, ctx.run_id, &ctx.run_dir, &ctx.interrupted);
+    for chunk in seeds.chunks(ctx.threads) {
+        let bars: Vec<Box<dyn crate::context::Progress + Send>> = chunk.iter().map(|_| ctx.progress.job()).collect();
+        let results: Vec<anyhow::Result<(AnyPolicy, Training)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (chunk.iter().zip(bars))
+                .map(|(&seed, bar)| {
+                    let (env, job) = (env.clone(), job(seed));
+                    scope.spawn(move || {
+                        let worker = RunContext {
+                            store,
+                            run_id,
+                            run_dir: run_dir.clone(),
+                            progress: &*bar,
+                            interrupted: interrupted.clone(),
+                            threads: 1,
+                        };
+                        train_policy(&worker, env, &job)
+                    })
+                })
+                .collect();
+            (handles.into_iter())
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training thread panicked"))))
+                .collect()
+        });
+        for r in results {
+            out.push(r?);
+        }
+        ctx.check_interrupt()?;
+    }
+    Ok(out)
+}
+
 /// Runs a goal-misgeneralization experiment end to end; returns the summary (also stored).
 pub fn run<M: Misgen>(m: &M, ctx: &RunContext) -> anyhow::Result<Value> {
     let started = Instant::now();
@@ -608,17 +666,9 @@ pub fn run<M: Misgen>(m: &M, ctx: &RunContext) -> anyhow::Result<Value> {
         let mut seed_episodes: Vec<(u64, [Vec<M::Episode>; 2])> = Vec::new();
         let mut visits: Option<Vec<Vec<u64>>> =
             levels.deploy.0.svg_geometry().map(|g| vec![vec![0u64; g.cols]; g.rows]);
+        let mut trained = train_seeds(ctx, m, &variant.name, &seeds, &train_env)?.into_iter();
         for &seed in &seeds {
-            let job = TrainJob {
-                variant: &variant.name,
-                seed,
-                ppo: m.sections().ppo,
-                model: m.sections().model,
-                log_every: m.sections().run.log_every,
-                checkpoint_every: m.sections().run.checkpoint_every,
-            };
-            let (policy, training) = train_policy(ctx, train_env.clone(), &job)?;
-            ctx.check_interrupt()?;
+            let (policy, training) = trained.next().expect("one trained policy per seed");
             ctx.progress.start(format!("{} seed {seed}: evaluating", variant.name).trim_start(), 2);
             let actor = PolicyActor::new(&policy, m.sections().eval.selection);
             let mut splits: Vec<SplitResult> = Vec::new();
