@@ -431,6 +431,7 @@ mod tests {
             config: Box::new(config),
             seeds: vec![0],
             quick: false,
+            threads: 1,
         }
     }
 
