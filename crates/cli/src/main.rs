@@ -66,6 +66,9 @@ enum Command {
     Resume {
         /// The run directory.
         run_dir: PathBuf,
+        /// Seeds trained side by side (default: the machine's cores); results do not depend on it.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
     },
     /// Rerun a finished run's look-inside analyses from its checkpoints, e.g. with
     /// `--set inside.probe_tasks=4000`; stored as a new analysis linked to the run (the run
@@ -304,13 +307,15 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             print_outcome(&finished.summary, &finished.run_dir);
             Ok(())
         }
-        Command::Resume { run_dir } => {
+        Command::Resume { run_dir, jobs } => {
             let store = open_store(cli.store.as_deref())?;
             let interrupted = install_interrupt_handler();
             let progress = progress::Bars::new(std::io::stdout().is_terminal());
             eprintln!("resuming the run in {}", run_dir.display());
             let revision = Some(env!("MESALAB_REVISION").to_string());
-            let finished = resume(&store, &run_dir, &progress, interrupted, revision, cores()).map_err(run_failure)?;
+            let finished =
+                resume(&store, &run_dir, &progress, interrupted, revision, jobs.map_or_else(cores, |j| j as usize))
+                    .map_err(run_failure)?;
             if let Some(warning) = &finished.report_warning {
                 eprintln!("warning: {warning}; `mesalab report {}` redraws it", finished.run_dir.display());
             }

@@ -108,6 +108,11 @@ fn exists(rel: &'static str) -> impl Fn(&Path) -> bool {
 type KillPoint<'a> = (&'a str, &'a dyn Fn(&Path) -> bool);
 
 fn killed_and_resumed_equals_uninterrupted(name: &str, args: &[&str], kill_points: &[KillPoint]) {
+    killed_and_resumed_with(name, args, &[], kill_points)
+}
+
+/// [`killed_and_resumed_equals_uninterrupted`], every `resume` given `resume_args` too.
+fn killed_and_resumed_with(name: &str, args: &[&str], resume_args: &[&str], kill_points: &[KillPoint]) {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store.sqlite");
     let args_for = |dir: &PathBuf| -> Vec<String> {
@@ -125,7 +130,8 @@ fn killed_and_resumed_equals_uninterrupted(name: &str, args: &[&str], kill_point
         let hit = if i == 0 {
             kill_when(&store, &args_for(&killed), &killed, when)
         } else {
-            let resume = vec!["resume".to_string(), killed.display().to_string()];
+            let mut resume = vec!["resume".to_string(), killed.display().to_string()];
+            resume.extend(resume_args.iter().map(|s| s.to_string()));
             kill_when(&store, &resume, &killed, when)
         };
         assert!(hit, "{name}: the run ended before the kill point `{what}`");
@@ -135,7 +141,7 @@ fn killed_and_resumed_equals_uninterrupted(name: &str, args: &[&str], kill_point
         let run = s.run_by_dir(&killed).unwrap().unwrap();
         assert_eq!(run.status, RunStatus::Crashed, "{name}: after the kill `{what}`");
     }
-    let out = run_to_end(mesalab(&store).args(["resume".to_string(), killed.display().to_string()]));
+    let out = run_to_end(mesalab(&store).args(["resume", &killed.display().to_string()]).args(resume_args));
     assert!(out.status.success(), "{name}: the last resume failed: {}", String::from_utf8_lossy(&out.stderr));
 
     let (a, b) = (outcome(&store, &clean), outcome(&store, &killed));
@@ -191,7 +197,8 @@ fn icl_gd_killed_three_times_and_resumed_equals_an_uninterrupted_run() {
 
 #[test]
 fn coin_corridor_killed_three_times_and_resumed_equals_an_uninterrupted_run() {
-    killed_and_resumed_equals_uninterrupted(
+    // One seed at a time, so the kill points come in this order.
+    killed_and_resumed_with(
         "coin-corridor",
         &[
             "run",
@@ -203,11 +210,38 @@ fn coin_corridor_killed_three_times_and_resumed_equals_an_uninterrupted_run() {
             "ppo.total_timesteps=40960",
             "--set",
             "run.checkpoint_every=3",
+            "--jobs",
+            "1",
         ],
+        &["--jobs", "1"],
         &[
             ("during the first policy's training", &exists("rp-0/seed-0/train-state.bin")),
             ("during the first policy's evaluation", &exists("rp-0/seed-0/policy.safetensors")),
             ("during the second policy's training", &exists("rp-0/seed-1/train-state.bin")),
         ],
+    );
+}
+
+#[test]
+fn coin_corridor_with_seeds_side_by_side_killed_and_resumed_equals_an_uninterrupted_run() {
+    killed_and_resumed_with(
+        "coin-corridor --jobs 2",
+        &[
+            "run",
+            "coin-corridor",
+            "--quick",
+            "--seeds",
+            "2",
+            "--set",
+            "ppo.total_timesteps=40960",
+            "--set",
+            "run.checkpoint_every=3",
+            "--jobs",
+            "2",
+        ],
+        &["--jobs", "2"],
+        &[("while both seeds train", &|dir: &Path| {
+            dir.join("rp-0/seed-0/train-state.bin").exists() && dir.join("rp-0/seed-1/train-state.bin").exists()
+        })],
     );
 }

@@ -72,19 +72,28 @@ impl Plan {
     }
 
     /// The run's estimated peak memory and planned work, from the resolved config alone. With
-    /// `threads` > 1, steps may run side by side (seeds trained at once), so the largest step is
-    /// counted `threads` times.
+    /// `threads` > 1, PPO seeds train side by side, so their training step
+    /// ([`resources::SEED_TRAINING`]) is counted once per job.
     pub fn estimate(&self) -> anyhow::Result<Estimate> {
         let mut estimate = self.config.estimate()?;
         let side_by_side = self.threads.min(self.seeds.len()).max(1);
-        if side_by_side > 1 {
-            let extra = estimate.largest_step().times(side_by_side as u64 - 1);
-            estimate.parts.push(resources::Part::new(
-                resources::Phase::Resident,
-                format!("{} more steps running side by side (threads)", side_by_side - 1),
-                extra,
-                &[resources::key("threads", side_by_side)],
-            ));
+        let training: Vec<resources::Part> = (estimate.parts.iter())
+            .filter(|p| p.phase == resources::Phase::Step(resources::SEED_TRAINING))
+            .cloned()
+            .collect();
+        if side_by_side > 1 && !training.is_empty() {
+            let more = side_by_side as u64 - 1;
+            for p in training {
+                let what = format!("{} (× {more} more seeds training side by side)", p.what);
+                let mut extra = resources::Part::new(
+                    resources::Phase::Step(resources::SEED_TRAINING),
+                    what,
+                    p.bytes.times(more),
+                    &[],
+                );
+                extra.keys = std::iter::once(format!("threads = {side_by_side}")).chain(p.keys).collect();
+                estimate.parts.push(extra);
+            }
         }
         Ok(estimate)
     }

@@ -84,12 +84,17 @@ pub fn n(x: usize) -> u64 {
     u64::try_from(x).unwrap_or(u64::MAX)
 }
 
+/// The step of training one PPO seed: the harness runs `threads` of them at once, so
+/// [`crate::Plan::estimate`] counts it once per job.
+pub const SEED_TRAINING: &str = "training a seed";
+
 /// When a part is alive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// For the whole run (held-out data, results accumulated over seeds).
     Resident,
-    /// During one step of the run only; steps never overlap, so the largest counts.
+    /// During one step of the run only; steps never overlap (except [`SEED_TRAINING`], see
+    /// there), so the largest counts.
     Step(&'static str),
 }
 

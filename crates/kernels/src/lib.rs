@@ -120,6 +120,37 @@ pub fn exp(x: f32) -> f32 {
     if x.is_nan() { x } else { y }
 }
 
+/// `y += a · x` (the inner loop of a sparse-times-dense product). Uses AVX2+FMA when the CPU has
+/// them (detected at run time).
+///
+/// # Panics
+/// When the slices' lengths differ.
+#[inline]
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: x and y must have one length");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function is compiled for (checked above).
+        #[allow(unsafe_code)]
+        unsafe {
+            axpy_avx2(a, x, y)
+        };
+        return;
+    }
+    axpy_portable(a, x, y);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
+    axpy_portable(a, x, y)
+}
+
+#[inline(always)]
+fn axpy_portable(a: f32, x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
+
 /// `tanh` in place, as `1 − 2 / (e^{2x} + 1)` with [`exp`]; absolute error ≤ 3e-7 (tested),
 /// saturating to ±1, NaN stays NaN. Uses AVX2+FMA when the CPU has them (detected at run time).
 pub fn tanh_in_place(xs: &mut [f32]) {
@@ -227,6 +258,14 @@ mod tests {
     fn matmul_refuses_a_short_buffer() {
         let mut c = vec![0.0; 4];
         matmul(2, 2, 2, Mat::n(&[1.0; 3]), Mat::n(&[1.0; 4]), &mut c, false);
+    }
+
+    #[test]
+    fn axpy_adds_a_scaled_vector() {
+        let x: Vec<f32> = (0..67).map(|i| i as f32).collect();
+        let mut y = vec![1.0f32; 67];
+        axpy(0.5, &x, &mut y);
+        assert!(y.iter().enumerate().all(|(i, v)| (v - (1.0 + 0.5 * i as f32)).abs() < 1e-6));
     }
 
     #[test]

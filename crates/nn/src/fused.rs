@@ -17,7 +17,7 @@ use crate::policy::mlp::MlpSpec;
 use crate::policy::{Activation, MlpPolicy};
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData};
-use mesalab_kernels::{Mat, matmul, tanh_in_place};
+use mesalab_kernels::{Mat, axpy, matmul, tanh_in_place};
 use serde::{Deserialize, Serialize};
 
 /// Where one linear layer's tensors sit in the flat parameter buffer.
@@ -66,6 +66,55 @@ pub struct Workspace {
     grad_actor: Vec<f32>,
     grad_critic: Vec<f32>,
     scratch: Vec<f32>,
+    /// The last forward's observations as row-compressed nonzeros, when sparse enough to use.
+    obs_rows: SparseRows,
+    obs_sparse: bool,
+}
+
+/// Observations at or below this share of nonzeros feed the first layers by row gathers instead
+/// of a dense matmul. Measured on the shipped envs (one-hot grids): at 3 % nonzeros
+/// (coin-corridor) the gathers are 1.5× faster end to end, at 13 % (absent-supervisor) ≈ 1.1×,
+/// at 18–23 % (keys-chests, cheese-maze) slower than the sgemm, which runs AVX-512/FMA kernels.
+pub const MAX_SPARSE_DENSITY: f64 = 0.14;
+
+/// Row-compressed nonzeros of a row-major `[n, d]` batch.
+#[derive(Clone, Debug, Default)]
+struct SparseRows {
+    /// Row `r`'s entries are `start[r]..start[r + 1]` of `cols` / `vals`.
+    start: Vec<usize>,
+    cols: Vec<usize>,
+    vals: Vec<f32>,
+}
+
+impl SparseRows {
+    /// Fills from `x`; returns whether at most [`MAX_SPARSE_DENSITY`] of the entries are nonzero
+    /// (the fill stops early, leaving the rows unusable, once that cannot hold).
+    fn fill(&mut self, x: &[f32], n: usize, d: usize) -> bool {
+        let limit = (MAX_SPARSE_DENSITY * (n * d) as f64) as usize;
+        self.start.clear();
+        self.cols.clear();
+        self.vals.clear();
+        self.start.push(0);
+        for row in x.chunks_exact(d.max(1)).take(n) {
+            for (j, &v) in row.iter().enumerate() {
+                // NaN is kept (it is not 0), so it propagates as it would through the matmul.
+                if v != 0.0 {
+                    self.cols.push(j);
+                    self.vals.push(v);
+                }
+            }
+            if self.cols.len() > limit {
+                return false;
+            }
+            self.start.push(self.cols.len());
+        }
+        d > 0
+    }
+
+    fn row(&self, r: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let span = self.start[r]..self.start[r + 1];
+        self.cols[span.clone()].iter().copied().zip(self.vals[span].iter().copied())
+    }
 }
 
 impl FusedMlp {
@@ -179,20 +228,59 @@ impl FusedMlp {
         }
         // [n, d_in] · [d_in, d_out] + bias rows → [n, d_out]
         matmul(n, layer.d_out, layer.d_in, Mat::n(x), Mat::n(layer.weight(&self.params)), out, true);
+        activate(out, act);
+    }
+
+    /// [`FusedMlp::linear`] for a sparse input: each output row is the bias plus the weight rows
+    /// of the input's nonzeros, scaled by them.
+    fn linear_sparse(&self, layer: Layer, x: &SparseRows, n: usize, out: &mut Vec<f32>, act: Option<Activation>) {
+        out.clear();
+        let bias = &self.params[layer.b..layer.b + layer.d_out];
+        let weight = layer.weight(&self.params);
+        for r in 0..n {
+            let start = out.len();
+            out.extend_from_slice(bias);
+            let row = &mut out[start..];
+            for (j, v) in x.row(r) {
+                axpy(v, &weight[j * layer.d_out..(j + 1) * layer.d_out], row);
+            }
+        }
+        activate(out, act);
+    }
+}
+
+/// The activation in place (`None` for a head).
+fn activate(out: &mut [f32], act: Option<Activation>) {
+    {
         match act {
             Some(Activation::Tanh) => tanh_in_place(out),
             Some(Activation::Relu) => out.iter_mut().for_each(|v| *v = v.max(0.0)),
             None => {}
         }
     }
+}
 
-    /// Runs tower layers `first..first + count` from `obs`, leaving each output in `acts`.
-    fn tower(&self, first: usize, count: usize, obs: &[f32], n: usize, acts: &mut Vec<Vec<f32>>) {
+impl FusedMlp {
+    /// Runs tower layers `first..first + count` from `obs` (read through `sparse` when given),
+    /// leaving each output in `acts`.
+    fn tower(
+        &self,
+        first: usize,
+        count: usize,
+        obs: &[f32],
+        sparse: Option<&SparseRows>,
+        n: usize,
+        acts: &mut Vec<Vec<f32>>,
+    ) {
         acts.resize_with(count, Vec::new);
+        let act = Some(self.spec.config.activation);
         for i in 0..count {
             let mut out = std::mem::take(&mut acts[i]);
-            let input = if i == 0 { obs } else { &acts[i - 1] };
-            self.linear(self.layers[first + i], input, n, &mut out, Some(self.spec.config.activation));
+            match (i, sparse) {
+                (0, Some(rows)) => self.linear_sparse(self.layers[first], rows, n, &mut out, act),
+                (0, None) => self.linear(self.layers[first], obs, n, &mut out, act),
+                _ => self.linear(self.layers[first + i], &acts[i - 1], n, &mut out, act),
+            }
             acts[i] = out;
         }
     }
@@ -205,13 +293,15 @@ impl FusedMlp {
     pub fn forward(&self, obs: &[f32], n: usize, ws: &mut Workspace) {
         assert_eq!(obs.len(), n * self.obs_len(), "forward: obs must be [n, obs_len]");
         ws.n = n;
+        ws.obs_sparse = ws.obs_rows.fill(obs, n, self.obs_len());
+        let sparse = ws.obs_sparse.then_some(&ws.obs_rows);
         let (hidden, critic) = (self.hidden_layers(), self.critic_layers());
-        self.tower(0, hidden, obs, n, &mut ws.actor);
+        self.tower(0, hidden, obs, sparse, n, &mut ws.actor);
         let mut logits = std::mem::take(&mut ws.logits);
         let actor_out = ws.actor.last().map_or(obs, |v| v.as_slice());
         self.linear(self.policy_head(), actor_out, n, &mut logits, None);
         ws.logits = logits;
-        self.tower(hidden, critic, obs, n, &mut ws.critic);
+        self.tower(hidden, critic, obs, sparse, n, &mut ws.critic);
         let critic_out =
             if self.spec.config.shared_torso { actor_out } else { ws.critic.last().map_or(obs, |v| v.as_slice()) };
         let mut value = std::mem::take(&mut ws.value);
@@ -226,7 +316,9 @@ impl FusedMlp {
         }
         assert_eq!(obs.len(), n * self.obs_len(), "value: obs must be [n, obs_len]");
         ws.n = n;
-        self.tower(self.hidden_layers(), self.critic_layers(), obs, n, &mut ws.critic);
+        ws.obs_sparse = ws.obs_rows.fill(obs, n, self.obs_len());
+        let sparse = ws.obs_sparse.then_some(&ws.obs_rows);
+        self.tower(self.hidden_layers(), self.critic_layers(), obs, sparse, n, &mut ws.critic);
         let critic_out = ws.critic.last().map_or(obs, |v| v.as_slice());
         let mut value = std::mem::take(&mut ws.value);
         self.linear(self.value_head(), critic_out, n, &mut value, None);
@@ -264,9 +356,10 @@ impl FusedMlp {
             d_value_in.resize(n * vh.d_in, 0.0);
             // [n, 1] · [1, d_last] → [n, d_last], added to the actor's when the torso is shared.
             matmul(n, vh.d_in, 1, Mat::n(dvalue), Mat::t(vh.weight(&self.params)), d_value_in, shared);
-            self.tower_backward(0, &ws.actor, obs, n, d_actor, &mut ws.scratch, grads);
+            let sparse = ws.obs_sparse.then_some(&ws.obs_rows);
+            self.tower_backward(0, &ws.actor, obs, sparse, n, d_actor, &mut ws.scratch, grads);
             if critic > 0 {
-                self.tower_backward(hidden, &ws.critic, obs, n, d_critic, &mut ws.scratch, grads);
+                self.tower_backward(hidden, &ws.critic, obs, sparse, n, d_critic, &mut ws.scratch, grads);
             }
         }
     }
@@ -279,6 +372,7 @@ impl FusedMlp {
         first: usize,
         acts: &[Vec<f32>],
         obs: &[f32],
+        sparse: Option<&SparseRows>,
         n: usize,
         d_out: &mut Vec<f32>,
         scratch: &mut Vec<f32>,
@@ -295,8 +389,11 @@ impl FusedMlp {
                     }
                 }),
             }
-            let input = if i == 0 { obs } else { &acts[i - 1] };
-            head_grads(layer, input, d_out, n, grads);
+            match (i, sparse) {
+                (0, Some(rows)) => sparse_grads(layer, rows, d_out, n, grads),
+                (0, None) => head_grads(layer, obs, d_out, n, grads),
+                _ => head_grads(layer, &acts[i - 1], d_out, n, grads),
+            }
             if i > 0 {
                 scratch.resize(n * layer.d_in, 0.0);
                 // [n, d_out] · [d_out, d_in] → [n, d_in]
@@ -312,6 +409,23 @@ fn head_grads(layer: Layer, input: &[f32], d_out: &[f32], n: usize, grads: &mut 
     // [d_in, n] · [n, d_out] → [d_in, d_out]
     let dw = &mut grads[layer.w..layer.w + layer.d_in * layer.d_out];
     matmul(layer.d_in, layer.d_out, n, Mat::t(input), Mat::n(d_out), dw, false);
+    let db = &mut grads[layer.b..layer.b + layer.d_out];
+    db.fill(0.0);
+    for row in d_out.chunks_exact(layer.d_out) {
+        db.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+    }
+}
+
+/// [`head_grads`] for a sparse input: `dW[j] = Σ_r x[r, j] · d_out[r]` over the nonzeros only.
+fn sparse_grads(layer: Layer, input: &SparseRows, d_out: &[f32], n: usize, grads: &mut [f32]) {
+    let dw = &mut grads[layer.w..layer.w + layer.d_in * layer.d_out];
+    dw.fill(0.0);
+    for r in 0..n {
+        let g = &d_out[r * layer.d_out..(r + 1) * layer.d_out];
+        for (j, v) in input.row(r) {
+            axpy(v, g, &mut dw[j * layer.d_out..(j + 1) * layer.d_out]);
+        }
+    }
     let db = &mut grads[layer.b..layer.b + layer.d_out];
     db.fill(0.0);
     for row in d_out.chunks_exact(layer.d_out) {
@@ -442,6 +556,49 @@ mod tests {
             let mut again = vec![0.0; got.len()];
             fused.backward(&obs, &mut ws, &c, &d, &mut again);
             assert_eq!(got, again, "workspace reuse");
+        }
+    }
+
+    /// One-hot-like observations (a 1 and a 0.5 per row of 20, density ≤ 0.1) take the sparse
+    /// path; its forward and gradients match burn's, and dense inputs keep the matmul path.
+    #[test]
+    fn sparse_observations_match_burn_forward_and_autodiff() {
+        let device = cpu_autodiff();
+        for (k, config) in configs().into_iter().enumerate() {
+            let streams = Streams::new(Seed(40 + k as u64));
+            let mut rng = streams.stream("data");
+            let (n, d, actions) = (11, 20, 3);
+            let policy = MlpPolicy::init(&config, d, actions, &mut streams.stream("init"), &device);
+            let mut obs = vec![0.0f32; n * d];
+            for row in obs.chunks_exact_mut(d) {
+                row[rng.random_range(0..d)] = 1.0;
+                row[rng.random_range(0..d)] = 0.5;
+            }
+            let (c, dv) = (random(n * actions, &mut rng), random(n, &mut rng));
+            let out = policy.forward(Tensor::from_data(TensorData::new(obs.clone(), [n, d]), &device));
+            let (logits, values) = (out.logits.clone(), out.value.clone());
+            let loss = (out.logits * Tensor::<2>::from_data(TensorData::new(c.clone(), [n, actions]), &device)).sum()
+                + (out.value * Tensor::<1>::from_data(TensorData::new(dv.clone(), [n]), &device)).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &policy);
+            let mut want = Vec::new();
+            for l in policy.encoder.iter().chain(&policy.critic).chain([&policy.policy_head, &policy.value_head]) {
+                want.extend(grads.get::<2>(l.weight.id).unwrap().into_data().try_to_vec::<f32>().unwrap());
+                want.extend(
+                    grads.get::<1>(l.bias.as_ref().unwrap().id).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+                );
+            }
+            let fused = FusedMlp::from_policy(&policy).unwrap();
+            let mut ws = Workspace::default();
+            fused.forward(&obs, n, &mut ws);
+            assert!(ws.obs_sparse, "config {k}: the sparse path was not taken");
+            close("sparse logits", &ws.logits, &logits.into_data().try_to_vec::<f32>().unwrap(), 1e-5);
+            close("sparse values", &ws.value, &values.into_data().try_to_vec::<f32>().unwrap(), 1e-5);
+            let mut got = vec![f32::NAN; fused.params().len()];
+            fused.backward(&obs, &mut ws, &c, &dv, &mut got);
+            close(&format!("sparse grads of config {k}"), &got, &want, 1e-5);
+            let dense = random(n * d, &mut rng);
+            fused.forward(&dense, n, &mut ws);
+            assert!(!ws.obs_sparse, "dense observations must use the matmul");
         }
     }
 

@@ -10,6 +10,7 @@
 //!   `max_steps` cells per episode).
 
 use super::Misgen;
+use crate::resources::SEED_TRAINING;
 use crate::resources::{Bytes, Estimate, Part, Phase, Work, key, n};
 use mesalab_envs::{Env, EpisodeStats};
 use mesalab_nn::policy::{PolicyConfig, PolicyKind};
@@ -147,12 +148,12 @@ pub fn ppo_parts(model: &PolicyConfig, ppo: &PpoConfig, obs_shape: [usize; 3], a
     let params = policy_params(model, obs_shape, actions).times(4 * 6);
     let logs = Bytes::product(&[updates, std::mem::size_of::<UpdateLog>() as u64 + 256]);
     vec![
-        Part::new(Phase::Step("training"), "PPO rollout buffers", rollout, &ppo_keys),
-        Part::new(Phase::Step("training"), "one minibatch through autodiff", minibatch_bytes, &mb_keys),
-        Part::new(Phase::Step("training"), "VecEnv states and batched forward", vec_env, &ppo_keys[..1]),
-        Part::new(Phase::Step("training"), "policy, gradients, Adam state and copies", params, &model_keys),
+        Part::new(Phase::Step(SEED_TRAINING), "PPO rollout buffers", rollout, &ppo_keys),
+        Part::new(Phase::Step(SEED_TRAINING), "one minibatch through autodiff", minibatch_bytes, &mb_keys),
+        Part::new(Phase::Step(SEED_TRAINING), "VecEnv states and batched forward", vec_env, &ppo_keys[..1]),
+        Part::new(Phase::Step(SEED_TRAINING), "policy, gradients, Adam state and copies", params, &model_keys),
         Part::new(
-            Phase::Step("training"),
+            Phase::Step(SEED_TRAINING),
             "one log per PPO update",
             logs,
             &[key("ppo.total_timesteps", ppo.total_timesteps), ppo_keys[0].clone(), ppo_keys[1].clone()],
