@@ -6,7 +6,8 @@
 //! For each experiment whose resolved config trains an MLP with PPO (its own `[ppo]` and
 //! `[model]` sections, its own train env), it prints
 //! - the PPO update's arithmetic rate: one minibatch gradient step (forward, loss, backward,
-//!   gradient clipping, Adam) of the config's minibatch size, timed over `REPS` repetitions of
+//!   gradient clipping, Adam) of the config's minibatch size on random dense observations (so
+//!   the fused kernels' sparse first-layer path stays out of the FLOP count), timed over `REPS` repetitions of
 //!   one update's `update_epochs × num_minibatches` steps (median); GFLOP/s counts the matmul
 //!   FLOPs of forward + backward, and the share of the sgemm reference is printed beside it;
 //! - end-to-end training env steps/s (rollout + GAE + update) over a fixed number of updates, with
