@@ -195,24 +195,30 @@ fn icl_gd_killed_three_times_and_resumed_equals_an_uninterrupted_run() {
     );
 }
 
+/// A short quick coin-corridor run of 2 seeds, `jobs` of them training at once.
+fn coin_corridor_args(jobs: &'static str) -> [&'static str; 11] {
+    let steps = "ppo.total_timesteps=40960";
+    [
+        "run",
+        "coin-corridor",
+        "--quick",
+        "--seeds",
+        "2",
+        "--set",
+        steps,
+        "--set",
+        "run.checkpoint_every=3",
+        "--jobs",
+        jobs,
+    ]
+}
+
 #[test]
 fn coin_corridor_killed_three_times_and_resumed_equals_an_uninterrupted_run() {
     // One seed at a time, so the kill points come in this order.
     killed_and_resumed_with(
         "coin-corridor",
-        &[
-            "run",
-            "coin-corridor",
-            "--quick",
-            "--seeds",
-            "2",
-            "--set",
-            "ppo.total_timesteps=40960",
-            "--set",
-            "run.checkpoint_every=3",
-            "--jobs",
-            "1",
-        ],
+        &coin_corridor_args("1"),
         &["--jobs", "1"],
         &[
             ("during the first policy's training", &exists("rp-0/seed-0/train-state.bin")),
@@ -226,19 +232,7 @@ fn coin_corridor_killed_three_times_and_resumed_equals_an_uninterrupted_run() {
 fn coin_corridor_with_seeds_side_by_side_killed_and_resumed_equals_an_uninterrupted_run() {
     killed_and_resumed_with(
         "coin-corridor --jobs 2",
-        &[
-            "run",
-            "coin-corridor",
-            "--quick",
-            "--seeds",
-            "2",
-            "--set",
-            "ppo.total_timesteps=40960",
-            "--set",
-            "run.checkpoint_every=3",
-            "--jobs",
-            "2",
-        ],
+        &coin_corridor_args("2"),
         &["--jobs", "2"],
         &[("while both seeds train", &|dir: &Path| {
             dir.join("rp-0/seed-0/train-state.bin").exists() && dir.join("rp-0/seed-1/train-state.bin").exists()

@@ -503,6 +503,26 @@ mod tests {
         }
     }
 
+    /// burn's logits `[n, A]`, values `[n]`, and its autodiff gradients (module order) of the
+    /// loss `Σ c ⊙ logits + Σ d ⊙ value`, whose gradients with respect to the outputs are (c, d).
+    fn burn_probe(policy: &MlpPolicy, obs: &[f32], c: &[f32], d: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let device = cpu_autodiff();
+        let (n, a) = (d.len(), c.len() / d.len());
+        let out = policy.forward(Tensor::from_data(TensorData::new(obs.to_vec(), [n, obs.len() / n]), &device));
+        let (logits, values) = (out.logits.clone(), out.value.clone());
+        let loss = (out.logits * Tensor::<2>::from_data(TensorData::new(c.to_vec(), [n, a]), &device)).sum()
+            + (out.value * Tensor::<1>::from_data(TensorData::new(d.to_vec(), [n]), &device)).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), policy);
+        let read = |t: Option<Tensor<2>>| t.unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let mut want = Vec::new();
+        for l in policy.encoder.iter().chain(&policy.critic).chain([&policy.policy_head, &policy.value_head]) {
+            want.extend(read(grads.get::<2>(l.weight.id)));
+            want.extend(grads.get::<1>(l.bias.as_ref().unwrap().id).unwrap().into_data().try_to_vec::<f32>().unwrap());
+        }
+        let vec = |t: burn::tensor::TensorData| t.try_to_vec::<f32>().unwrap();
+        (vec(logits.into_data()), vec(values.into_data()), want)
+    }
+
     #[test]
     fn forward_matches_burn_on_random_inputs() {
         let device = cpu();
@@ -534,17 +554,7 @@ mod tests {
             let n = 13;
             let obs = random(n * 5, &mut rng);
             let (c, d) = (random(n * 4, &mut rng), random(n, &mut rng));
-            let out = policy.forward(Tensor::from_data(TensorData::new(obs.clone(), [n, 5]), &device));
-            let loss = (out.logits * Tensor::<2>::from_data(TensorData::new(c.clone(), [n, 4]), &device)).sum()
-                + (out.value * Tensor::<1>::from_data(TensorData::new(d.clone(), [n]), &device)).sum();
-            let grads = GradientsParams::from_grads(loss.backward(), &policy);
-            let mut want = Vec::new();
-            for l in policy.encoder.iter().chain(&policy.critic).chain([&policy.policy_head, &policy.value_head]) {
-                want.extend(grads.get::<2>(l.weight.id).unwrap().into_data().try_to_vec::<f32>().unwrap());
-                want.extend(
-                    grads.get::<1>(l.bias.as_ref().unwrap().id).unwrap().into_data().try_to_vec::<f32>().unwrap(),
-                );
-            }
+            let (_, _, want) = burn_probe(&policy, &obs, &c, &d);
             let fused = FusedMlp::from_policy(&policy).unwrap();
             let mut ws = Workspace::default();
             fused.forward(&obs, n, &mut ws);
@@ -575,24 +585,13 @@ mod tests {
                 row[rng.random_range(0..d)] = 0.5;
             }
             let (c, dv) = (random(n * actions, &mut rng), random(n, &mut rng));
-            let out = policy.forward(Tensor::from_data(TensorData::new(obs.clone(), [n, d]), &device));
-            let (logits, values) = (out.logits.clone(), out.value.clone());
-            let loss = (out.logits * Tensor::<2>::from_data(TensorData::new(c.clone(), [n, actions]), &device)).sum()
-                + (out.value * Tensor::<1>::from_data(TensorData::new(dv.clone(), [n]), &device)).sum();
-            let grads = GradientsParams::from_grads(loss.backward(), &policy);
-            let mut want = Vec::new();
-            for l in policy.encoder.iter().chain(&policy.critic).chain([&policy.policy_head, &policy.value_head]) {
-                want.extend(grads.get::<2>(l.weight.id).unwrap().into_data().try_to_vec::<f32>().unwrap());
-                want.extend(
-                    grads.get::<1>(l.bias.as_ref().unwrap().id).unwrap().into_data().try_to_vec::<f32>().unwrap(),
-                );
-            }
+            let (logits, values, want) = burn_probe(&policy, &obs, &c, &dv);
             let fused = FusedMlp::from_policy(&policy).unwrap();
             let mut ws = Workspace::default();
             fused.forward(&obs, n, &mut ws);
             assert!(ws.obs_sparse, "config {k}: the sparse path was not taken");
-            close("sparse logits", &ws.logits, &logits.into_data().try_to_vec::<f32>().unwrap(), 1e-5);
-            close("sparse values", &ws.value, &values.into_data().try_to_vec::<f32>().unwrap(), 1e-5);
+            close("sparse logits", &ws.logits, &logits, 1e-5);
+            close("sparse values", &ws.value, &values, 1e-5);
             let mut got = vec![f32::NAN; fused.params().len()];
             fused.backward(&obs, &mut ws, &c, &dv, &mut got);
             close(&format!("sparse grads of config {k}"), &got, &want, 1e-5);
