@@ -5,8 +5,10 @@
 //!   checked before the one `unsafe` call, so a wrong size panics instead of reading out of bounds.
 //! - [`exp`], [`tanh_in_place`]: branch-free `exp` / `tanh` that the compiler vectorises (the
 //!   standard library's `f32::exp` is a scalar libm call, which dominated a small MLP's forward).
-//!   `tanh_in_place` runs an AVX2+FMA build of its loop when the CPU has them (the crate's other
-//!   `unsafe` call, after the feature check).
+//! - [`axpy`]: `y += a·x`, the inner loop of a sparse-times-dense product.
+//!
+//! `tanh_in_place` and `axpy` run an AVX2+FMA build of their loop when the CPU has them: the
+//! crate's other two `unsafe` calls, each after the feature check.
 //!
 //! Invariants: matrices are row-major; `Mat::t(buf)` means the stored buffer is the transpose of
 //! the logical operand. Results are deterministic for a given machine (single thread, fixed
