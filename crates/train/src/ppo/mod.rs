@@ -1,8 +1,11 @@
-//! PPO (Schulman et al. 2017), discrete actions, in one file in the CleanRL `ppo.py` tradition.
+//! PPO (Schulman et al. 2017), discrete actions, in the CleanRL `ppo.py` tradition.
 //!
 //! Read top to bottom: hyperparameters ([`PpoConfig`], defaults = CleanRL's), what each update
 //! logs ([`UpdateLog`]), then [`train`]: rollout over a [`VecEnv`] → GAE → minibatch epochs of the
-//! clipped objective → log. Helpers follow ([`gae`], [`clip_grad_norm`], [`evaluate`]).
+//! clipped objective → log. Helpers follow ([`gae`], [`clip_grad_norm`], [`evaluate`]). The loop
+//! is written once over a [`Learner`] (`learner.rs`), which holds the arithmetic: the policy's
+//! forward pass, the loss and its gradient, Adam — burn's for any policy ([`BurnLearner`]) or the
+//! fused kernels for MLPs ([`FusedLearner`], chosen by [`PpoConfig::kernel`]).
 //!
 //! Differences from CleanRL, all deliberate:
 //! - Time-limit truncation bootstraps: when an episode ends with `End::Truncated`, the reward of
