@@ -55,7 +55,7 @@ impl StateFile {
         Ok(())
     }
 
-    /// Adds the model's parameters and their ids (see [`restore_model`]).
+    /// Adds the model's parameters and their ids (see [`Self::restore_model`]).
     pub fn put_model<M: Module>(&mut self, model: &M) -> Result<(), CheckpointError> {
         self.put_bytes("model", mesalab_nn::checkpoint::to_bytes(model).map_err(CheckpointError)?);
         self.put("model-param-ids", &mesalab_nn::checkpoint::param_ids(model))
