@@ -3,6 +3,8 @@
 //!
 //! - [`icl`]: in-context linear regression tasks and the algorithms a transformer may implement on
 //!   them (zero, one/k-step GD, GD++, OLS, ridge), with their step sizes fitted on held-out tasks.
+//! - [`icl_identify`]: preconditioned GD (a matrix step per layer) and the certificate that ties a
+//!   trained model to one candidate algorithm (loss ratio, SPD, implied-weight distance, cosine).
 //! - [`icl_pool`]: regression tasks from a finite pool of teachers and its Bayes-optimal predictor
 //!   (dMMSE), for the task-diversity experiment.
 //! - [`probe`]: linear probes on activations (logistic, difference of means, ridge) judged on a
@@ -12,6 +14,7 @@
 //! - [`stats`]: summaries across seeds (mean, min, max, std) and small vector helpers.
 
 pub mod icl;
+pub mod icl_identify;
 pub mod icl_pool;
 pub mod irl;
 pub mod probe;

@@ -496,6 +496,14 @@ fn print_outcome(summary: &serde_json::Value, run_dir: &Path) {
     if let Some(claim) = verdict["claim"].as_str() {
         println!("verdict: {} — {claim}", verdict["answer"].as_str().unwrap_or("?"));
     }
+    let identification = &summary["identification"];
+    if let Some(closest) = identification["context"]["closest"].as_str() {
+        println!(
+            "algorithm: {} (closest candidate: {closest}; identification {})",
+            identification["context"]["identified"].as_str().unwrap_or("?"),
+            identification["answer"].as_str().unwrap_or("?")
+        );
+    }
     for name in [
         "loss",
         "gd_loss",

@@ -150,6 +150,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
         "1-layer linear self-attention trained on in-context regression vs one step of GD (von Oswald et al. 2023)"
     ),
     shipped!("icl-gd-2layer", "2-layer linear self-attention vs 2-step GD and GD++"),
+    shipped!(
+        "icl-gd-3layer",
+        "3-layer linear self-attention: which algorithm (GD, GD++, preconditioned GD, ridge) does it run?"
+    ),
     shipped!("icl-gd-softmax", "1-layer softmax attention, 1 head, vs one step of GD"),
     shipped!("icl-gd-softmax-2head", "1-layer softmax attention, 2 heads, vs one step of GD"),
     shipped!(

@@ -116,6 +116,9 @@ pub struct EvalSection {
     pub validation_tasks: usize,
     /// Separate tasks on which baseline step sizes (η, γ, λ) are fitted.
     pub fit_tasks: usize,
+    /// Separate tasks on which the matrix preconditioners (layers · d² numbers) are fitted: many
+    /// more than `fit_tasks`, since with 200 free numbers 4k tasks overfit by ≈ 5% of the loss.
+    pub precond_fit_tasks: usize,
     /// Reference k-step GD and GD++ for k = 1..=gd_steps_max (at least the model's depth).
     pub gd_steps_max: usize,
     /// Out-of-distribution scales α: x ~ U(−α, α), teacher scaled by α.
@@ -155,6 +158,10 @@ pub struct VerdictSection {
     pub max_eta_rel_error: f64,
     /// Multi-layer models: loss / k-step GD++ loss must lie within 1 ± (this − 1).
     pub max_loss_ratio_vs_gdpp: f64,
+    /// Identification: the closest candidate fits when |model loss / its loss − 1| ≤ this ...
+    pub max_identified_loss_gap: f64,
+    /// ... and the mean cosine of the model's implied weights with its weights is ≥ this.
+    pub min_identified_cosine: f64,
     /// Fewest converged seeds a verdict may rest on.
     pub min_seeds: u64,
     /// A seed converged when its validation loss closed at least this share of the gap between
@@ -236,6 +243,7 @@ impl Default for EvalSection {
         Self {
             validation_tasks: 10_000,
             fit_tasks: 10_000,
+            precond_fit_tasks: 40_000,
             gd_steps_max: 3,
             ood_alphas: vec![0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
             ood_tasks: 2000,
@@ -258,6 +266,8 @@ impl Default for VerdictSection {
             max_rel_pred_diff: 0.044,
             max_eta_rel_error: 0.03,
             max_loss_ratio_vs_gdpp: 1.05,
+            max_identified_loss_gap: 0.05,
+            min_identified_cosine: 0.99,
             min_seeds: 3,
             min_progress: 0.5,
         }
@@ -326,6 +336,7 @@ impl Validate for Config {
         let e = &self.eval;
         at_least("eval.validation_tasks", e.validation_tasks as u64, 100)?;
         at_least("eval.fit_tasks", e.fit_tasks as u64, 100)?;
+        at_least("eval.precond_fit_tasks", e.precond_fit_tasks as u64, 100)?;
         at_least("eval.gd_steps_max", e.gd_steps_max as u64, 1)?;
         if e.gd_steps_max > 10 {
             return Err(Invalid::new("eval.gd_steps_max", "must be at most 10"));
@@ -528,6 +539,13 @@ impl Config {
                 "input sensitivities by autodiff",
                 (token_f32 + autodiff).times(n(e.sensitivity_tasks.min(e.validation_tasks))),
                 &with(&[key("eval.sensitivity_tasks", e.sensitivity_tasks)]),
+            ),
+            // Preconditioner fits: the tasks, and one d²-wide feature row per task.
+            Part::new(
+                Phase::Step("fitting baselines"),
+                "preconditioner fit tasks and features",
+                (task + Bytes::product(&[d, d, 8])).times(n(e.precond_fit_tasks)),
+                &with(&[key("eval.precond_fit_tasks", e.precond_fit_tasks)]),
             ),
             // Baselines: per fitted task a few d-vectors and a d×d system (OLS, ridge, GD++).
             Part::new(

@@ -12,6 +12,7 @@
 //! store alone.
 
 pub mod config;
+mod identify;
 pub mod inside;
 mod report;
 
@@ -23,6 +24,7 @@ use anyhow::Context as _;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use mesalab_analysis::icl::{Algorithm, Tasks, fit_gd, fit_gd_pp, fit_gd_pp_per_step, fit_one_step_gd, fit_ridge};
+use mesalab_analysis::icl_identify::{Comparison, PreconditionedGd, fit_preconditioned_gd};
 use mesalab_analysis::stats::{Summary, cosine, half_mse, mean, norm};
 use mesalab_core::{Seed, StreamRng, Streams};
 use mesalab_nn::device::{cpu, cpu_autodiff};
@@ -80,6 +82,26 @@ pub struct SeedMetrics {
     pub restarts: u32,
     /// Every per-seed check passed.
     pub verdict: bool,
+    /// The candidate algorithm closest to the model by SPD (see `identify`), and its certificate.
+    pub identified_algorithm: Option<String>,
+    pub identified_loss_ratio: Option<f64>,
+    pub identified_spd: Option<f64>,
+    /// Mean ‖∂ŷ/∂x_q − the candidate's implied weights‖₂ (Akyürek et al.'s ILWD).
+    pub identified_ilwd: Option<f64>,
+    pub identified_cosine: Option<f64>,
+    /// The closest candidate fits: loss within `verdict.max_identified_loss_gap`, cosine ≥
+    /// `verdict.min_identified_cosine`.
+    pub identified_fits: bool,
+    /// k-step preconditioned GD (a matrix per step, fitted to the labels) and the model's ratio.
+    pub precond_loss: Option<f64>,
+    pub loss_ratio_vs_precond: Option<f64>,
+    /// The model's first-step preconditioner read off layer 0 against the fitted one: cosine,
+    /// ‖P_read − P_fit‖_F/‖P_fit‖_F, and how far P_read is from a multiple of I.
+    pub layer1_precond_cosine: Option<f64>,
+    pub layer1_precond_rel_distance: Option<f64>,
+    pub layer1_precond_anisotropy: Option<f64>,
+    /// Cosine of P_read with the first step of the preconditioned GD fitted to the model.
+    pub layer1_projection_cosine: Option<f64>,
 }
 
 /// The baselines, fitted once per run on the fit tasks and scored on the validation tasks.
@@ -93,14 +115,26 @@ struct Baselines {
     ols: Algorithm,
     ridge: Algorithm,
     eta_star_over_n: f64,
+    /// k-step preconditioned GD (k = layers), fitted to the labels from `precond_init` (k-step
+    /// GD's η/N at every step).
+    precond: PreconditionedGd,
+    precond_init: Vec<f64>,
 }
 
 impl Baselines {
-    fn fit(fit: &Tasks, max_steps: usize, layers: usize) -> Self {
-        let gd = (1..=max_steps).map(|k| fit_gd(fit, k)).collect();
+    fn fit(fit: &Tasks, precond_fit: &Tasks, max_steps: usize, layers: usize) -> Self {
+        let gd: Vec<Algorithm> = (1..=max_steps).map(|k| fit_gd(fit, k)).collect();
         let gd_pp = (2..=max_steps).map(|k| fit_gd_pp(fit, k)).collect();
         let gd_pp_per_step = (layers >= 2).then(|| fit_gd_pp_per_step(fit, layers));
+        let eta = match gd[layers - 1] {
+            Algorithm::Gd { eta_over_n, .. } => eta_over_n,
+            _ => unreachable!("fit_gd returns Gd"),
+        };
+        let precond_init = vec![eta; layers];
+        let precond = fit_preconditioned_gd(precond_fit, &precond_init, &precond_fit.targets(), identify::SWEEPS);
         Self {
+            precond,
+            precond_init,
             gd,
             gd_pp,
             gd_pp_per_step,
@@ -139,7 +173,8 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     ctx.progress.start("fitting baselines", 1);
     let fit = Tasks::sample(&spec, cfg.eval.fit_tasks, &mut base.stream("fit-tasks"));
     let val = Tasks::sample(&spec, cfg.eval.validation_tasks, &mut base.stream("validation-tasks"));
-    let baselines = Baselines::fit(&fit, max_steps, cfg.model.layers);
+    let precond_fit = Tasks::sample(&spec, cfg.eval.precond_fit_tasks, &mut base.stream("precond-fit-tasks"));
+    let baselines = Baselines::fit(&fit, &precond_fit, max_steps, cfg.model.layers);
     ctx.progress.advance(1);
     ctx.progress.finish();
     store_baselines(ctx, &baselines, &val)?;
@@ -161,6 +196,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut per_seed = Vec::new();
     let mut ood_rows = Vec::new();
     let (mut pred_rows, mut sens_rows) = (Vec::new(), Vec::new());
+    let (mut identification_rows, mut comparisons): (Rows, Vec<Vec<Comparison>>) = (Vec::new(), Vec::new());
     let reference = baselines.reference(cfg.reference_steps());
     for (a, tasks) in &ood_sets {
         ood_rows.push(vec![json!(reference.label()), json!(null), json!(a), json!(reference.loss(tasks))]);
@@ -178,8 +214,10 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             .add_artifact(ctx.run_id, &Artifact::new(format!("seed-{seed}/model"), ArtifactKind::Checkpoint, rel))?;
 
         ctx.progress.start(&format!("seed {seed}: evaluating"), 1);
-        let (mut m, samples) = evaluate(cfg, &model, seed, &val, &baselines)?;
+        let (mut m, samples, identification) = evaluate(cfg, &model, seed, &precond_fit, &val, &baselines)?;
         m.restarts = restarts;
+        identification_rows.extend(identify::rows(seed, &identification));
+        comparisons.push(identification.comparisons);
         pred_rows.extend(samples.predictions.iter().map(|(g, p)| vec![json!(seed), json!(g), json!(p)]));
         sens_rows.extend(samples.sensitivities.iter().map(|(g, p)| vec![json!(seed), json!(g), json!(p)]));
         let inference = model.valid();
@@ -246,14 +284,28 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
             },
         )?;
     }
-    let verdict = verdict(cfg, &per_seed);
+    ctx.store.put_table(
+        ctx.run_id,
+        &ResultTable {
+            name: "identification".into(),
+            columns: identify::COLUMNS.iter().map(|s| s.to_string()).collect(),
+            rows: identification_rows,
+        },
+    )?;
+    let identification = identify::verdict(cfg, &per_seed, &comparisons);
+    let mut verdict = verdict(cfg, &per_seed);
+    verdict["context"] = json!({ "identified_algorithm": identification["context"]["identified"] });
+    let mut baseline_losses: BTreeMap<String, f64> =
+        baselines.all().iter().map(|a| (a.label(), a.loss(&val))).collect();
+    baseline_losses.insert(baselines.precond.label(), baselines.precond.loss(&val));
     let summary = json!({
         "experiment": "icl-gd",
         "seeds": per_seed.iter().map(|m| m.seed).collect::<Vec<_>>(),
         "per_seed": per_seed,
         "aggregate": aggregate(&per_seed),
-        "baselines": baselines.all().iter().map(|a| (a.label(), a.loss(&val))).collect::<BTreeMap<_, _>>(),
+        "baselines": baseline_losses,
         "verdict": verdict,
+        "identification": identification,
         "inside": inside_summary(&probe_rows, &patch_rows),
     });
     ctx.store.put_json(ctx.run_id, "summary", &summary)?;
@@ -605,9 +657,10 @@ fn evaluate(
     cfg: &Config,
     model: &Lsa,
     seed: u64,
+    precond_fit: &Tasks,
     val: &Tasks,
     b: &Baselines,
-) -> anyhow::Result<(SeedMetrics, Samples)> {
+) -> anyhow::Result<(SeedMetrics, Samples, identify::Identification)> {
     let k = cfg.reference_steps();
     let reference = b.reference(k);
     let inference = model.valid();
@@ -662,11 +715,13 @@ fn evaluate(
         m.interpolation_loss = Some(interpolation_loss(w, &spec, b.eta_star_over_n, val)?);
     }
     m.verdict = seed_passes(cfg, &m);
+    let identification = identify::identify(cfg, &inference, precond_fit, val, b, &pred, &sens);
+    identify::record(&mut m, &identification, cfg);
     let samples = Samples {
         predictions: ref_pred.iter().copied().zip(pred.iter().copied()).take(300).collect(),
         sensitivities: ref_w.iter().copied().zip(sens.iter().copied()).take(40 * d).collect(),
     };
-    Ok((m, samples))
+    Ok((m, samples, identification))
 }
 
 /// What the one-layer, one-head weights say about GD: β = mean diag of W_KQ's x-block, the learned

@@ -22,6 +22,12 @@ const METRICS: &[(&str, &str)] = &[
     ("loss_ratio_vs_gdpp", "model loss / GD++ loss"),
     ("gdpp_per_step_loss", "k-step GD++ with one η per step (multi-layer models)"),
     ("loss_ratio_vs_gdpp_per_step", "model loss / per-step GD++ loss"),
+    ("precond_loss", "k-step preconditioned GD (a matrix per step, fitted to the labels)"),
+    ("loss_ratio_vs_precond", "model loss / preconditioned GD loss"),
+    ("identified_loss_ratio", "model loss / the closest candidate's (see: which algorithm)"),
+    ("identified_ilwd", "mean ‖∂ŷ/∂x_q − the closest candidate's weights‖ (ILWD)"),
+    ("identified_cosine", "mean cos(∂ŷ/∂x_q, the closest candidate's weights)"),
+    ("layer1_precond_cosine", "cosine of the layer-0 preconditioner read off the weights with the fitted P₁"),
     ("eta_learned", "η read from the weights: −(P W_V)[y,y] · mean diag W_KQ[x,x]"),
     ("eta_star_over_n", "line-searched one-step GD η*/N"),
     ("eta_rel_error", "|η_learned − η*/N| / (η*/N)"),
@@ -123,6 +129,7 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
             baseline_rows,
         );
 
+    identification_section(&mut page, store, run, &summary)?;
     weights_section(&mut page, store, run)?;
     alignment_section(&mut page, store, run)?;
     ood_section(&mut page, store, run)?;
@@ -382,5 +389,97 @@ fn patching_section(page: &mut Page, store: &Store, run: RunId) -> anyhow::Resul
          and attention scores see only x, which the corruption leaves unchanged, so in a model that implements GD they \
          restore nothing; the values carry everything.",
     );
+    Ok(())
+}
+
+/// Which algorithm: the identification verdict, every candidate's certificate across seeds, and
+/// the first layer's preconditioner read against the fitted one.
+fn identification_section(page: &mut Page, store: &Store, run: RunId, summary: &Value) -> anyhow::Result<()> {
+    let Some(table) = store.table(run, "identification")? else {
+        return Ok(());
+    };
+    let verdict: Option<crate::verdict::Verdict> = serde_json::from_value(summary["identification"].clone()).ok();
+    let s = page.section("Which algorithm does it run?");
+    s.paragraph(
+        "Every candidate algorithm against the model on the same validation tasks: loss ratio (model / candidate), \
+         squared prediction difference (SPD), implied-weight distance (ILWD: mean ‖∂ŷ/∂x_q − the candidate's \
+         weights‖) and cosine. The closest candidate by SPD is named; it fits when its loss ratio is within the \
+         tolerance and the cosine clears the bound on every seed. The last candidate is the preconditioned GD \
+         fitted to the model's own predictions: the member of that family closest to the model.",
+    );
+    crate::verdict::section(s, verdict.as_ref(), "not finished");
+    // Per candidate: mean [min, max] over seeds of each certificate column.
+    let mut names: Vec<String> = Vec::new();
+    for r in &table.rows {
+        let name = r[1].as_str().unwrap_or("?").to_string();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let spread = |values: &[f64]| {
+        let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+        let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+        Cell::text(format!(
+            "{} [{}, {}]",
+            mesalab_report::fmt::number(mean),
+            mesalab_report::fmt::number(lo),
+            mesalab_report::fmt::number(hi)
+        ))
+    };
+    let rows = names
+        .iter()
+        .map(|name| {
+            let of = |col: usize| -> Vec<f64> {
+                table
+                    .rows
+                    .iter()
+                    .filter(|r| r[1].as_str() == Some(name))
+                    .map(|r| r[col].as_f64().unwrap_or(f64::NAN))
+                    .collect()
+            };
+            vec![
+                Cell::text(name.clone()),
+                spread(&of(2)),
+                spread(&of(3)),
+                spread(&of(4)),
+                spread(&of(5)),
+                spread(&of(6)),
+            ]
+        })
+        .collect();
+    s.table_captioned(
+        "Mean [min, max] over seeds, on the validation tasks.",
+        vec!["candidate", "candidate loss", "loss ratio", "SPD", "ILWD", "cosine"],
+        rows,
+    );
+    let per_seed: Vec<Value> = summary["per_seed"].as_array().cloned().unwrap_or_default();
+    if per_seed.iter().any(|m| m["layer1_precond_cosine"].is_number()) {
+        let rows = per_seed
+            .iter()
+            .map(|m| {
+                let f = |k: &str| Cell::num(m[k].as_f64().unwrap_or(f64::NAN));
+                vec![
+                    Cell::text(format!("seed {}", m["seed"])),
+                    f("layer1_precond_cosine"),
+                    f("layer1_precond_rel_distance"),
+                    f("layer1_precond_anisotropy"),
+                    f("layer1_projection_cosine"),
+                ]
+            })
+            .collect();
+        s.table_captioned(
+            "The first layer's step-1 preconditioner read off its weights (P = −N Σ_h (P W_V)_h[y,y] · W_KQ,h[x,x]ᵀ) \
+             against step 1 of the preconditioned GD fitted to the labels; anisotropy = ‖P − tr(P)/d·I‖ / ‖P‖ \
+             (0: a multiple of the identity, as in plain GD).",
+            vec![
+                "seed",
+                "cosine with fitted P₁",
+                "‖P − P₁‖ / ‖P₁‖",
+                "anisotropy of P",
+                "cosine with P₁ fitted to the model",
+            ],
+            rows,
+        );
+    }
     Ok(())
 }
