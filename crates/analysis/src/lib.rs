@@ -7,6 +7,8 @@
 //!   trained model to one candidate algorithm (loss ratio, SPD, implied-weight distance, cosine).
 //! - [`icl_pool`]: regression tasks from a finite pool of teachers and its Bayes-optimal predictor
 //!   (dMMSE), for the task-diversity experiment.
+//! - [`lds`]: sequences from random linear dynamical systems and the in-context learners that
+//!   predict them (zero, k-step GD, least squares, the true W), for icl-autoregressive.
 //! - [`probe`]: linear probes on activations (logistic, difference of means, ridge) judged on a
 //!   held-out split against their controls (random-direction null, shuffled labels).
 //! - [`irl`]: maximum-entropy inverse RL on tabular deterministic MDPs (gridworlds), to recover the
@@ -17,5 +19,6 @@ pub mod icl;
 pub mod icl_identify;
 pub mod icl_pool;
 pub mod irl;
+pub mod lds;
 pub mod probe;
 pub mod stats;

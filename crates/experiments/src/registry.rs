@@ -111,6 +111,7 @@ fn load_typed<C: ExperimentConfig>(
 pub const RUNNERS: &[Runner] = &[
     Runner::of::<icl_gd::Config>("icl-gd", icl_gd::report),
     Runner::of::<crate::icl_emergence::Config>("icl-emergence", crate::icl_emergence::report),
+    Runner::of::<crate::icl_autoregressive::Config>("icl-autoregressive", crate::icl_autoregressive::report),
     Runner::of::<crate::coin_corridor::Config>("coin-corridor", crate::coin_corridor::report),
     Runner::of::<crate::spec_gaming::Config>("spec-gaming", crate::spec_gaming::report),
     Runner::of::<crate::cheese_maze::Config>("cheese-maze", crate::cheese_maze::report),
@@ -160,6 +161,11 @@ pub const EXPERIMENTS: &[Experiment] = &[
         "icl-emergence",
         "pretraining task diversity M: when does the model stop memorising its pool (dMMSE) and learn in context like ridge/GD? (Raventós et al. 2023)"
     ),
+    shipped!(
+        "icl-autoregressive",
+        "a causal linear transformer predicting random linear dynamical systems: does it learn W in context, with which algorithm? (von Oswald et al. 2023b)"
+    ),
+    shipped!("icl-autoregressive-2layer", "icl-autoregressive with 2 causal attention layers: k-step GD or least squares?"),
     shipped!(
         "cheese-maze",
         "maze agent trained with the cheese near the top-right corner: cheese or corner on deployment? (Langosco et al. 2022)"
