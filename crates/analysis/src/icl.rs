@@ -159,6 +159,13 @@ pub enum Algorithm {
         etas: [f64; MAX_STEPS],
         gamma: f64,
     },
+    /// GD++ with its own step size and its own input transform per step, `etas[..steps]` and
+    /// `gammas[..steps]` (γ_s transforms the inputs after step s).
+    GdPpFree {
+        steps: usize,
+        etas: [f64; MAX_STEPS],
+        gammas: [f64; MAX_STEPS],
+    },
     Ols,
     Ridge {
         lambda: f64,
@@ -173,6 +180,7 @@ impl Algorithm {
             Algorithm::Gd { steps: 1, .. } => "one-step GD".into(),
             Algorithm::Gd { steps, .. } => format!("{steps}-step GD"),
             Algorithm::GdPpPerStep { steps, .. } => format!("{steps}-step GD++ (η per step)"),
+            Algorithm::GdPpFree { steps, .. } => format!("{steps}-step GD++ (η and γ per step)"),
             Algorithm::Ols => "OLS".into(),
             Algorithm::Ridge { .. } => "ridge".into(),
         }
@@ -185,10 +193,13 @@ impl Algorithm {
             match *self {
                 Algorithm::Zero => out.extend(std::iter::repeat_n(0.0, tasks.d)),
                 Algorithm::Gd { steps, eta_over_n, gamma } => {
-                    out.extend(gd_pp_weights(tasks, t, &vec![eta_over_n; steps], gamma))
+                    out.extend(gd_pp_weights(tasks, t, &vec![eta_over_n; steps], &vec![gamma; steps]))
                 }
                 Algorithm::GdPpPerStep { steps, etas, gamma } => {
-                    out.extend(gd_pp_weights(tasks, t, &etas[..steps], gamma))
+                    out.extend(gd_pp_weights(tasks, t, &etas[..steps], &vec![gamma; steps]))
+                }
+                Algorithm::GdPpFree { steps, etas, gammas } => {
+                    out.extend(gd_pp_weights(tasks, t, &etas[..steps], &gammas[..steps]))
                 }
                 Algorithm::Ols => out.extend(least_squares(tasks, t, None)),
                 Algorithm::Ridge { lambda } => out.extend(least_squares(tasks, t, Some(lambda))),
@@ -212,7 +223,7 @@ impl Algorithm {
 /// residuals `r ← r − (η/N) Σ_j r_j (x_j·x_i)`, the query accumulates `(η/N) Σ_i r_i x_i·x_q`, and
 /// every input (context and query) is multiplied by `(I − γ X Xᵀ)`. The query's input is tracked
 /// as a linear map `M` (`x_q^(t) = M x_q`), which makes the implied weights exact.
-fn gd_pp_weights(tasks: &Tasks, t: usize, etas: &[f64], gamma: f64) -> Vec<f64> {
+fn gd_pp_weights(tasks: &Tasks, t: usize, etas: &[f64], gammas: &[f64]) -> Vec<f64> {
     let (d, n) = (tasks.d, tasks.n_context);
     let mut xs: Vec<f64> = (0..n).flat_map(|i| tasks.xi(t, i).to_vec()).collect(); // [N, d]
     let mut r: Vec<f64> = (0..n).map(|i| tasks.yi(t, i)).collect();
@@ -221,7 +232,7 @@ fn gd_pp_weights(tasks: &Tasks, t: usize, etas: &[f64], gamma: f64) -> Vec<f64> 
         m[k * d + k] = 1.0;
     }
     let mut v = vec![0.0; d];
-    for &eta_over_n in etas {
+    for (&eta_over_n, &gamma) in etas.iter().zip(gammas) {
         // g = Σ_i r_i x_i  (the negative gradient times N)
         let mut g = vec![0.0; d];
         for i in 0..n {
@@ -369,6 +380,67 @@ pub fn fit_gd_pp_per_step(tasks: &Tasks, steps: usize) -> Algorithm {
     Algorithm::GdPpPerStep { steps, etas: fixed, gamma }
 }
 
+/// k-step GD++ with a step size and an input transform per step: (η_s, γ_s) fitted by coordinate
+/// descent from the per-step-η fit (shared γ). γ_k (after the last step) does not change the
+/// prediction and stays at the shared value.
+pub fn fit_gd_pp_free(tasks: &Tasks, steps: usize) -> Algorithm {
+    let steps = steps.min(MAX_STEPS);
+    let Algorithm::GdPpPerStep { etas, gamma, .. } = fit_gd_pp_per_step(tasks, steps) else {
+        unreachable!("fit_gd_pp_per_step returns GdPpPerStep")
+    };
+    let targets = tasks.targets();
+    let mut etas = etas[..steps].to_vec();
+    let mut gammas = vec![gamma; steps];
+    let c1 = fit_one_step_gd(tasks).max(1e-6);
+    let loss_at = |gammas: &[f64], etas: &[f64]| {
+        half_mse(&Unrolled::with_gammas(tasks, gammas).predict_per_step(tasks, etas), &targets)
+    };
+    for _ in 0..3 {
+        for s in 0..steps.saturating_sub(1) {
+            let hi = 2.0 * gammas[s].max(1e-3);
+            let g = golden_min(
+                |g| {
+                    let mut trial = gammas.clone();
+                    trial[s] = g;
+                    loss_at(&trial, &etas)
+                },
+                0.0,
+                hi,
+                16,
+            );
+            let mut trial = gammas.clone();
+            trial[s] = g;
+            if loss_at(&trial, &etas) < loss_at(&gammas, &etas) {
+                gammas = trial;
+            }
+        }
+        let unrolled = Unrolled::with_gammas(tasks, &gammas);
+        for s in 0..steps {
+            let best = golden_min(
+                |e| {
+                    let mut trial = etas.clone();
+                    trial[s] = e;
+                    half_mse(&unrolled.predict_per_step(tasks, &trial), &targets)
+                },
+                0.0,
+                4.0 * c1,
+                24,
+            );
+            let mut trial = etas.clone();
+            trial[s] = best;
+            if half_mse(&unrolled.predict_per_step(tasks, &trial), &targets)
+                <= half_mse(&unrolled.predict_per_step(tasks, &etas), &targets)
+            {
+                etas = trial;
+            }
+        }
+    }
+    let (mut e, mut g) = ([0.0; MAX_STEPS], [0.0; MAX_STEPS]);
+    e[..steps].copy_from_slice(&etas);
+    g[..steps].copy_from_slice(&gammas);
+    Algorithm::GdPpFree { steps, etas: e, gammas: g }
+}
+
 /// GD++ with the input transforms precomputed. The inputs' trajectory depends on γ only, not on
 /// η, so for a fixed γ each candidate η costs O(steps·N·d) per task instead of O(steps·N·d²).
 struct Unrolled {
@@ -381,13 +453,19 @@ struct Unrolled {
 
 impl Unrolled {
     fn new(tasks: &Tasks, steps: usize, gamma: f64) -> Self {
+        Self::with_gammas(tasks, &vec![gamma; steps])
+    }
+
+    /// Input transforms with `gammas[s]` after step s (one step per entry).
+    fn with_gammas(tasks: &Tasks, gammas: &[f64]) -> Self {
+        let steps = gammas.len();
         let (d, n) = (tasks.d, tasks.n_context);
         let mut xs_all = Vec::with_capacity(tasks.count * steps * n * d);
         let mut q_all = Vec::with_capacity(tasks.count * steps * d);
         for t in 0..tasks.count {
             let mut xs: Vec<f64> = (0..n).flat_map(|i| tasks.xi(t, i).to_vec()).collect(); // [N, d]
             let mut q = tasks.xi(t, n).to_vec();
-            for _ in 0..steps {
+            for &gamma in gammas {
                 xs_all.extend_from_slice(&xs);
                 q_all.extend_from_slice(&q);
                 // Every input x ← x − γ Σ_i x_i (x_i·x), from the pre-step context.
@@ -546,6 +624,26 @@ mod tests {
         let fast = Unrolled::new(&t, 3, 0.15).predict(&t, 0.9);
         for (a, b) in fast.iter().zip(alg.predict(&t)) {
             assert!((a - b).abs() < 1e-10, "{a} vs {b}");
+        }
+    }
+
+    /// Free per-step γ contains the shared-γ family (never worse on the fit tasks), its implied
+    /// weights equal the unrolled predictions, and with equal γ's it is per-step GD++ exactly.
+    #[test]
+    fn free_gd_pp_contains_the_shared_gamma_fit() {
+        let fit = tasks(1500, "free");
+        let per_step = fit_gd_pp_per_step(&fit, 3);
+        let free = fit_gd_pp_free(&fit, 3);
+        assert!(free.loss(&fit) <= per_step.loss(&fit) + 1e-12, "{} vs {}", free.loss(&fit), per_step.loss(&fit));
+        let Algorithm::GdPpFree { etas, gammas, .. } = free else { unreachable!() };
+        let fast = Unrolled::with_gammas(&fit, &gammas[..3]).predict_per_step(&fit, &etas[..3]);
+        for (a, b) in fast.iter().zip(free.predict(&fit)) {
+            assert!((a - b).abs() < 1e-10);
+        }
+        let Algorithm::GdPpPerStep { etas, gamma, .. } = per_step else { unreachable!() };
+        let same = Algorithm::GdPpFree { steps: 3, etas, gammas: [gamma; MAX_STEPS] };
+        for (a, b) in same.predict(&fit).iter().zip(per_step.predict(&fit)) {
+            assert!((a - b).abs() < 1e-12);
         }
     }
 

@@ -4,7 +4,8 @@
 //! and implied weights aligned with its weights, on every converged seed, with every seed naming
 //! the same candidate.
 //!
-//! Candidates (all for k = the model's depth): k-step GD, k-step GD++ (shared and per-step η),
+//! Candidates (all for k = the model's depth): k-step GD, k-step GD++ (shared and per-step η;
+//! for k ≥ 3 also a γ per step),
 //! k-step preconditioned GD with a matrix per step fitted to the labels (Ahn et al. 2023), the
 //! same family fitted to the model's own predictions on the fit tasks (the family member closest
 //! to the model: if even it does not fit, no member does), ridge and OLS.
@@ -56,6 +57,7 @@ pub(super) fn identify(
     let mut scalar = vec![b.reference(k)];
     scalar.extend(b.gd_pp(k));
     scalar.extend(b.gd_pp_per_step.as_ref());
+    scalar.extend(b.gd_pp_free.as_ref());
     scalar.push(&b.ridge);
     scalar.push(&b.ols);
     for alg in scalar {
@@ -186,7 +188,7 @@ pub fn verdict(cfg: &Config, all_seeds: &[SeedMetrics], per_seed_comparisons: &[
     let count = per_seed_comparisons.first().map_or(0, Vec::len);
     let verdict = Verdict::new(
         format!("runs {named} (the closest of {count} candidate algorithms by prediction distance fits it)"),
-        "k-step GD, GD++ (shared and per-step η), preconditioned GD with a matrix per step (fitted to the labels, \
+        "k-step GD, GD++ (shared and per-step η and γ), preconditioned GD with a matrix per step (fitted to the labels, \
          and to the model's own predictions), ridge and OLS, on the same validation tasks",
         checks,
     )

@@ -23,7 +23,9 @@ use crate::context::{Interrupted, RunContext};
 use anyhow::Context as _;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use mesalab_analysis::icl::{Algorithm, Tasks, fit_gd, fit_gd_pp, fit_gd_pp_per_step, fit_one_step_gd, fit_ridge};
+use mesalab_analysis::icl::{
+    Algorithm, Tasks, fit_gd, fit_gd_pp, fit_gd_pp_free, fit_gd_pp_per_step, fit_one_step_gd, fit_ridge,
+};
 use mesalab_analysis::icl_identify::{Comparison, PreconditionedGd, fit_preconditioned_gd};
 use mesalab_analysis::stats::{Summary, cosine, half_mse, mean, norm};
 use mesalab_core::{Seed, StreamRng, Streams};
@@ -112,6 +114,9 @@ struct Baselines {
     gd_pp: Vec<Algorithm>,
     /// GD++ with a step size per step, k = layers (multi-layer models only).
     gd_pp_per_step: Option<Algorithm>,
+    /// GD++ with a step size and an input transform per step, k = layers ≥ 3 (for 2 layers the
+    /// last γ does not act, so it equals `gd_pp_per_step`).
+    gd_pp_free: Option<Algorithm>,
     ols: Algorithm,
     ridge: Algorithm,
     eta_star_over_n: f64,
@@ -126,6 +131,7 @@ impl Baselines {
         let gd: Vec<Algorithm> = (1..=max_steps).map(|k| fit_gd(fit, k)).collect();
         let gd_pp = (2..=max_steps).map(|k| fit_gd_pp(fit, k)).collect();
         let gd_pp_per_step = (layers >= 2).then(|| fit_gd_pp_per_step(fit, layers));
+        let gd_pp_free = (layers >= 3).then(|| fit_gd_pp_free(fit, layers));
         let eta = match gd[layers - 1] {
             Algorithm::Gd { eta_over_n, .. } => eta_over_n,
             _ => unreachable!("fit_gd returns Gd"),
@@ -135,6 +141,7 @@ impl Baselines {
         Self {
             precond,
             precond_init,
+            gd_pp_free,
             gd,
             gd_pp,
             gd_pp_per_step,
@@ -157,6 +164,7 @@ impl Baselines {
         all.extend(self.gd.iter());
         all.extend(self.gd_pp.iter());
         all.extend(self.gd_pp_per_step.iter());
+        all.extend(self.gd_pp_free.iter());
         all.push(&self.ridge);
         all.push(&self.ols);
         all
@@ -899,6 +907,9 @@ fn store_baselines(ctx: &RunContext, b: &Baselines, val: &Tasks) -> anyhow::Resu
                 }
                 Algorithm::GdPpPerStep { steps, etas, gamma } => {
                     (json!(steps), json!(etas[..steps].to_vec()), json!(gamma), json!(null))
+                }
+                Algorithm::GdPpFree { steps, etas, gammas } => {
+                    (json!(steps), json!(etas[..steps].to_vec()), json!(gammas[..steps].to_vec()), json!(null))
                 }
                 Algorithm::Ridge { lambda } => (json!(null), json!(null), json!(null), json!(lambda)),
                 _ => (json!(null), json!(null), json!(null), json!(null)),
