@@ -165,7 +165,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
         "icl-autoregressive",
         "a causal linear transformer predicting random linear dynamical systems: does it learn W in context, with which algorithm? (von Oswald et al. 2023b)"
     ),
-    shipped!("icl-autoregressive-2layer", "icl-autoregressive with 2 causal attention layers: k-step GD or least squares?"),
+    shipped!(
+        "icl-autoregressive-2layer",
+        "icl-autoregressive with 2 causal attention layers: k-step GD or least squares?"
+    ),
     shipped!(
         "cheese-maze",
         "maze agent trained with the cheese near the top-right corner: cheese or corner on deployment? (Langosco et al. 2022)"
