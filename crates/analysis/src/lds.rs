@@ -6,7 +6,7 @@
 //! pairs `(s_{j−1}, s_j)` for `j ≤ t` (with `s_0 = 0`) and predicts `s_{t+1}` as `Ŵ_t s_t`. Every
 //! learner here is a rule for `Ŵ_t`:
 //!
-//! - `zero`: `Ŵ = 0` (the best context-free linear map too, since E[W] = 0 — a model that does
+//! - `zero`: `Ŵ = 0` (the best context-free linear map too, since `E[W] = 0` — a model that does
 //!   not learn in context cannot beat it by more than chance);
 //! - k-step GD from `W = 0` on `L_t(W) = 1/(2t) Σ_{j≤t} ‖W s_{j−1} − s_j‖²`, step size η;
 //! - ridge / online least squares: `Ŵ_t = (Σ s_j s_{j−1}ᵀ)(Σ s_{j−1} s_{j−1}ᵀ + λ I)⁻¹`;

@@ -7,7 +7,7 @@
 //!
 //! Here the model is [`mesalab_nn::causal_lsa::CausalLsa`] on tokens `(0, s_t, s_{t−1})`. Every
 //! seed's model is compared on the same held-out sequences, position by position, with the
-//! zero predictor (the best context-free linear map, since E[W] = 0), k-step GD on the context,
+//! zero predictor (the best context-free linear map, since `E[W] = 0`), k-step GD on the context,
 //! least squares (ridge) and the true W. The verdict asks whether the model learns in context
 //! (its late-context loss falls far below the zero predictor's and below its own early loss) and
 //! which algorithm it runs (the closest candidate by prediction distance, which must fit).
