@@ -385,16 +385,33 @@ fn probe_targets(cfg: &Config, seqs: &Sequences) -> Vec<(String, DMatrix<f64>)> 
         DMatrix::from_row_iterator(late.len(), seqs.d, late.iter().flat_map(|r| r.iter().copied()))
     };
     let fit = |k| fit_gd(seqs, k);
-    // The earlier state s_{t−1} and the preconditioned input (S/t + λI)⁻¹ s_t.
+    let (gd1, ls) = (fit(1), fit_ridge(seqs));
+    let (Learner::Gd { eta, .. }, Learner::Ridge { lambda }) = (gd1, ls) else {
+        unreachable!("fit_gd and fit_ridge return their own kind")
+    };
+    // The earlier state s_{t−1}, the preconditioned input (S/t + λI)⁻¹ s_t, and the implied
+    // estimates of W themselves (d² numbers each): one-step GD's ηC/t and least squares'
+    // C(S + λI)⁻¹, with C = Σ s_j s_{j−1}ᵀ and S = Σ s_{j−1} s_{j−1}ᵀ over the context.
     let (t, d) = (seqs.positions, seqs.d);
     let mut prev = Vec::with_capacity(seqs.count * t * d);
     let mut preconditioned = Vec::with_capacity(seqs.count * t * d);
+    let (mut w_gd, mut w_ls) = (Vec::new(), Vec::new());
     for n in 0..seqs.count {
         let mut s = DMatrix::<f64>::zeros(d, d);
+        let mut c = DMatrix::<f64>::zeros(d, d);
         for pos in 0..t {
             let p = if pos == 0 { vec![0.0; d] } else { seqs.state(n, pos - 1).to_vec() };
             let pv = nalgebra::DVector::from_column_slice(&p);
             s += &pv * pv.transpose();
+            c += nalgebra::DVector::from_column_slice(seqs.state(n, pos)) * pv.transpose();
+            if pos >= from {
+                // Row-major d×d estimates, one row of d² probe targets per late position.
+                let gd = &c * (eta / (pos + 1) as f64);
+                let a = &s + DMatrix::<f64>::identity(d, d) * lambda;
+                let least = a.cholesky().map_or(DMatrix::zeros(d, d), |ch| ch.solve(&c.transpose()).transpose());
+                w_gd.extend(gd.transpose().iter());
+                w_ls.extend(least.transpose().iter());
+            }
             prev.extend(&p);
             let a = &s / (pos + 1) as f64 + DMatrix::<f64>::identity(d, d) * 0.1;
             let cur = nalgebra::DVector::from_column_slice(seqs.state(n, pos));
@@ -402,9 +419,12 @@ fn probe_targets(cfg: &Config, seqs: &Sequences) -> Vec<(String, DMatrix<f64>)> 
             preconditioned.extend(x.iter());
         }
     }
+    let late = seqs.count * (t - from);
     vec![
-        ("one-step GD prediction".to_string(), rows(&fit(1).predict(seqs))),
-        ("least-squares prediction".to_string(), rows(&fit_ridge(seqs).predict(seqs))),
+        ("one-step GD prediction".to_string(), rows(&gd1.predict(seqs))),
+        ("least-squares prediction".to_string(), rows(&ls.predict(seqs))),
+        ("one-step GD estimate of W (d² numbers)".to_string(), DMatrix::from_row_slice(late, d * d, &w_gd)),
+        ("least-squares estimate of W (d² numbers)".to_string(), DMatrix::from_row_slice(late, d * d, &w_ls)),
         ("earlier state s_{t−1}".to_string(), rows(&prev)),
         ("preconditioned input (S/t + 0.1·I)⁻¹ s_t".to_string(), rows(&preconditioned)),
     ]
