@@ -57,13 +57,41 @@ fn random_orthogonal(d: usize, rng: &mut impl Rng) -> DMatrix<f64> {
 }
 
 impl Sequences {
+    /// `count` sequences, each with a fresh W.
     pub fn sample(spec: &LdsSpec, count: usize, rng: &mut impl Rng) -> Self {
+        Self::sample_with(spec, count, rng, |rng| random_orthogonal(spec.d, rng) * spec.rho)
+    }
+
+    /// `k` systems W (`[k, d, d]` row-major), for training on a finite set of systems.
+    pub fn sample_systems(spec: &LdsSpec, k: usize, rng: &mut impl Rng) -> Vec<f64> {
+        (0..k)
+            .flat_map(|_| (random_orthogonal(spec.d, rng) * spec.rho).transpose().iter().copied().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// `count` sequences, each from a system drawn uniformly from `systems` (`[k, d, d]`).
+    pub fn sample_from(spec: &LdsSpec, systems: &[f64], count: usize, rng: &mut impl Rng) -> Self {
+        let dd = spec.d * spec.d;
+        let k = systems.len() / dd;
+        assert!(k > 0 && systems.len() == k * dd, "systems must hold k·d² numbers");
+        Self::sample_with(spec, count, rng, |rng| {
+            let i = rng.random_range(0..k);
+            DMatrix::from_row_slice(spec.d, spec.d, &systems[i * dd..(i + 1) * dd])
+        })
+    }
+
+    fn sample_with<R: Rng>(
+        spec: &LdsSpec,
+        count: usize,
+        rng: &mut R,
+        mut system: impl FnMut(&mut R) -> DMatrix<f64>,
+    ) -> Self {
         let (d, t) = (spec.d, spec.positions);
         let noise = Normal::new(0.0, spec.noise_std.max(0.0)).expect("finite noise");
         let mut s = Vec::with_capacity(count * (t + 1) * d);
         let mut w = Vec::with_capacity(count * d * d);
         for _ in 0..count {
-            let wm = random_orthogonal(d, rng) * spec.rho;
+            let wm = system(rng);
             let mut state = DVector::from_fn(d, |_, _| StandardNormal.sample(rng));
             for _ in 0..=t {
                 s.extend(state.iter());
@@ -267,6 +295,20 @@ mod tests {
         // The first position has only the degenerate pair (0, s_1): nothing to learn from.
         let first = |l: &Learner| val.position_losses(&l.predict(&val))[0];
         assert_eq!(first(&fit_gd(&fit, 1)), first(&Learner::Zero));
+    }
+
+    #[test]
+    fn sequences_from_a_finite_set_use_only_its_systems() {
+        let mut rng = Streams::new(Seed(2)).stream("sys");
+        let systems = Sequences::sample_systems(&spec(), 2, &mut rng);
+        let s = Sequences::sample_from(&spec(), &systems, 40, &mut rng);
+        let mut used = [false; 2];
+        for n in 0..s.count {
+            let w = &s.w[n * 9..(n + 1) * 9];
+            let i = (0..2).find(|&i| &systems[i * 9..(i + 1) * 9] == w).expect("a listed system");
+            used[i] = true;
+        }
+        assert_eq!(used, [true, true]);
     }
 
     #[test]

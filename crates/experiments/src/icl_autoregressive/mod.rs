@@ -17,6 +17,7 @@
 //! Reading order: [`run`] → [`train_one_seed`] → [`evaluate`] → [`verdict`]; [`report`] draws
 //! the HTML page from the store.
 
+pub mod audit;
 pub mod config;
 mod report;
 
@@ -217,6 +218,7 @@ fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64) -> anyhow::Result<C
     let mut model = CausalLsa::init(cfg.model_spec(), cfg.model.init_std, &mut streams.stream("init"), &device);
     let mut trainer = Supervised::new(&cfg.adam());
     let mut data_rng = streams.stream("train-data");
+    let systems = train_systems(cfg, seed);
     let (b, t, d) = (cfg.train.batch_size, cfg.task.positions, cfg.task.d);
     let mut rows = Vec::new();
     ctx.progress.start(&format!("seed {seed}: training"), cfg.train.steps);
@@ -225,7 +227,10 @@ fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64) -> anyhow::Result<C
             ctx.store.log_metrics(ctx.run_id, &rows)?;
             return Err(Interrupted.into());
         }
-        let batch = Sequences::sample(&spec, b, &mut data_rng);
+        let batch = match &systems {
+            Some(w) => Sequences::sample_from(&spec, w, b, &mut data_rng),
+            None => Sequences::sample(&spec, b, &mut data_rng),
+        };
         let tokens = Tensor::<3>::from_data(TensorData::new(batch.tokens(), [b, t, 3 * d]), &device);
         let targets: Vec<f32> = batch.targets().iter().map(|v| *v as f32).collect();
         let targets = Tensor::<3>::from_data(TensorData::new(targets, [b, t, d]), &device);
@@ -242,8 +247,16 @@ fn train_one_seed(cfg: &Config, ctx: &RunContext, seed: u64) -> anyhow::Result<C
     Ok(model)
 }
 
+/// The fixed training systems of `seed` (`[k, d, d]`) when `task.train_systems` > 0.
+pub(crate) fn train_systems(cfg: &Config, seed: u64) -> Option<Vec<f64>> {
+    (cfg.task.train_systems > 0).then(|| {
+        let mut rng = Streams::new(Seed(seed)).stream("train-systems");
+        Sequences::sample_systems(&cfg.lds_spec(), cfg.task.train_systems as usize, &mut rng)
+    })
+}
+
 /// Predictions `[count, T, d]` of `model` (plain device), in chunks.
-fn predict(model: &CausalLsa, seqs: &Sequences) -> Vec<f64> {
+pub(crate) fn predict(model: &CausalLsa, seqs: &Sequences) -> Vec<f64> {
     let (t, d) = (seqs.positions, seqs.d);
     let tokens = seqs.tokens();
     let per_seq = t * 3 * d;
