@@ -160,6 +160,25 @@ impl Check {
     }
 }
 
+/// The most common of `names` and how many times it occurs (ties: the one seen first; `none`, 0
+/// for no names). Identification verdicts name the candidate most seeds find closest.
+pub fn modal<'a>(names: impl IntoIterator<Item = &'a str>) -> (String, u64) {
+    let mut votes: Vec<(&str, u64)> = Vec::new();
+    for name in names {
+        match votes.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => votes.push((name, 1)),
+        }
+    }
+    let mut best: Option<(&str, u64)> = None;
+    for (n, c) in votes {
+        if best.is_none_or(|(_, b)| c > b) {
+            best = Some((n, c));
+        }
+    }
+    best.map_or(("none".into(), 0), |(n, c)| (n.to_string(), c))
+}
+
 /// The answer of a verdict whose models mostly did not train.
 pub const DID_NOT_CONVERGE: &str = "did not converge";
 
@@ -317,6 +336,13 @@ pub fn badge(verdict: Option<&Verdict>) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modal_counts_and_breaks_ties_by_first_seen() {
+        assert_eq!(modal(["b", "a", "a"]), ("a".to_string(), 2));
+        assert_eq!(modal(["b", "a"]), ("b".to_string(), 1));
+        assert_eq!(modal(std::iter::empty::<&str>()), ("none".to_string(), 0));
+    }
 
     #[test]
     fn bounds_fail_closed_on_nan_and_infinity() {

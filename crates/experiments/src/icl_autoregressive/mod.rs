@@ -344,14 +344,7 @@ pub fn verdict(cfg: &Config, all: &[SeedResult]) -> crate::verdict::Verdict {
     let v = &cfg.verdict;
     let seeds: Vec<&SeedResult> = all.iter().filter(|r| r.converged).collect();
     let unconverged: Vec<u64> = all.iter().filter(|r| !r.converged).map(|r| r.seed).collect();
-    let mut votes: Vec<(String, u64)> = Vec::new();
-    for r in &seeds {
-        match votes.iter_mut().find(|(n, _)| *n == r.identified) {
-            Some((_, c)) => *c += 1,
-            None => votes.push((r.identified.clone(), 1)),
-        }
-    }
-    let (named, agreeing) = votes.iter().max_by_key(|(_, c)| *c).cloned().unwrap_or(("none".into(), 0));
+    let (named, agreeing) = crate::verdict::modal(seeds.iter().map(|r| r.identified.as_str()));
     let of_named = |f: &dyn Fn(&CandidateFit) -> f64| -> Vec<(u64, f64)> {
         seeds.iter().map(|r| (r.seed, r.candidates.iter().find(|c| c.algorithm == named).map_or(f64::NAN, f))).collect()
     };

@@ -158,16 +158,9 @@ pub fn verdict(cfg: &Config, all_seeds: &[SeedMetrics], per_seed_comparisons: &[
     let seeds: Vec<(&SeedMetrics, &Vec<Comparison>)> =
         all_seeds.iter().zip(per_seed_comparisons).filter(|(m, _)| converged(cfg, m.progress)).collect();
     let unconverged: Vec<u64> = all_seeds.iter().filter(|m| !converged(cfg, m.progress)).map(|m| m.seed).collect();
-    // The modal closest candidate (ties: the first in candidate order).
-    let mut votes: Vec<(String, u64)> = Vec::new();
-    for (m, _) in &seeds {
-        let name = m.identified_algorithm.clone().unwrap_or_default();
-        match votes.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, c)) => *c += 1,
-            None => votes.push((name, 1)),
-        }
-    }
-    let (named, agreeing) = votes.iter().max_by_key(|(_, c)| *c).cloned().unwrap_or(("none".into(), 0));
+    // The closest candidate most seeds name (ties: the first seed's).
+    let (named, agreeing) =
+        crate::verdict::modal(seeds.iter().map(|(m, _)| m.identified_algorithm.as_deref().unwrap_or("")));
     let of_named = |f: &dyn Fn(&Comparison) -> f64| -> Vec<(u64, f64)> {
         seeds.iter().map(|(m, cs)| (m.seed, cs.iter().find(|c| c.algorithm == named).map_or(f64::NAN, f))).collect()
     };
