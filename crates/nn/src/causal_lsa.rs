@@ -63,22 +63,13 @@ impl CausalLsa {
     /// A model with the given weights (one entry per layer).
     pub fn from_weights(spec: CausalLsaSpec, layers: Vec<LayerWeights>, device: &Device) -> Self {
         assert_eq!(layers.len(), spec.layers, "one LayerWeights per layer");
-        let shape = [spec.heads, spec.d_token, spec.d_token];
-        let param = |v: Vec<f32>| Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device));
-        let blocks = layers
-            .into_iter()
-            .map(|l| AttentionWeights { w_q: param(l.w_q), w_k: param(l.w_k), w_v: param(l.w_v), p: param(l.p) })
-            .collect();
+        let blocks = layers.into_iter().map(|l| AttentionWeights::new(l, spec.heads, spec.d_token, device)).collect();
         Self { blocks, spec }
     }
 
     /// The weights as plain vectors (one entry per layer).
     pub fn weights(&self) -> Vec<LayerWeights> {
-        let read = |p: &Param<Tensor<3>>| p.val().into_data().try_to_vec::<f32>().expect("f32 weights");
-        self.blocks
-            .iter()
-            .map(|b| LayerWeights { w_q: read(&b.w_q), w_k: read(&b.w_k), w_v: read(&b.w_v), p: read(&b.p) })
-            .collect()
+        self.blocks.iter().map(AttentionWeights::to_plain).collect()
     }
 
     /// The one-GD-step layer for state width `d` (tokens `(0, s_t, s_{t−1})`, D = 3d) and step

@@ -63,6 +63,21 @@ pub struct LayerWeights {
     pub p: Vec<f32>,
 }
 
+impl AttentionWeights {
+    /// One layer's parameters from plain weights, each `heads · d_token²` floats `[head, row, col]`.
+    pub fn new(l: LayerWeights, heads: usize, d_token: usize, device: &Device) -> Self {
+        let shape = [heads, d_token, d_token];
+        let param = |v: Vec<f32>| Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device));
+        Self { w_q: param(l.w_q), w_k: param(l.w_k), w_v: param(l.w_v), p: param(l.p) }
+    }
+
+    /// The layer's weights as plain vectors.
+    pub fn to_plain(&self) -> LayerWeights {
+        let read = |p: &Param<Tensor<3>>| p.val().into_data().try_to_vec::<f32>().expect("f32 weights");
+        LayerWeights { w_q: read(&self.w_q), w_k: read(&self.w_k), w_v: read(&self.w_v), p: read(&self.p) }
+    }
+}
+
 impl LsaSpec {
     fn weight_sets(&self) -> usize {
         if self.shared_weights { 1 } else { self.layers }
@@ -84,22 +99,13 @@ impl Lsa {
     /// A model with the given weights (one entry per weight set).
     pub fn from_weights(spec: LsaSpec, layers: Vec<LayerWeights>, device: &Device) -> Self {
         assert_eq!(layers.len(), spec.weight_sets(), "one LayerWeights per weight set");
-        let shape = [spec.heads, spec.d_token, spec.d_token];
-        let param = |v: Vec<f32>| Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device));
-        let blocks = layers
-            .into_iter()
-            .map(|l| AttentionWeights { w_q: param(l.w_q), w_k: param(l.w_k), w_v: param(l.w_v), p: param(l.p) })
-            .collect();
+        let blocks = layers.into_iter().map(|l| AttentionWeights::new(l, spec.heads, spec.d_token, device)).collect();
         Self { blocks, spec }
     }
 
     /// The weights as plain vectors (one entry per weight set).
     pub fn weights(&self) -> Vec<LayerWeights> {
-        let read = |p: &Param<Tensor<3>>| p.val().into_data().try_to_vec::<f32>().expect("f32 weights");
-        self.blocks
-            .iter()
-            .map(|b| LayerWeights { w_q: read(&b.w_q), w_k: read(&b.w_k), w_v: read(&b.w_v), p: read(&b.p) })
-            .collect()
+        self.blocks.iter().map(AttentionWeights::to_plain).collect()
     }
 
     /// Every hook point, in forward order.
