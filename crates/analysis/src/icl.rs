@@ -358,16 +358,7 @@ pub fn fit_gd_pp_per_step(tasks: &Tasks, steps: usize) -> Algorithm {
     for _ in 0..3 {
         let unrolled = Unrolled::new(tasks, steps, gamma);
         for s in 0..steps {
-            let best = golden_min(
-                |e| {
-                    let mut trial = etas.clone();
-                    trial[s] = e;
-                    half_mse(&unrolled.predict_per_step(tasks, &trial), &targets)
-                },
-                0.0,
-                4.0 * c1,
-                24,
-            );
+            let best = best_step_size(&unrolled, tasks, &targets, &etas, s, c1);
             etas[s] = best;
         }
         let g = golden_min(|g| loss_at(g, &etas), 0.0, 2.0 * gamma.max(1e-3), 16);
@@ -416,16 +407,7 @@ pub fn fit_gd_pp_free(tasks: &Tasks, steps: usize) -> Algorithm {
         }
         let unrolled = Unrolled::with_gammas(tasks, &gammas);
         for s in 0..steps {
-            let best = golden_min(
-                |e| {
-                    let mut trial = etas.clone();
-                    trial[s] = e;
-                    half_mse(&unrolled.predict_per_step(tasks, &trial), &targets)
-                },
-                0.0,
-                4.0 * c1,
-                24,
-            );
+            let best = best_step_size(&unrolled, tasks, &targets, &etas, s, c1);
             let mut trial = etas.clone();
             trial[s] = best;
             if half_mse(&unrolled.predict_per_step(tasks, &trial), &targets)
@@ -439,6 +421,21 @@ pub fn fit_gd_pp_free(tasks: &Tasks, steps: usize) -> Algorithm {
     e[..steps].copy_from_slice(&etas);
     g[..steps].copy_from_slice(&gammas);
     Algorithm::GdPpFree { steps, etas: e, gammas: g }
+}
+
+/// Step `s`'s η/N that minimises the loss with the other steps' `etas` fixed (golden search on
+/// [0, 4·c1], c1 = one-step GD's η/N).
+fn best_step_size(unrolled: &Unrolled, tasks: &Tasks, targets: &[f64], etas: &[f64], s: usize, c1: f64) -> f64 {
+    let mut trial = etas.to_vec();
+    golden_min(
+        |e| {
+            trial[s] = e;
+            half_mse(&unrolled.predict_per_step(tasks, &trial), targets)
+        },
+        0.0,
+        4.0 * c1,
+        24,
+    )
 }
 
 /// GD++ with the input transforms precomputed. The inputs' trajectory depends on γ only, not on
