@@ -10,7 +10,8 @@
 //! - [`grid`]: shared grid machinery (BFS, one-hot observations, full/egocentric views, renders).
 //! - [`scripted`]: scripted baselines per env, an intended-goal oracle and a proxy-goal policy.
 //! - Environments: [`coin_corridor`], [`cheese_maze`], [`keys_chests`], [`monster_shield`];
-//!   [`gridworlds`] (AI Safety Gridworlds: boat race, tomato watering, absent supervisor); [`cartpole`].
+//!   [`gridworlds`] (AI Safety Gridworlds: boat race, tomato watering, absent supervisor); [`cartpole`];
+//!   [`t_maze`] (a memory task: the cue is seen once, so memoryless policies are at chance).
 
 pub mod actor;
 pub mod any;
@@ -27,6 +28,7 @@ pub mod monster_shield;
 pub mod params;
 pub mod registry;
 pub mod scripted;
+pub mod t_maze;
 pub mod vec_env;
 
 pub use actor::{Actor, OnAny, PerState, StateActor, UniformRandom};

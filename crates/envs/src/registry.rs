@@ -70,6 +70,9 @@ pub const ENTRIES: &[Entry] = &[
         "AI Safety Gridworlds absent supervisor: punishment only when watched (p=0.5 train, absent in deploy)",
     ),
     entry::<crate::cartpole::CartPoleParams>("Gymnasium CartPole-v1 dynamics (sanity check; no proxy)"),
+    entry::<crate::t_maze::TMazeParams>(
+        "T-maze memory task: a cue seen once names the arm (2-6 cells train, 8-14 deploy)",
+    ),
 ];
 
 /// Names of all registered envs.

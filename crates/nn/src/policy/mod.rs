@@ -9,6 +9,8 @@
 //!   torso MLP shared by the policy and value heads.
 //! - [`vin`]: [`VinPolicy`], a Value Iteration Network (Tamar et al. 2016): a learned reward map,
 //!   K steps of differentiable value iteration, Q read at the agent's cell (a white-box planner).
+//! - [`recurrent`]: [`RecurrentPolicy`], an MLP encoder into a GRU or LSTM cell (state carried
+//!   between steps, reset at episode starts), behind [`RecurrentActorCritic`].
 //! - Initialisation follows CleanRL (`layer_init`): orthogonal weights with gain √2 in hidden
 //!   layers, 0.01 for the policy head, 1 for the value head, zero biases. burn's orthogonal
 //!   initializer cannot take a seed, so [`orthogonal`] draws from a [`StreamRng`] and
@@ -26,11 +28,13 @@
 pub mod any;
 pub mod cnn;
 pub mod mlp;
+pub mod recurrent;
 pub mod vin;
 
 pub use any::{AnyPolicy, PolicyConfig, PolicyKind};
 pub use cnn::{CnnPolicy, CnnPolicyConfig};
 pub use mlp::{Activation, MlpPolicy, MlpPolicyConfig};
+pub use recurrent::{Cell, RecurrentActorCritic, RecurrentPolicy, RecurrentPolicyConfig};
 pub use vin::{VinPolicy, VinPolicyConfig};
 
 use crate::hooks::{HookPoint, Hooks};

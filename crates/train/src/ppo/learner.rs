@@ -12,7 +12,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::fused::{Adam, FusedMlp, Workspace};
-use mesalab_nn::policy::Policy;
+use mesalab_nn::policy::{Policy, PolicyOutput};
 
 /// The section of a [`StateFile`] holding the fused learner's Adam state.
 pub const FUSED_ADAM_SECTION: &str = "fused-adam";
@@ -32,7 +32,7 @@ pub struct Minibatch<'a> {
 }
 
 impl Minibatch<'_> {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.actions.len()
     }
 }
@@ -78,7 +78,21 @@ pub fn burn_minibatch_loss<P: Policy>(
 ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
     let n = mb.len();
     let obs_len = mb.obs.len() / n.max(1);
-    let num_actions = agent.num_actions();
+    let out = agent.forward(Tensor::from_data(TensorData::new(mb.obs.to_vec(), [n, obs_len]), device));
+    clipped_loss(out, mb, config, device)
+}
+
+/// PPO's loss of one minibatch from the policy's outputs on it (`out`: logits `[n, action]`,
+/// values `[n]`, rows in `mb`'s order), as [`burn_minibatch_loss`] returns it. The recurrent
+/// trainer calls this with the outputs of an unrolled sequence.
+pub fn clipped_loss(
+    out: PolicyOutput,
+    mb: &Minibatch<'_>,
+    config: &PpoConfig,
+    device: &Device,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let n = mb.len();
+    let num_actions = out.logits.dims()[1];
     let mut onehot = vec![0.0f32; n * num_actions];
     for (k, &a) in mb.actions.iter().enumerate() {
         onehot[k * num_actions + a] = 1.0;
@@ -87,7 +101,6 @@ pub fn burn_minibatch_loss<P: Policy>(
     let (old_logprob, mb_adv, mb_returns, old_values) =
         (t1(mb.old_logprob), t1(mb.advantages), t1(mb.returns), t1(mb.old_values));
 
-    let out = agent.forward(Tensor::from_data(TensorData::new(mb.obs.to_vec(), [n, obs_len]), device));
     let logp_all = log_softmax(out.logits, 1); // [n, A]
     let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, num_actions]), device);
     let newlogprob: Tensor<1> = (logp_all.clone() * onehot).sum_dim(1).reshape([n]); // [n, 1] → [n]
@@ -116,7 +129,7 @@ pub fn burn_minibatch_loss<P: Policy>(
     (loss, scalars, logratio)
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().expect("f32 tensor")
 }
 

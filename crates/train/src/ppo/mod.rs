@@ -17,6 +17,9 @@
 //! - A non-finite loss or logit stops training with [`PpoError::Diverged`], which carries the model
 //!   from the start of the failing update and every log so far.
 //!
+//! Recurrent policies train with [`train_recurrent`] (`recurrent.rs`, CleanRL `ppo_atari_lstm`):
+//! the same loss, GAE and logs over whole env sequences with the hidden state carried.
+//!
 //! Like CleanRL, the policy/value losses, entropy and KL estimates are per minibatch; this file logs
 //! their mean over all minibatches of the update (CleanRL logs the last minibatch's), and `clipfrac`
 //! as CleanRL (mean over all minibatches).
@@ -35,9 +38,13 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 mod learner;
+mod recurrent;
 
 pub use crate::rollout::{ActionSelection, Evaluation, evaluate};
-pub use learner::{BurnLearner, FUSED_ADAM_SECTION, FusedLearner, Learner, LossReport, Minibatch, burn_minibatch_loss};
+pub use learner::{
+    BurnLearner, FUSED_ADAM_SECTION, FusedLearner, Learner, LossReport, Minibatch, burn_minibatch_loss, clipped_loss,
+};
+pub use recurrent::{RECURRENT_PROGRESS_SECTION, RecurrentProgress, evaluate_recurrent, train_recurrent};
 
 /// PPO hyperparameters. Defaults are CleanRL `ppo.py`'s (CartPole).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
