@@ -55,7 +55,7 @@ fn the_verdict_says_yes_to_memory_and_no_when_any_part_fails() {
         .filter(|o| o.arm == "lstm" && o.seed == Some(2))
         .for_each(|o| o.success = Rate::new(300, 400));
     assert!(!verdict(&cfg, &r).holds);
-    // A probe no better than random directions, or patching that does not move the decision: no.
+    // A probe below the AUROC bar, or patching that does not move the decision: no.
     let mut r = good();
     r.inside[3].probe.auroc = 0.65;
     assert!(!verdict(&cfg, &r).holds);
