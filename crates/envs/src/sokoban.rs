@@ -945,7 +945,8 @@ impl Sokoban {
         Level::new(walls, targets, board).expect("fits a room of side ≥ 6")
     }
 
-    /// The start state of a given level.
+    /// The start state of a given level (e.g. from [`Level::parse`]). `step` and the renders take
+    /// any level; `write_obs` and `svg_geometry` assume the env's `size × size`.
     pub fn state_for(&self, level: Level) -> SokobanState {
         SokobanState { board: level.start, level: Arc::new(level), t: 0 }
     }
@@ -1018,11 +1019,12 @@ impl Env for Sokoban {
         let caption = format!("{NAME} t={} on target {on}/{}", s.t, l.targets.len());
         grid::svg(l.walls.w, l.walls.h, SVG_CELL_PX, &caption, |p| match cell_char(l, &s.board, p) {
             '#' => SvgCell { fill: "#2d3436", glyph: None },
-            '.' => SvgCell { fill: "#c8e6c9", glyph: Some(("·", "#2e7d32")) },
+            '.' => SvgCell { fill: "#c8e6c9", glyph: Some((".", "#2e7d32")) },
             '$' => SvgCell { fill: "#c08040", glyph: Some(("$", "#ffffff")) },
             '*' => SvgCell { fill: "#2e8b57", glyph: Some(("*", "#ffffff")) },
             '@' => SvgCell { fill: "#0984e3", glyph: Some(("@", "#ffffff")) },
-            '+' => SvgCell { fill: "#0984e3", glyph: Some(("+", "#c8e6c9")) },
+            // A lighter blue than `@`: rasterized renders (no glyphs) still show the target.
+            '+' => SvgCell { fill: "#74b9ff", glyph: Some(("+", "#ffffff")) },
             _ => SvgCell { fill: "#f5f0e1", glyph: None },
         })
     }
