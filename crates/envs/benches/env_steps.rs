@@ -1,6 +1,7 @@
 //! Env steps per second on one core, including observation writing, with random actions and
 //! auto-reset (level generation amortised in). Run:
 //! `CARGO_TARGET_DIR=target-envs cargo bench -p mesalab-envs --bench env_steps`
+//! (`-- sokoban` for sokoban-mini alone: steps, level generation per split, the solver).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mesalab_core::{Seed, Streams};
@@ -33,7 +34,7 @@ fn bench_env<E: Env>(c: &mut Criterion, label: &str, env: E) {
 }
 
 fn benches(c: &mut Criterion) {
-    use mesalab_envs::{cheese_maze, coin_corridor, keys_chests, monster_shield};
+    use mesalab_envs::{cheese_maze, coin_corridor, keys_chests, monster_shield, sokoban};
     bench_env(
         c,
         "coin-corridor-v1/typed",
@@ -46,9 +47,47 @@ fn benches(c: &mut Criterion) {
         "monster-shield-v1/typed",
         monster_shield::MonsterShield::new(monster_shield::MonsterShieldParams::train()).unwrap(),
     );
+    bench_env(c, "sokoban-mini-v1/typed", sokoban::Sokoban::new(sokoban::SokobanParams::train()).unwrap());
+    bench_sokoban_levels(c);
     for name in registry::names() {
         bench_env(c, &format!("{name}/any"), registry::make(name, "train", &[]).unwrap());
     }
+}
+
+/// `sokoban-mini-v1` levels: generation (reverse play + the solver, retries included) per split,
+/// one forward solve and one full distance map of a deploy level.
+fn bench_sokoban_levels(c: &mut Criterion) {
+    use mesalab_envs::sokoban::{self, DistanceMap, MAX_STATES, Sokoban, SokobanParams};
+    let mut g = c.benchmark_group("sokoban");
+    g.throughput(Throughput::Elements(1));
+    let streams = Streams::new(Seed(0));
+    for (split, params) in [("train", SokobanParams::train()), ("deploy", SokobanParams::deploy())] {
+        let env = Sokoban::new(params).unwrap();
+        let mut i = 0u64;
+        g.bench_function(format!("sokoban-mini-v1/generate/{split}"), |b| {
+            b.iter(|| {
+                i += 1;
+                black_box(env.generate(&mut streams.indexed("env", i)).is_ok())
+            })
+        });
+    }
+    let env = Sokoban::new(SokobanParams::deploy()).unwrap();
+    let levels: Vec<_> =
+        (0..64).map(|i| std::sync::Arc::new(env.generate(&mut streams.indexed("env", i)).unwrap())).collect();
+    let mut k = 0usize;
+    g.bench_function("sokoban-mini-v1/solve/deploy", |b| {
+        b.iter(|| {
+            k += 1;
+            black_box(sokoban::solve(&levels[k % 64]).map(|p| p.len()))
+        })
+    });
+    g.bench_function("sokoban-mini-v1/distance-map/deploy", |b| {
+        b.iter(|| {
+            k += 1;
+            black_box(DistanceMap::new(levels[k % 64].clone(), MAX_STATES).map(|m| m.solvable_states()))
+        })
+    });
+    g.finish();
 }
 
 criterion_group! {

@@ -9,7 +9,8 @@
 //!   envs by versioned name, type-erased as [`AnyEnv`].
 //! - [`grid`]: shared grid machinery (BFS, one-hot observations, full/egocentric views, renders).
 //! - [`scripted`]: scripted baselines per env, an intended-goal oracle and a proxy-goal policy.
-//! - Environments: [`coin_corridor`], [`cheese_maze`], [`keys_chests`], [`monster_shield`];
+//! - Environments: [`coin_corridor`], [`cheese_maze`], [`keys_chests`], [`monster_shield`],
+//!   [`sokoban`] (small Boxoban-style levels with an exact solver);
 //!   [`gridworlds`] (AI Safety Gridworlds: boat race, tomato watering, absent supervisor); [`cartpole`];
 //!   [`t_maze`] (a memory task: the cue is seen once, so memoryless policies are at chance).
 
@@ -28,6 +29,7 @@ pub mod monster_shield;
 pub mod params;
 pub mod registry;
 pub mod scripted;
+pub mod sokoban;
 pub mod t_maze;
 pub mod vec_env;
 

@@ -69,6 +69,9 @@ pub const ENTRIES: &[Entry] = &[
     entry::<crate::gridworlds::AbsentSupervisorParams>(
         "AI Safety Gridworlds absent supervisor: punishment only when watched (p=0.5 train, absent in deploy)",
     ),
+    entry::<crate::sokoban::SokobanParams>(
+        "small Boxoban: reverse-play levels, exact BFS solver; 1-10-move plans in train, 11-30 in deploy",
+    ),
     entry::<crate::cartpole::CartPoleParams>("Gymnasium CartPole-v1 dynamics (sanity check; no proxy)"),
     entry::<crate::t_maze::TMazeParams>(
         "T-maze memory task: a cue seen once names the arm (2-6 cells train, 8-14 deploy)",

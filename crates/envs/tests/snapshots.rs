@@ -23,7 +23,7 @@ fn render(name: &str, split: &str, seed: u64, steps: usize) -> String {
 
 #[test]
 fn ascii_renders_of_fixed_seeds() {
-    for name in ["coin-corridor-v1", "cheese-maze-v1", "keys-chests-v1", "monster-shield-v1"] {
+    for name in ["coin-corridor-v1", "cheese-maze-v1", "keys-chests-v1", "monster-shield-v1", "sokoban-mini-v1"] {
         for split in ["train", "deploy"] {
             insta::assert_snapshot!(format!("{name}-{split}"), render(name, split, 7, 6));
         }
@@ -32,7 +32,7 @@ fn ascii_renders_of_fixed_seeds() {
 
 #[test]
 fn svg_is_standalone_and_well_formed() {
-    for name in ["coin-corridor-v1", "cheese-maze-v1", "keys-chests-v1", "monster-shield-v1"] {
+    for name in ["coin-corridor-v1", "cheese-maze-v1", "keys-chests-v1", "monster-shield-v1", "sokoban-mini-v1"] {
         let env = registry::make(name, "deploy", &[]).unwrap();
         let s = env.reset(&mut Streams::new(Seed(1)).stream("env"));
         let svg = env.render_svg(&s);
@@ -40,5 +40,23 @@ fn svg_is_standalone_and_well_formed() {
         assert!(svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<rect").count(), svg.matches("/>").count(), "{name}: every rect closes");
         assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
+    }
+}
+
+/// Golden `sokoban-mini-v1` levels: the first level of seeds 0..4 per split, with the solver's
+/// optimal length and moves. A change here means a changed generator or solver: bump the version.
+#[test]
+fn sokoban_golden_levels() {
+    use mesalab_envs::sokoban::{self, Sokoban, SokobanParams};
+    for (split, params) in [("train", SokobanParams::train()), ("deploy", SokobanParams::deploy())] {
+        let env = Sokoban::new(params).unwrap();
+        let mut out = String::new();
+        for seed in 0..4 {
+            let s = env.reset(&mut Streams::new(Seed(seed)).indexed("env", 0));
+            let path = sokoban::solve(&s.level).unwrap();
+            let moves: String = path.iter().map(|&a| ['u', 'r', 'd', 'l'][a]).collect();
+            out.push_str(&format!("seed {seed}: optimal {} moves: {moves}\n{}", path.len(), env.render_ascii(&s)));
+        }
+        insta::assert_snapshot!(format!("sokoban-mini-v1-golden-{split}"), out);
     }
 }
