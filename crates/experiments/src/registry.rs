@@ -122,6 +122,7 @@ pub const RUNNERS: &[Runner] = &[
     Runner::of::<crate::alignment_faking::Config>("alignment-faking", crate::alignment_faking::report),
     Runner::of::<crate::vin_cheese_maze::Config>("vin-cheese-maze", crate::vin_cheese_maze::report),
     Runner::of::<crate::t_maze_memory::Config>("t-maze-memory", crate::t_maze_memory::report),
+    Runner::of::<crate::sokoban_drc::Config>("sokoban-drc", crate::sokoban_drc::report),
 ];
 
 /// A shipped experiment.
@@ -181,6 +182,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     shipped!(
         "t-maze-memory",
         "recurrent PPO: a GRU and an LSTM hold a cue seen once and solve the T-maze where a memoryless MLP is at chance; the cue read from and patched into their state (Bakker 2001)"
+    ),
+    shipped!(
+        "sokoban-drc",
+        "a DRC(2,2) ConvLSTM agent on small Sokoban: solve rate vs thinking steps beside an MLP and the exact solver; its future path read from its state by per-square probes (Guez et al. 2019; Bush et al. 2025)"
     ),
     shipped!("keys-chests", "trained with keys scarce: does the agent collect keys it cannot use when keys abound?"),
     shipped!(

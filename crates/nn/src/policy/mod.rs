@@ -11,6 +11,8 @@
 //!   K steps of differentiable value iteration, Q read at the agent's cell (a white-box planner).
 //! - [`recurrent`]: [`RecurrentPolicy`], an MLP encoder into a GRU or LSTM cell (state carried
 //!   between steps, reset at episode starts), behind [`RecurrentActorCritic`].
+//! - [`drc`]: [`DrcPolicy`], DRC(D, N) (Guez et al. 2019): a conv encoder into a stack of D
+//!   ConvLSTM layers ticked N times per step, behind [`RecurrentActorCritic`].
 //! - Initialisation follows CleanRL (`layer_init`): orthogonal weights with gain √2 in hidden
 //!   layers, 0.01 for the policy head, 1 for the value head, zero biases. burn's orthogonal
 //!   initializer cannot take a seed, so [`orthogonal`] draws from a [`StreamRng`] and
@@ -23,16 +25,20 @@
 //! - `torso.hook_out` `[batch, hidden]`: CNN torso after its activation.
 //! - VIN: `vin.hook_reward` `[batch, height, width]`, `vin.iter.{k}.hook_value` `[batch, height,
 //!   width]`, `vin.hook_q` `[batch, action, height, width]`, `vin.hook_q_agent` `[batch, action]`.
+//! - DRC: `drc.{d}.hook_h`, `drc.{d}.hook_c` `[batch, hidden, height, width]` (layer `d`'s state
+//!   after a step), `encoder.conv.hook_out`, `torso.hook_out`.
 //! - `policy.hook_logits` `[batch, action]`, `value.hook_out` `[batch, value]` (value width 1).
 
 pub mod any;
 pub mod cnn;
+pub mod drc;
 pub mod mlp;
 pub mod recurrent;
 pub mod vin;
 
 pub use any::{AnyPolicy, PolicyConfig, PolicyKind};
 pub use cnn::{CnnPolicy, CnnPolicyConfig};
+pub use drc::{DrcPolicy, DrcPolicyConfig};
 pub use mlp::{Activation, MlpPolicy, MlpPolicyConfig};
 pub use recurrent::{Cell, RecurrentActorCritic, RecurrentPolicy, RecurrentPolicyConfig};
 pub use vin::{VinPolicy, VinPolicyConfig};
