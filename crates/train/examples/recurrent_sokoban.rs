@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let every = (config.num_updates() / 20).max(1);
     let print = |log: &UpdateLog| {
-        if log.update % every == 0 {
+        if log.update.is_multiple_of(every) {
             let solved = log.episodes.event_rates.get(EV_SOLVED).map_or(f64::NAN, |(_, r)| *r);
             println!(
                 "arch={arch} step={} solved={solved:.3} return={:.2} sps={:.0} wall={:.1}s",

@@ -132,7 +132,7 @@ impl Default for Config {
             ppo: PpoConfig {
                 num_envs: 32,
                 num_steps: 32,
-                total_timesteps: 1_000_000,
+                total_timesteps: 120_000,
                 learning_rate: 5e-4,
                 gamma: 0.97,
                 num_minibatches: 4,
@@ -435,7 +435,7 @@ fn log_curve(ctx: &RunContext, cfg: &Config, arm: &str, seed: u64, logs: &[Updat
 
 /// A trained arm of one seed.
 enum Trained {
-    Drc(DrcPolicy),
+    Drc(Box<DrcPolicy>),
     Mlp(MlpPolicy),
 }
 
@@ -455,7 +455,7 @@ fn train_seed(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::R
         let t = ppo::train_recurrent(&cfg.ppo, env, init, &streams, None, |_, _, _| tick())
             .map_err(|e| anyhow::anyhow!("seed {seed}, drc: {e}"))?;
         t.model.save(&path).map_err(anyhow::Error::msg)?;
-        (Trained::Drc(t.model), t.logs)
+        (Trained::Drc(Box::new(t.model)), t.logs)
     } else {
         let init = MlpPolicy::init(
             &cfg.mlp,
@@ -648,8 +648,11 @@ fn outcome(arm: &str, seed: Option<u64>, split: &str, thinking: usize, episodes:
     }
 }
 
+/// Outcomes, and the mean optimal length per split.
+type Baselines = (Vec<Outcome>, Vec<(String, f64)>);
+
 /// The solver and uniform random on the held-out levels, and the levels' mean optimal length.
-fn baselines(cfg: &Config) -> anyhow::Result<(Vec<Outcome>, Vec<(String, f64)>)> {
+fn baselines(cfg: &Config) -> anyhow::Result<Baselines> {
     let mut out = Vec::new();
     let mut optimal = Vec::new();
     for split in ["train", "deploy"] {
@@ -884,7 +887,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let mut drcs = Vec::new();
     for _ in &seeds {
         let Some(Trained::Drc(p)) = trained.next() else { anyhow::bail!("the DRC arms come first") };
-        drcs.push(p);
+        drcs.push(*p);
     }
     for (seed, drc) in seeds.iter().zip(&drcs) {
         let Some(Trained::Mlp(mlp)) = trained.next() else { anyhow::bail!("one MLP arm per seed") };
