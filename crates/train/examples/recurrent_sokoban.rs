@@ -1,7 +1,7 @@
 //! PPO on `sokoban-mini-v1` (train split) with a DRC, GRU or MLP policy, printing the training
 //! solve rate and env steps/s as it goes: a quick way to size a Sokoban run before an experiment.
 //!
-//!     cargo run --release -p mesalab-train --example recurrent_sokoban -- [drc|gru|mlp] [SEED] [TOTAL_TIMESTEPS]
+//!     cargo run --release -p mesalab-train --example recurrent_sokoban -- [drc|gru|mlp|cnn] [SEED] [TOTAL_TIMESTEPS]
 //!
 //! PPO settings: 32 envs × 32 steps, 4 minibatches, 4 epochs, lr 5e-4, γ 0.97.
 
@@ -10,7 +10,8 @@ use mesalab_envs::Env;
 use mesalab_envs::sokoban::{EV_SOLVED, Sokoban, SokobanParams};
 use mesalab_nn::device::cpu_autodiff;
 use mesalab_nn::policy::{
-    DrcPolicy, DrcPolicyConfig, MlpPolicy, MlpPolicyConfig, RecurrentPolicy, RecurrentPolicyConfig,
+    CnnPolicy, CnnPolicyConfig, DrcPolicy, DrcPolicyConfig, MlpPolicy, MlpPolicyConfig, RecurrentPolicy,
+    RecurrentPolicyConfig,
 };
 use mesalab_train::ppo::{self, PpoConfig, UpdateLog};
 use std::ops::ControlFlow;
@@ -28,9 +29,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         total_timesteps: total,
         learning_rate: 5e-4,
         gamma: 0.97,
+        // SOKOBAN_KERNEL=burn trains the MLP on burn's autodiff instead of the fused kernels.
+        kernel: if std::env::var("SOKOBAN_KERNEL").as_deref() == Ok("burn") {
+            ppo::Kernel::Burn
+        } else {
+            ppo::Kernel::Auto
+        },
         ..PpoConfig::default()
     };
-    let env = Sokoban::new(SokobanParams::train())?;
+    // Optional env overrides for sizing: SOKOBAN_BOXES, SOKOBAN_MAX_LEN.
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    let mut params = SokobanParams::train();
+    if let Some(b) = var("SOKOBAN_BOXES") {
+        params.num_boxes = b as usize;
+    }
+    if let Some(m) = var("SOKOBAN_MAX_LEN") {
+        params.max_len = m;
+    }
+    let env = Sokoban::new(params)?;
     let spec = env.spec().clone();
     let streams = Streams::new(Seed(seed));
     let mut rng = streams.stream("init");
@@ -40,9 +56,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if log.update.is_multiple_of(every) {
             let solved = log.episodes.event_rates.get(EV_SOLVED).map_or(f64::NAN, |(_, r)| *r);
             println!(
-                "arch={arch} step={} solved={solved:.3} return={:.2} sps={:.0} wall={:.1}s",
+                "arch={arch} step={} solved={solved:.3} return={:.2} entropy={:.2} sps={:.0} wall={:.1}s",
                 log.global_step,
                 log.episodes.mean_return.unwrap_or(f64::NAN),
+                log.entropy,
                 log.sps,
                 start.elapsed().as_secs_f64()
             );
@@ -76,7 +93,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .map_err(|e| e.to_string())?;
         }
-        other => return Err(format!("unknown arch `{other}`: use drc, gru or mlp").into()),
+        "cnn" => {
+            let cfg = CnnPolicyConfig { channels: vec![16, 32], pool: false, hidden: 128, ..Default::default() };
+            let p = CnnPolicy::init(&cfg, shape, spec.actions.len(), &mut rng, &cpu_autodiff());
+            ppo::train(&config, env, p, &streams, |log, _| {
+                print(log);
+                ControlFlow::Continue(())
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        other => return Err(format!("unknown arch `{other}`: use drc, gru, mlp or cnn").into()),
     }
     Ok(())
 }
