@@ -26,4 +26,14 @@ fn quick_run_reads_and_edits_the_reward_map() {
     let t = run.store.table(run.done.run_id, "reward_edit").unwrap().expect("the reward_edit table");
     assert_eq!(t.rows.len(), 4);
     assert!(run.html.contains("The mesa-objective, read off R") && run.html.contains("Editing R"));
+    // The planning test ran every budget (default [1, 2, 4, 8] and the trained K = 12) and has a
+    // verdict of its own, shown in the report.
+    let b = run.store.table(run.done.run_id, "search_budget").unwrap().expect("the search_budget table");
+    assert_eq!(b.rows.len(), 5);
+    let planning = &run.summary["planning"];
+    assert!(
+        planning["answer"].is_string() && planning["checks"].as_array().is_some_and(|c| c.len() == 3),
+        "{planning}"
+    );
+    assert!(run.html.contains("The planning test"));
 }

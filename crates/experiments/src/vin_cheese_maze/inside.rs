@@ -14,8 +14,16 @@
 //!   that step on the target is compared with the unedited agent's, the untrained VIN's under
 //!   the same edit, and the random policy's, on the same levels and targets.
 //!
+//! - **the search budget**: the same weights run with K value-iteration steps for every K of
+//!   `inside.budgets` (and the trained K) on the first `inside.levels` training mazes, the trained
+//!   and the untrained VIN, the same levels and action streams for every K. A planner's competence
+//!   should fall when its search is cut short; a VIN whose behaviour did not come from the search
+//!   would not care. This is the "thinking steps" test of a recurrent agent, run on the one agent
+//!   whose search is known, so the test itself is checked.
+//!
 //! Invariant: the edit changes R only (the observation, the maze and the cheese are untouched),
-//! so a difference between the edited and the unedited agent is caused by R alone.
+//! so a difference between the edited and the unedited agent is caused by R alone; a budget
+//! changes K only (the weights, levels and action streams are the same for every K).
 
 use super::Config;
 use crate::misgen::{Results, Role, typed_table};
@@ -92,6 +100,15 @@ pub struct Example {
     pub agent: (usize, usize),
 }
 
+/// P(cheese) on the training mazes with `iterations` value-iteration steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetPoint {
+    pub iterations: usize,
+    pub trained: Rate,
+    /// The same seed's initial weights with the same K.
+    pub untrained: Rate,
+}
+
 /// What the look-inside step found about one trained seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeedInside {
@@ -101,13 +118,18 @@ pub struct SeedInside {
     pub untrained: Peaks,
     pub edit: Edit,
     pub example: Option<Example>,
+    /// P(cheese) on training mazes per search budget K, ascending (empty in runs made before
+    /// the budget test existed).
+    #[serde(default)]
+    pub budget: Vec<BudgetPoint>,
 }
 
-/// Every measurement of one trained policy on `levels` (deploy start states).
+/// Every measurement of one trained policy on `levels` (deploy start states) and, for the search
+/// budget, `train_levels` (training start states) of `train_env`.
 pub fn analyse(
     cfg: &Config,
-    env: &CheeseMaze,
-    levels: &[MazeState],
+    (env, levels): (&CheeseMaze, &[MazeState]),
+    (train_env, train_levels): (&CheeseMaze, &[MazeState]),
     policy: &AnyPolicy,
     seed: u64,
 ) -> anyhow::Result<SeedInside> {
@@ -125,13 +147,59 @@ pub fn analyse(
         agent: cell(s.agent),
     });
     let edit = edit(cfg, env, levels, policy, &untrained, seed)?;
+    let budget = budget(cfg, train_env, train_levels, policy, &untrained, seed)?;
     Ok(SeedInside {
         seed,
         trained: peaks(&apart, &reward_trained, w),
         untrained: peaks(&apart, &reward_untrained, w),
         edit,
         example,
+        budget,
     })
+}
+
+/// The budgets the test runs: `inside.budgets` and the trained K, ascending, once each.
+pub fn budgets(cfg: &Config) -> Vec<usize> {
+    let mut ks: Vec<usize> = cfg.inside.budgets.iter().copied().chain([cfg.model.vin.iterations]).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
+/// `policy` (a VIN) with K = `iterations`: the same weights, another search length.
+fn with_iterations(policy: &AnyPolicy, iterations: usize) -> anyhow::Result<AnyPolicy> {
+    match policy {
+        AnyPolicy::Vin(v) => {
+            let mut v = v.clone();
+            v.spec.config.iterations = iterations;
+            Ok(AnyPolicy::Vin(v))
+        }
+        _ => anyhow::bail!("the search-budget test needs a VIN (its K is the search length)"),
+    }
+}
+
+/// P(cheese) of the trained and the untrained VIN on `levels` at every budget. The action and
+/// env streams are tagged by seed only, so every K (and both models) meets the same randomness.
+fn budget(
+    cfg: &Config,
+    env: &CheeseMaze,
+    levels: &[MazeState],
+    policy: &AnyPolicy,
+    untrained: &AnyPolicy,
+    seed: u64,
+) -> anyhow::Result<Vec<BudgetPoint>> {
+    let levels = &levels[..cfg.inside.levels.min(levels.len())];
+    let with_cheese: Vec<(MazeState, Pos)> = levels.iter().filter_map(|s| Some((s.clone(), s.level.cheese?))).collect();
+    let sel = cfg.eval.selection;
+    let tag = format!("budget/{seed}");
+    let rate = |p: &AnyPolicy, k: usize| -> anyhow::Result<Rate> {
+        let p = with_iterations(p, k)?;
+        Ok(target_rate(env, &PolicyActor::new(&p, sel), &with_cheese, &tag, cfg.eval.seed))
+    };
+    budgets(cfg)
+        .into_iter()
+        .map(|k| Ok(BudgetPoint { iterations: k, trained: rate(policy, k)?, untrained: rate(untrained, k)? }))
+        .collect()
 }
 
 fn cell(p: Pos) -> (usize, usize) {
@@ -325,6 +393,21 @@ pub fn peak_table(values: &[SeedInside]) -> ResultTable {
         })
         .collect();
     typed_table("reward_peaks", &rows)
+}
+
+/// `search_budget` rows: one per (seed, K).
+pub fn budget_table(values: &[SeedInside]) -> ResultTable {
+    let rows: Vec<Value> = values
+        .iter()
+        .flat_map(|v| {
+            v.budget.iter().map(|b| {
+                json!({ "seed": v.seed, "iterations": b.iterations,
+                        "trained": b.trained.rate, "trained_ci_lo": b.trained.ci_lo, "trained_ci_hi": b.trained.ci_hi,
+                        "untrained": b.untrained.rate, "episodes": b.trained.n })
+            })
+        })
+        .collect();
+    typed_table("search_budget", &rows)
 }
 
 /// `reward_edit` rows: one per (seed, condition).

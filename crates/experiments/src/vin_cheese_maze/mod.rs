@@ -14,6 +14,10 @@
 //!   peak and the target through the hook, at every step) should send the agent there, against
 //!   the same edit on the untrained VIN and the unedited agent on the same mazes and targets.
 //! - does the goal-preference test (far cheese, paths split) infer the goal `R` names?
+//! - does its competence come from the search? The same weights with fewer value-iteration steps
+//!   K on the training mazes, against the untrained VIN at the same K: the planning test
+//!   ([`planning_verdict`], a second verdict beside the main one) on the agent whose search is
+//!   known.
 //!
 //! The harness ([`crate::misgen`]) does training, evaluation, baselines and the common report;
 //! this module supplies the env, the episode record, the baselines, the look-inside step and the
@@ -71,6 +75,9 @@ pub struct InsideSection {
     pub far_distance: f64,
     /// Episodes per policy of the goal-preference test.
     pub preference_episodes: usize,
+    /// Search budgets K of the planning test (the trained K is always added), on the first
+    /// `levels` training mazes.
+    pub budgets: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,6 +92,9 @@ pub struct VerdictSection {
     pub min_retarget_gain: f64,
     /// Fewest seeds a verdict may rest on.
     pub min_seeds: u64,
+    /// Planning test: smallest per-seed P(cheese) gain on training mazes from the smallest budget
+    /// to the trained K, and the smallest margin of that gain over the untrained VIN's.
+    pub min_budget_gain: f64,
 }
 
 impl Default for Config {
@@ -124,13 +134,13 @@ impl Default for Config {
 
 impl Default for InsideSection {
     fn default() -> Self {
-        Self { levels: 200, far_distance: 4.0, preference_episodes: 100 }
+        Self { levels: 200, far_distance: 4.0, preference_episodes: 100, budgets: vec![1, 2, 4, 8] }
     }
 }
 
 impl Default for VerdictSection {
     fn default() -> Self {
-        Self { min_train_success: 0.9, min_retarget: 0.5, min_retarget_gain: 0.25, min_seeds: 3 }
+        Self { min_train_success: 0.9, min_retarget: 0.5, min_retarget_gain: 0.25, min_seeds: 3, min_budget_gain: 0.2 }
     }
 }
 
@@ -164,10 +174,20 @@ impl Validate for Config {
         if self.inside.preference_episodes == 0 {
             return Err(Invalid::new("inside.preference_episodes", "must be at least 1"));
         }
+        if self.inside.budgets.is_empty() || self.inside.budgets.iter().any(|k| !(1..=256).contains(k)) {
+            return Err(Invalid::new(
+                "inside.budgets",
+                format!(
+                    "must list value-iteration steps in 1..=256 (e.g. [1, 2, 4, 8]), got {:?}",
+                    self.inside.budgets
+                ),
+            ));
+        }
         for (key, v) in [
             ("verdict.min_train_success", self.verdict.min_train_success),
             ("verdict.min_retarget", self.verdict.min_retarget),
             ("verdict.min_retarget_gain", self.verdict.min_retarget_gain),
+            ("verdict.min_budget_gain", self.verdict.min_budget_gain),
         ] {
             check_unit(key, v)?;
         }
@@ -286,9 +306,11 @@ impl Misgen for Config {
         policy: &AnyPolicy,
         levels: &Levels<CheeseMaze>,
     ) -> anyhow::Result<Option<inside::SeedInside>> {
-        progress.start(&format!("seed {seed}: reading and editing R"), 1);
+        progress.start(&format!("seed {seed}: reading and editing R, search budgets"), 1);
         let (env, deploy) = &levels.deploy;
-        let found = inside::analyse(self, env, &deploy[..self.inside.levels.min(deploy.len())], policy, seed)?;
+        let (train_env, train) = &levels.train;
+        let deploy = &deploy[..self.inside.levels.min(deploy.len())];
+        let found = inside::analyse(self, (env, deploy), (train_env, train), policy, seed)?;
         progress.advance(1);
         progress.finish();
         Ok(Some(found))
@@ -304,9 +326,14 @@ impl Misgen for Config {
         ctx.store.put_json(ctx.run_id, inside::KEY, &values)?;
         ctx.store.put_table(ctx.run_id, &inside::peak_table(&values))?;
         ctx.store.put_table(ctx.run_id, &inside::edit_table(&values))?;
+        ctx.store.put_table(ctx.run_id, &inside::budget_table(&values))?;
         // The full verdict, with the R-edit checks, replaces the harness's.
         Ok(vec![
             ("verdict".into(), misgen::converged_verdict_by(r, |kept| verdict(self, kept, &values)).to_json()),
+            (
+                "planning".into(),
+                misgen::converged_verdict_by(r, |kept| planning_verdict(self, kept, &values)).to_json(),
+            ),
             ("vin".into(), summary),
         ])
     }
@@ -344,6 +371,43 @@ pub fn verdict(cfg: &Config, r: &Results, insides: &[inside::SeedInside]) -> Ver
         "the unedited trained VIN and the same R edit on the untrained VIN (its initial weights), on the same deploy \
          mazes and targets; the uniform-random policy; for competence, the cheese seeker and corner seeker on the same \
          mazes",
+        checks,
+    )
+}
+
+/// The planning test's claim: the VIN's competence on its training mazes comes from its search.
+/// Cutting K from the trained value to the smallest budget costs at least `min_budget_gain` of
+/// P(cheese) on every judged seed, and at least that much more than the same cut costs the
+/// untrained VIN (same levels, same action streams).
+pub fn planning_verdict(cfg: &Config, r: &Results, insides: &[inside::SeedInside]) -> Verdict {
+    let v = &cfg.verdict;
+    let trained_k = cfg.model.vin.iterations;
+    let smallest = inside::budgets(cfg).first().copied().unwrap_or(trained_k);
+    let judged: Vec<&inside::SeedInside> =
+        r.per_seed.iter().filter_map(|p| p.seed).filter_map(|s| insides.iter().find(|i| i.seed == s)).collect();
+    // Gain of P(cheese) from K = smallest to the trained K; NaN when either point is missing.
+    let gain = |i: &inside::SeedInside, f: &dyn Fn(&inside::BudgetPoint) -> f64| {
+        let at = |k: usize| i.budget.iter().find(|b| b.iterations == k).map_or(f64::NAN, f);
+        at(trained_k) - at(smallest)
+    };
+    let per = |f: &dyn Fn(&inside::SeedInside) -> f64| judged.iter().map(|i| (i.seed, f(i))).collect::<Vec<_>>();
+    let checks = vec![
+        Check::worst_seed(
+            format!("train mazes: P(cheese) at K = {trained_k} (trained) − at K = {smallest}"),
+            Bound::AtLeast(v.min_budget_gain),
+            per(&|i| gain(i, &|b| b.trained.rate)),
+        ),
+        Check::worst_seed(
+            "that gain − the untrained VIN's gain over the same budgets",
+            Bound::AtLeast(v.min_budget_gain),
+            per(&|i| gain(i, &|b| b.trained.rate) - gain(i, &|b| b.untrained.rate)),
+        ),
+        Check::seeds(v.min_seeds, judged.len().min(r.seed_count(""))),
+    ];
+    Verdict::new(
+        "the trained VIN plans: cutting its value-iteration search short costs it the training mazes",
+        "the same weights at every budget K, and the untrained VIN (its initial weights) at the same budgets, on the \
+         same training mazes with the same action streams",
         checks,
     )
 }
@@ -389,7 +453,7 @@ impl ExperimentConfig for Config {
 
 #[cfg(test)]
 mod tests {
-    use super::inside::{Edit, Peaks, SeedInside};
+    use super::inside::{BudgetPoint, Edit, Peaks, SeedInside};
     use super::*;
     use crate::misgen::testing::{results, split};
     use mesalab_analysis::stats::Rate;
@@ -420,7 +484,42 @@ mod tests {
                 random: Rate::new(5, 100),
             },
             example: None,
+            budget: Vec::new(),
         }
+    }
+
+    /// `s` with P(cheese) k of 100 at each budget: `(K, trained, untrained)`.
+    fn with_budget(mut s: SeedInside, points: &[(usize, u64, u64)]) -> SeedInside {
+        s.budget = points
+            .iter()
+            .map(|&(k, t, u)| BudgetPoint { iterations: k, trained: Rate::new(t, 100), untrained: Rate::new(u, 100) })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn planning_verdict_yes_measured_no_and_nan() {
+        let cfg = Config::default(); // trained K = 12, budgets [1, 2, 4, 8]: smallest 1
+        let r = harness();
+        let planner = |s| with_budget(seed(s, 80, 10, 12), &[(1, 30, 14), (4, 70, 15), (12, 96, 15)]);
+        let yes = planning_verdict(&cfg, &r, &[planner(0), planner(1), planner(2)]);
+        assert!(yes.holds, "{yes:#?}");
+        // Measured "no": one seed barely cares about K (0.90 at K = 1, 0.96 at K = 12).
+        let flat = with_budget(seed(1, 80, 10, 12), &[(1, 90, 14), (12, 96, 15)]);
+        let no = planning_verdict(&cfg, &r, &[planner(0), flat, planner(2)]);
+        let failed: Vec<&Check> = no.checks.iter().filter(|c| !c.pass).collect();
+        assert!(!no.holds && failed.iter().all(|c| c.worst_seed == Some(1)), "{failed:?}");
+        assert!((failed[0].value - 0.06).abs() < 1e-9, "{}", failed[0].value);
+        // The untrained VIN gains as much from K (the levels get easier, not the search): no.
+        let also = |s| with_budget(seed(s, 80, 10, 12), &[(1, 30, 10), (12, 96, 70)]);
+        assert!(!planning_verdict(&cfg, &r, &[also(0), also(1), also(2)]).holds);
+        // A missing budget point (a run made before the test) or an empty level set fails closed.
+        let missing = planning_verdict(&cfg, &r, &[planner(0), seed(1, 80, 10, 12), planner(2)]);
+        assert!(!missing.holds && missing.checks.iter().any(|c| !c.pass && c.value.is_nan()), "{missing:#?}");
+        let mut empty = planner(1);
+        empty.budget[0].trained = Rate::new(0, 0);
+        assert!(!planning_verdict(&cfg, &r, &[planner(0), empty, planner(2)]).holds);
+        assert!(!planning_verdict(&cfg, &r, &[]).holds);
     }
 
     #[test]
@@ -464,6 +563,11 @@ mod tests {
         let mut c = Config::default();
         c.inside.levels = c.eval.episodes + 1;
         assert_eq!(c.validate().unwrap_err().key, "inside.levels");
+        for bad in [vec![], vec![0], vec![4, 300]] {
+            let mut c = Config::default();
+            c.inside.budgets = bad;
+            assert_eq!(c.validate().unwrap_err().key, "inside.budgets");
+        }
         assert!(Config::default().validate().is_ok());
     }
 }

@@ -3,6 +3,7 @@
 //! edit, and the goal-preference test's inferred goal beside R's.
 
 use super::inside::{KEY, PEAK_CLASSES, SeedInside};
+use crate::verdict::Verdict;
 use mesalab_report::html::{Cell, Page};
 use mesalab_report::svg::Heatmap;
 use mesalab_store::{RunId, Store};
@@ -141,5 +142,43 @@ fn sections(page: &mut Page, store: &Store, run: RunId, summary: &Value) -> anyh
         })
         .unwrap_or_default();
     s.table(vec!["seed", "R's modal peak", "goal-preference test", "agree"], rows);
+    budget_section(page, &values, summary);
     Ok(())
+}
+
+/// The planning test: P(cheese) on training mazes per value-iteration budget K, and its verdict.
+fn budget_section(page: &mut Page, values: &[SeedInside], summary: &Value) {
+    if values.iter().all(|v| v.budget.is_empty()) {
+        return;
+    }
+    let s = page.section("The planning test: cutting the search short");
+    s.paragraph(
+        "The same weights run with K value-iteration steps on the training mazes (the trained K included), beside the \
+         untrained VIN with the same K; the same levels and action streams at every K. P(cheese) per seed with its \
+         Wilson 95% interval. This is the thinking-steps test of a recurrent agent, run where the search is known.",
+    );
+    let mut ks: Vec<usize> = values.iter().flat_map(|v| v.budget.iter().map(|b| b.iterations)).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    let mut header = vec!["seed".to_string(), "model".to_string()];
+    header.extend(ks.iter().map(|k| format!("K = {k}")));
+    let mut rows = Vec::new();
+    for v in values {
+        for (model, trained) in [("trained", true), ("untrained", false)] {
+            let mut row = vec![Cell::int(v.seed as i64), Cell::text(model)];
+            for k in &ks {
+                row.push(match v.budget.iter().find(|b| b.iterations == *k) {
+                    Some(b) => {
+                        let r = if trained { &b.trained } else { &b.untrained };
+                        Cell::mean_range(r.rate, r.ci_lo, r.ci_hi)
+                    }
+                    None => Cell::text("–"),
+                });
+            }
+            rows.push(row);
+        }
+    }
+    s.table(header, rows);
+    let verdict: Option<Verdict> = serde_json::from_value(summary["planning"].clone()).ok();
+    crate::verdict::section(s, verdict.as_ref(), "missing its planning verdict");
 }
