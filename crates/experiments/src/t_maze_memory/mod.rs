@@ -27,6 +27,7 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
+use crate::train_state::TrainState;
 use crate::verdict::{Bound, Check, Verdict};
 use anyhow::Context as _;
 use burn::module::Module;
@@ -42,12 +43,12 @@ use mesalab_nn::policy::{
     Cell, MlpPolicy, MlpPolicyConfig, Policy, RecurrentActorCritic, RecurrentPolicy, RecurrentPolicyConfig,
 };
 use mesalab_store::MetricRow;
+use mesalab_train::checkpoint::StateFile;
 use mesalab_train::ppo::{self, ActionSelection, PpoConfig, UpdateLog};
 use nalgebra::DMatrix;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::ops::ControlFlow;
 
 /// The experiment's config; every key has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -361,26 +362,40 @@ fn log_curve(ctx: &RunContext, cfg: &Config, arm: &str, seed: u64, logs: &[Updat
     Ok(())
 }
 
-/// Trains one recurrent arm of one seed and saves its weights.
+/// The resumable training state of arm `arm` of `seed` (`seed-{seed}/{arm}-train-state.bin`),
+/// with the updates an earlier attempt completed already counted on the progress bar.
+fn arm_state(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::Result<(TrainState, Option<StateFile>)> {
+    let num_updates = cfg.ppo.num_updates();
+    ctx.progress.start(&format!("seed {seed}: {arm}"), num_updates as u64);
+    let path = ctx.run_dir.join(format!("seed-{seed}")).join(format!("{arm}-train-state.bin"));
+    let state = TrainState::new(path, cfg.run.checkpoint_every, num_updates);
+    let resume = state.earlier()?;
+    if let Some(file) = &resume {
+        ctx.progress.advance(TrainState::updates_done(file) as u64);
+    }
+    Ok((state, resume))
+}
+
+/// Trains one recurrent arm of one seed and saves its weights (resumable, see [`arm_state`]).
 fn train_arm(cfg: &Config, ctx: &RunContext, cell: Cell, seed: u64) -> anyhow::Result<RecurrentPolicy> {
     let env = TMaze::new(cfg.env.clone());
     let streams = Streams::new(Seed(seed));
     let arm = arm_name(cell);
-    ctx.progress.start(&format!("seed {seed}: {arm}"), cfg.ppo.num_updates() as u64);
+    let (state, resume) = arm_state(cfg, ctx, seed, arm)?;
+    let mut failure: Option<anyhow::Error> = None;
     let trained = ppo::train_recurrent(
         &cfg.ppo,
         env.clone(),
         recurrent_init(cfg, cell, &env, &streams),
         &streams,
-        None,
-        |_, _, _| {
-            ctx.progress.advance(1);
-            if ctx.check_interrupt().is_err() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-        },
+        resume.as_ref(),
+        |log, _, save| state.after_update(ctx, log.update, save, &mut failure),
     )
     .map_err(|e| anyhow::anyhow!("seed {seed}, {arm}: {e}"))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
     ctx.progress.finish();
-    ctx.check_interrupt()?;
     log_curve(ctx, cfg, arm, seed, &trained.logs)?;
     let path = ctx.run_dir.join(format!("seed-{seed}")).join(format!("{arm}.safetensors"));
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
@@ -388,7 +403,7 @@ fn train_arm(cfg: &Config, ctx: &RunContext, cell: Cell, seed: u64) -> anyhow::R
     Ok(trained.model)
 }
 
-/// Trains the memoryless baseline of one seed with the same PPO settings.
+/// Trains the memoryless baseline of one seed with the same PPO settings (resumable).
 fn train_mlp(cfg: &Config, ctx: &RunContext, seed: u64) -> anyhow::Result<MlpPolicy> {
     let env = TMaze::new(cfg.env.clone());
     let streams = Streams::new(Seed(seed));
@@ -399,14 +414,16 @@ fn train_mlp(cfg: &Config, ctx: &RunContext, seed: u64) -> anyhow::Result<MlpPol
         &mut streams.stream("init"),
         &cpu_autodiff(),
     );
-    ctx.progress.start(&format!("seed {seed}: mlp"), cfg.ppo.num_updates() as u64);
-    let trained = ppo::train(&cfg.ppo, env, init, &streams, |_, _| {
-        ctx.progress.advance(1);
-        if ctx.check_interrupt().is_err() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    let (state, resume) = arm_state(cfg, ctx, seed, "mlp")?;
+    let mut failure: Option<anyhow::Error> = None;
+    let trained = ppo::train_resumable(&cfg.ppo, env, init, &streams, resume.as_ref(), |log, _, save| {
+        state.after_update(ctx, log.update, save, &mut failure)
     })
     .map_err(|e| anyhow::anyhow!("seed {seed}, mlp: {e}"))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
     ctx.progress.finish();
-    ctx.check_interrupt()?;
     log_curve(ctx, cfg, "mlp", seed, &trained.logs)?;
     let path = ctx.run_dir.join(format!("seed-{seed}")).join("mlp.safetensors");
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
