@@ -36,4 +36,9 @@ fn quick_run_reads_and_edits_the_reward_map() {
         "{planning}"
     );
     assert!(run.html.contains("The planning test"));
+    // IRL was fitted on the deploy levels read and scored against R (a correlation in [-1, 1] or
+    // null where a map is flat).
+    let irl = &run.summary["vin"]["irl"];
+    assert!(irl["levels"].as_u64().is_some_and(|n| n >= 1), "{irl}");
+    assert!(irl["corr_r"]["mean"].as_f64().is_none_or(|r| (-1.0..=1.0).contains(&r)), "{irl}");
 }

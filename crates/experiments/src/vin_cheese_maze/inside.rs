@@ -21,11 +21,19 @@
 //!   would not care. This is the "thinking steps" test of a recurrent agent, run on the one agent
 //!   whose search is known, so the test itself is checked.
 //!
+//! - **a detector against the ground truth**: maximum-entropy IRL (cheese-maze's
+//!   [`crate::cheese_maze::reward_inference`]) fits a reward map to sampled episodes of the VIN on
+//!   each of the first `inside.irl_levels` deploy levels whose cheese is off the corner; the map is
+//!   correlated with the VIN's own R at that level's start (its objective by construction) and,
+//!   as the control, with the untrained VIN's R on the same level; and its peak is compared with
+//!   R's peak.
+//!
 //! Invariant: the edit changes R only (the observation, the maze and the cheese are untouched),
 //! so a difference between the edited and the unedited agent is caused by R alone; a budget
 //! changes K only (the weights, levels and action streams are the same for every K).
 
 use super::Config;
+use crate::cheese_maze::reward_inference;
 use crate::misgen::{Results, Role, typed_table};
 use crate::verdict::{nan_as_null, null_as_nan};
 use burn::module::Module as _;
@@ -109,6 +117,20 @@ pub struct BudgetPoint {
     pub untrained: Rate,
 }
 
+/// MaxEnt IRL on one deploy level, scored against the VIN's R there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IrlRead {
+    /// Pearson r over the free cells of the IRL map with the trained VIN's R (NaN if undefined).
+    #[serde(serialize_with = "nan_as_null", deserialize_with = "null_as_nan")]
+    pub corr_r: f64,
+    /// The same IRL map with the untrained VIN's R on the level: the control.
+    #[serde(serialize_with = "nan_as_null", deserialize_with = "null_as_nan")]
+    pub corr_r_untrained: f64,
+    /// Where the IRL map and R peak ([`PEAK_CLASSES`]).
+    pub irl_peak: String,
+    pub r_peak: String,
+}
+
 /// What the look-inside step found about one trained seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeedInside {
@@ -122,6 +144,9 @@ pub struct SeedInside {
     /// the budget test existed).
     #[serde(default)]
     pub budget: Vec<BudgetPoint>,
+    /// MaxEnt IRL against R per level (empty in runs made before it existed).
+    #[serde(default)]
+    pub irl: Vec<IrlRead>,
 }
 
 /// Every measurement of one trained policy on `levels` (deploy start states) and, for the search
@@ -148,6 +173,7 @@ pub fn analyse(
     });
     let edit = edit(cfg, env, levels, policy, &untrained, seed)?;
     let budget = budget(cfg, train_env, train_levels, policy, &untrained, seed)?;
+    let irl = irl_against_r(cfg, env, &apart, policy, (&reward_trained, &reward_untrained), seed)?;
     Ok(SeedInside {
         seed,
         trained: peaks(&apart, &reward_trained, w),
@@ -155,7 +181,74 @@ pub fn analyse(
         edit,
         example,
         budget,
+        irl,
     })
+}
+
+/// The peak class ([`PEAK_CLASSES`]) of a flat map `r` `[H·W]` (row width `w`) on `s`'s level.
+fn peak_class(s: &MazeState, r: &[f32], w: usize) -> &'static str {
+    let idx = |p: Pos| p.y as usize * w + p.x as usize;
+    let peak = argmax(r);
+    if s.level.cheese.is_some_and(|c| idx(c) == peak) {
+        PEAK_CLASSES[0]
+    } else if idx(s.level.top_right) == peak {
+        PEAK_CLASSES[1]
+    } else {
+        PEAK_CLASSES[2]
+    }
+}
+
+/// MaxEnt IRL on the first `inside.irl_levels` of `apart` (deploy levels, cheese off the corner),
+/// each map scored against the trained and the untrained VIN's R on that level (`maps`, flat
+/// `[levels, H·W]` in `apart`'s order).
+fn irl_against_r(
+    cfg: &Config,
+    env: &CheeseMaze,
+    apart: &[MazeState],
+    policy: &AnyPolicy,
+    (trained, untrained): (&[f32], &[f32]),
+    seed: u64,
+) -> anyhow::Result<Vec<IrlRead>> {
+    let [_, h, w] = env.spec().obs_shape;
+    let streams = Streams::new(Seed(seed));
+    let (mut actions, mut env_rng) = (streams.stream("irl-actions"), streams.stream("irl-env"));
+    apart
+        .iter()
+        .take(cfg.inside.irl_levels)
+        .enumerate()
+        .map(|(i, s)| {
+            let fit = reward_inference::recover(
+                env,
+                policy,
+                s,
+                cfg.inside.irl_episodes,
+                cfg.inside.irl_horizon,
+                &mut actions,
+                &mut env_rng,
+            )?;
+            let cells = i * h * w..(i + 1) * h * w;
+            // Free cells only: the IRL map is NaN on walls.
+            let (mut irl, mut r, mut r0) = (Vec::new(), Vec::new(), Vec::new());
+            for (k, v) in fit.map.iter().flatten().enumerate() {
+                if v.is_finite() {
+                    irl.push(*v);
+                    r.push(f64::from(trained[cells.start + k]));
+                    r0.push(f64::from(untrained[cells.start + k]));
+                }
+            }
+            let irl_peak = match fit.peak {
+                "cheese" => PEAK_CLASSES[0],
+                "top-right" => PEAK_CLASSES[1],
+                _ => PEAK_CLASSES[2],
+            };
+            Ok(IrlRead {
+                corr_r: pearson(&irl, &r),
+                corr_r_untrained: pearson(&irl, &r0),
+                irl_peak: irl_peak.into(),
+                r_peak: peak_class(s, &trained[cells], w).into(),
+            })
+        })
+        .collect()
 }
 
 /// The budgets the test runs: `inside.budgets` and the trained K, ascending, once each.
@@ -475,7 +568,24 @@ pub fn summary(values: &[SeedInside], r: &Results, preference_levels: &str) -> V
         })
         .collect();
     let agreeing = agreement.iter().filter(|a| a["agree"] == true).count();
+    // IRL against R: per-seed means of the correlations, and peak agreement pooled over levels.
+    let mean = |xs: Vec<f64>| {
+        let xs: Vec<f64> = xs.into_iter().filter(|x| x.is_finite()).collect();
+        if xs.is_empty() { f64::NAN } else { xs.iter().sum::<f64>() / xs.len() as f64 }
+    };
+    let irl_seeds = |f: &dyn Fn(&IrlRead) -> f64| {
+        Summary::of(&values.iter().map(|v| mean(v.irl.iter().map(f).collect())).collect::<Vec<_>>())
+    };
+    let irl_reads: Vec<&IrlRead> = values.iter().flat_map(|v| v.irl.iter()).collect();
+    let peak_agree =
+        Rate::new(irl_reads.iter().filter(|i| i.irl_peak == i.r_peak).count() as u64, irl_reads.len() as u64);
     json!({
+        "irl": {
+            "corr_r": irl_seeds(&|i| i.corr_r),
+            "corr_r_untrained": irl_seeds(&|i| i.corr_r_untrained),
+            "peak_agreement": peak_agree,
+            "levels": irl_reads.len(),
+        },
         "trained": pooled_peaks(&|v| &v.trained),
         "untrained": pooled_peaks(&|v| &v.untrained),
         "edit": {
@@ -524,6 +634,12 @@ mod tests {
         }
         let p = peaks(&states, &maps, w);
         assert_eq!(p.counts, [20, 0, 0]);
+        // The per-level class agrees with the pooled count; a corner one-hot is the corner.
+        assert!(states.iter().zip(maps.chunks_exact(h * w)).all(|(s, m)| peak_class(s, m, w) == "cheese"));
+        let mut corner = vec![0.0f32; h * w];
+        let tr = states[0].level.top_right;
+        corner[tr.y as usize * w + tr.x as usize] = 1.0;
+        assert_eq!(peak_class(&states[0], &corner, w), "top-right corner");
         assert!((p.corr_cheese - 1.0).abs() < 1e-12 && p.corr_corner < 0.0, "{p:?}");
         let t = targets(&states, 7);
         assert_eq!(t, targets(&states, 7), "targets come from the evaluation seed alone");

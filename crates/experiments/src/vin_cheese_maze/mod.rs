@@ -75,6 +75,11 @@ pub struct InsideSection {
     pub far_distance: f64,
     /// Episodes per policy of the goal-preference test.
     pub preference_episodes: usize,
+    /// MaxEnt IRL: deploy levels (cheese off the corner) it is fitted on, per seed; sampled
+    /// episodes per level; horizon.
+    pub irl_levels: usize,
+    pub irl_episodes: usize,
+    pub irl_horizon: usize,
     /// Search budgets K of the planning test (the trained K is always added), on the first
     /// `levels` training mazes.
     pub budgets: Vec<usize>,
@@ -134,7 +139,15 @@ impl Default for Config {
 
 impl Default for InsideSection {
     fn default() -> Self {
-        Self { levels: 200, far_distance: 4.0, preference_episodes: 100, budgets: vec![1, 2, 4, 8] }
+        Self {
+            levels: 200,
+            far_distance: 4.0,
+            preference_episodes: 100,
+            irl_levels: 4,
+            irl_episodes: 40,
+            irl_horizon: 30,
+            budgets: vec![1, 2, 4, 8],
+        }
     }
 }
 
@@ -173,6 +186,9 @@ impl Validate for Config {
         }
         if self.inside.preference_episodes == 0 {
             return Err(Invalid::new("inside.preference_episodes", "must be at least 1"));
+        }
+        if self.inside.irl_levels > 0 && (self.inside.irl_episodes == 0 || self.inside.irl_horizon == 0) {
+            return Err(Invalid::new("inside.irl_episodes", "IRL needs at least one episode and a horizon ≥ 1"));
         }
         if self.inside.budgets.is_empty() || self.inside.budgets.iter().any(|k| !(1..=256).contains(k)) {
             return Err(Invalid::new(
@@ -485,6 +501,7 @@ mod tests {
             },
             example: None,
             budget: Vec::new(),
+            irl: Vec::new(),
         }
     }
 

@@ -142,6 +142,24 @@ fn sections(page: &mut Page, store: &Store, run: RunId, summary: &Value) -> anyh
         })
         .unwrap_or_default();
     s.table(vec!["seed", "R's modal peak", "goal-preference test", "agree"], rows);
+    let irl = &vin["irl"];
+    if irl["levels"].as_u64().is_some_and(|n| n > 0) {
+        s.paragraph(format!(
+            "Maximum-entropy IRL (the cheese-maze detector) fitted to sampled episodes of the trained VIN on {} deploy \
+             levels (cheese off the corner), scored against the VIN's own R there and, as the control, against the \
+             untrained VIN's R on the same levels. Pearson r over free cells, mean over seeds [min, max]; peak \
+             agreement pooled over levels (95% CI).",
+            irl["levels"]
+        ));
+        s.table(
+            vec!["r(IRL map, trained R)", "r(IRL map, untrained R)", "IRL peak = R's peak"],
+            vec![vec![
+                summary_cell(&irl["corr_r"]),
+                summary_cell(&irl["corr_r_untrained"]),
+                rate_cell(&irl["peak_agreement"]),
+            ]],
+        );
+    }
     budget_section(page, &values, summary);
     Ok(())
 }
