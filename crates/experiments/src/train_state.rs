@@ -56,11 +56,10 @@ impl TrainState {
         failure: &mut Option<anyhow::Error>,
     ) -> ControlFlow<()> {
         let interrupted = ctx.check_interrupt().is_err();
-        if interrupted || update.is_multiple_of(self.every.max(1)) || update == self.num_updates {
-            if let Err(e) = self.write(save) {
-                *failure = Some(e);
-                return ControlFlow::Break(());
-            }
+        let due = interrupted || update.is_multiple_of(self.every.max(1)) || update == self.num_updates;
+        if due && let Err(e) = self.write(save) {
+            *failure = Some(e);
+            return ControlFlow::Break(());
         }
         if interrupted {
             *failure = Some(Interrupted.into());

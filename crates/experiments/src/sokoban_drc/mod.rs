@@ -436,7 +436,7 @@ fn log_curve(ctx: &RunContext, cfg: &Config, arm: &str, seed: u64, logs: &[Updat
 /// A trained arm of one seed.
 enum Trained {
     Drc(Box<DrcPolicy>),
-    Mlp(MlpPolicy),
+    Mlp(Box<MlpPolicy>),
 }
 
 /// Trains arm `arm` (`drc` or `mlp`) of `seed` and saves its weights under `seed-{seed}/`.
@@ -484,7 +484,7 @@ fn train_seed(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::R
             return Err(e);
         }
         t.model.save(&path).map_err(anyhow::Error::msg)?;
-        (Trained::Mlp(t.model), t.logs)
+        (Trained::Mlp(Box::new(t.model)), t.logs)
     };
     ctx.progress.finish();
     log_curve(ctx, cfg, arm, seed, &logs)?;
