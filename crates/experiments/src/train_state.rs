@@ -9,8 +9,12 @@
 
 use crate::context::{Interrupted, RunContext};
 use anyhow::Context as _;
+use mesalab_core::config::{Invalid, Validate};
+use mesalab_store::MetricRow;
 use mesalab_train::checkpoint::StateFile;
-use mesalab_train::ppo::{PROGRESS_SECTION, PpoProgress, RECURRENT_PROGRESS_SECTION, RecurrentProgress, SaveState};
+use mesalab_train::ppo::{
+    PROGRESS_SECTION, PpoConfig, PpoProgress, RECURRENT_PROGRESS_SECTION, RecurrentProgress, SaveState, UpdateLog,
+};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -78,4 +82,68 @@ impl TrainState {
         file.write(&self.path)?;
         Ok(())
     }
+}
+
+/// The state of arm `arm` of `seed` in an experiment that trains several arms per seed
+/// (`seed-{seed}/{arm}-train-state.bin`), its progress bar started with the updates an earlier
+/// attempt completed already counted, and that attempt's state.
+pub fn arm_state(
+    ctx: &RunContext,
+    seed: u64,
+    arm: &str,
+    ppo: &PpoConfig,
+    checkpoint_every: usize,
+) -> anyhow::Result<(TrainState, Option<StateFile>)> {
+    let num_updates = ppo.num_updates();
+    ctx.progress.start(&format!("seed {seed}: {arm}"), num_updates as u64);
+    let path = ctx.run_dir.join(format!("seed-{seed}")).join(format!("{arm}-train-state.bin"));
+    let state = TrainState::new(path, checkpoint_every, num_updates);
+    let resume = state.earlier()?;
+    if let Some(file) = &resume {
+        ctx.progress.advance(TrainState::updates_done(file) as u64);
+    }
+    Ok((state, resume))
+}
+
+/// Logs arm `arm`'s training curve of `seed`: `{arm}/train/{metric}` (the share of finished
+/// episodes with the env's event number `event`) and `{arm}/train/return`, every `log_every`
+/// updates and the last.
+pub fn log_arm_curve(
+    ctx: &RunContext,
+    log_every: usize,
+    (arm, seed): (&str, u64),
+    (metric, event): (&str, usize),
+    logs: &[UpdateLog],
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for (i, log) in logs.iter().enumerate() {
+        if !i.is_multiple_of(log_every.max(1)) && i + 1 != logs.len() {
+            continue;
+        }
+        let rate = log.episodes.event_rates.get(event).map(|(_, r)| *r);
+        for (name, value) in [(format!("train/{metric}"), rate), ("train/return".to_string(), log.episodes.mean_return)]
+        {
+            if let Some(v) = value {
+                rows.push(MetricRow::new(Some(seed), log.global_step as i64, format!("{arm}/{name}"), v));
+            }
+        }
+    }
+    ctx.store.log_metrics(ctx.run_id, &rows)?;
+    Ok(())
+}
+
+/// What recurrent PPO beside an MLP baseline needs of the `[ppo]` section and the MLP's widths:
+/// valid PPO settings whose minibatches are whole env sequences, and no zero width.
+pub fn check_recurrent_ppo(ppo: &PpoConfig, mlp_hidden: &[usize]) -> Result<(), Invalid> {
+    ppo.validate().map_err(|e| Invalid::new(format!("ppo.{}", e.key), e.message))?;
+    if !ppo.num_envs.is_multiple_of(ppo.num_minibatches) {
+        return Err(Invalid::new(
+            "ppo.num_minibatches",
+            "must divide ppo.num_envs: recurrent minibatches are whole env sequences",
+        ));
+    }
+    if mlp_hidden.contains(&0) {
+        return Err(Invalid::new("mlp.hidden", "every width must be at least 1"));
+    }
+    Ok(())
 }

@@ -32,7 +32,7 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
-use crate::train_state::TrainState;
+use crate::train_state;
 use crate::verdict::{Bound, Check, Verdict};
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
@@ -45,8 +45,7 @@ use mesalab_envs::sokoban::{self, Board, Sokoban, SokobanParams, SokobanState};
 use mesalab_envs::{End, Env};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::policy::{DrcPolicy, DrcPolicyConfig, MlpPolicy, MlpPolicyConfig, Policy, RecurrentActorCritic};
-use mesalab_store::MetricRow;
-use mesalab_train::ppo::{self, PpoConfig, UpdateLog};
+use mesalab_train::ppo::{self, PpoConfig};
 use mesalab_train::rollout::argmax;
 use nalgebra::DMatrix;
 use rand::seq::SliceRandom;
@@ -200,18 +199,9 @@ impl Validate for Config {
                 format!("must equal env.size ({}) so one policy reads both splits", self.env.size),
             ));
         }
-        self.ppo.validate().map_err(|e| prefixed("ppo", e))?;
-        if !self.ppo.num_envs.is_multiple_of(self.ppo.num_minibatches) {
-            return Err(Invalid::new(
-                "ppo.num_minibatches",
-                "must divide ppo.num_envs: recurrent minibatches are whole env sequences",
-            ));
-        }
+        train_state::check_recurrent_ppo(&self.ppo, &self.mlp.hidden)?;
         if let Some((key, message)) = self.drc.problem() {
             return Err(Invalid::new(key, message));
-        }
-        if self.mlp.hidden.contains(&0) {
-            return Err(Invalid::new("mlp.hidden", "every width must be at least 1"));
         }
         if !(1..=100_000).contains(&self.eval.levels) {
             return Err(Invalid::new("eval.levels", "must be in 1..=100000"));
@@ -415,24 +405,6 @@ fn drc_init(cfg: &Config, env: &Sokoban, streams: &Streams) -> DrcPolicy {
     DrcPolicy::init(&cfg.drc, obs_shape(env), env.spec().actions.len(), &mut streams.stream("init"), &cpu_autodiff())
 }
 
-/// Logs one arm's learning curve (every `log_every` updates, and the last).
-fn log_curve(ctx: &RunContext, cfg: &Config, arm: &str, seed: u64, logs: &[UpdateLog]) -> anyhow::Result<()> {
-    let mut rows = Vec::new();
-    for (i, log) in logs.iter().enumerate() {
-        if i % cfg.run.log_every != 0 && i + 1 != logs.len() {
-            continue;
-        }
-        let solved = log.episodes.event_rates.get(sokoban::EV_SOLVED).map(|(_, r)| *r);
-        for (name, value) in [("train/solved", solved), ("train/return", log.episodes.mean_return)] {
-            if let Some(v) = value {
-                rows.push(MetricRow::new(Some(seed), log.global_step as i64, format!("{arm}/{name}"), v));
-            }
-        }
-    }
-    ctx.store.log_metrics(ctx.run_id, &rows)?;
-    Ok(())
-}
-
 /// A trained arm of one seed.
 enum Trained {
     Drc(Box<DrcPolicy>),
@@ -446,14 +418,8 @@ enum Trained {
 fn train_seed(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::Result<Trained> {
     let env = Sokoban::new(cfg.env.clone())?;
     let streams = Streams::new(Seed(seed));
-    let num_updates = cfg.ppo.num_updates();
-    ctx.progress.start(&format!("seed {seed}: {arm}"), num_updates as u64);
+    let (state, resume) = train_state::arm_state(ctx, seed, arm, &cfg.ppo, cfg.run.checkpoint_every)?;
     let dir = ctx.run_dir.join(format!("seed-{seed}"));
-    let state = TrainState::new(dir.join(format!("{arm}-train-state.bin")), cfg.run.checkpoint_every, num_updates);
-    let resume = state.earlier()?;
-    if let Some(file) = &resume {
-        ctx.progress.advance(TrainState::updates_done(file) as u64);
-    }
     let path = dir.join(format!("{arm}.safetensors"));
     std::fs::create_dir_all(&dir)?;
     let mut failure: Option<anyhow::Error> = None;
@@ -487,7 +453,7 @@ fn train_seed(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::R
         (Trained::Mlp(Box::new(t.model)), t.logs)
     };
     ctx.progress.finish();
-    log_curve(ctx, cfg, arm, seed, &logs)?;
+    train_state::log_arm_curve(ctx, cfg.run.log_every, (arm, seed), ("solved", sokoban::EV_SOLVED), &logs)?;
     Ok(trained)
 }
 

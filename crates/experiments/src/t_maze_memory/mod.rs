@@ -27,7 +27,7 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
-use crate::train_state::TrainState;
+use crate::train_state;
 use crate::verdict::{Bound, Check, Verdict};
 use anyhow::Context as _;
 use burn::module::Module;
@@ -42,9 +42,7 @@ use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::policy::{
     Cell, MlpPolicy, MlpPolicyConfig, Policy, RecurrentActorCritic, RecurrentPolicy, RecurrentPolicyConfig,
 };
-use mesalab_store::MetricRow;
-use mesalab_train::checkpoint::StateFile;
-use mesalab_train::ppo::{self, ActionSelection, PpoConfig, UpdateLog};
+use mesalab_train::ppo::{self, ActionSelection, PpoConfig};
 use nalgebra::DMatrix;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
@@ -177,18 +175,9 @@ impl Validate for Config {
                 format!("must equal env.width ({}) so one policy reads both splits", self.env.width),
             ));
         }
-        self.ppo.validate().map_err(|e| prefixed("ppo", e))?;
-        if !self.ppo.num_envs.is_multiple_of(self.ppo.num_minibatches) {
-            return Err(Invalid::new(
-                "ppo.num_minibatches",
-                "must divide ppo.num_envs: recurrent minibatches are whole env sequences",
-            ));
-        }
+        train_state::check_recurrent_ppo(&self.ppo, &self.mlp.hidden)?;
         if let Some((key, message)) = self.recurrent.problem() {
             return Err(Invalid::new(key, message));
-        }
-        if self.mlp.hidden.contains(&0) {
-            return Err(Invalid::new("mlp.hidden", "every width must be at least 1"));
         }
         if self.cells.is_empty() || (1..self.cells.len()).any(|i| self.cells[..i].contains(&self.cells[i])) {
             return Err(Invalid::new("cells", "list each of \"gru\", \"lstm\" at most once, at least one"));
@@ -344,44 +333,12 @@ fn arm_name(cell: Cell) -> &'static str {
     }
 }
 
-/// Logs one arm's learning curve (every `log_every` updates, and the last).
-fn log_curve(ctx: &RunContext, cfg: &Config, arm: &str, seed: u64, logs: &[UpdateLog]) -> anyhow::Result<()> {
-    let mut rows = Vec::new();
-    for (i, log) in logs.iter().enumerate() {
-        if i % cfg.run.log_every != 0 && i + 1 != logs.len() {
-            continue;
-        }
-        let success = log.episodes.event_rates.get(t_maze::EV_CORRECT).map(|(_, r)| *r);
-        for (name, value) in [("train/success", success), ("train/return", log.episodes.mean_return)] {
-            if let Some(v) = value {
-                rows.push(MetricRow::new(Some(seed), log.global_step as i64, format!("{arm}/{name}"), v));
-            }
-        }
-    }
-    ctx.store.log_metrics(ctx.run_id, &rows)?;
-    Ok(())
-}
-
-/// The resumable training state of arm `arm` of `seed` (`seed-{seed}/{arm}-train-state.bin`),
-/// with the updates an earlier attempt completed already counted on the progress bar.
-fn arm_state(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::Result<(TrainState, Option<StateFile>)> {
-    let num_updates = cfg.ppo.num_updates();
-    ctx.progress.start(&format!("seed {seed}: {arm}"), num_updates as u64);
-    let path = ctx.run_dir.join(format!("seed-{seed}")).join(format!("{arm}-train-state.bin"));
-    let state = TrainState::new(path, cfg.run.checkpoint_every, num_updates);
-    let resume = state.earlier()?;
-    if let Some(file) = &resume {
-        ctx.progress.advance(TrainState::updates_done(file) as u64);
-    }
-    Ok((state, resume))
-}
-
-/// Trains one recurrent arm of one seed and saves its weights (resumable, see [`arm_state`]).
+/// Trains one recurrent arm of one seed and saves its weights (resumable: [`train_state::arm_state`]).
 fn train_arm(cfg: &Config, ctx: &RunContext, cell: Cell, seed: u64) -> anyhow::Result<RecurrentPolicy> {
     let env = TMaze::new(cfg.env.clone());
     let streams = Streams::new(Seed(seed));
     let arm = arm_name(cell);
-    let (state, resume) = arm_state(cfg, ctx, seed, arm)?;
+    let (state, resume) = train_state::arm_state(ctx, seed, arm, &cfg.ppo, cfg.run.checkpoint_every)?;
     let mut failure: Option<anyhow::Error> = None;
     let trained = ppo::train_recurrent(
         &cfg.ppo,
@@ -396,7 +353,7 @@ fn train_arm(cfg: &Config, ctx: &RunContext, cell: Cell, seed: u64) -> anyhow::R
         return Err(e);
     }
     ctx.progress.finish();
-    log_curve(ctx, cfg, arm, seed, &trained.logs)?;
+    train_state::log_arm_curve(ctx, cfg.run.log_every, (arm, seed), ("success", t_maze::EV_CORRECT), &trained.logs)?;
     let path = ctx.run_dir.join(format!("seed-{seed}")).join(format!("{arm}.safetensors"));
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
     trained.model.save(&path).map_err(anyhow::Error::msg)?;
@@ -414,7 +371,7 @@ fn train_mlp(cfg: &Config, ctx: &RunContext, seed: u64) -> anyhow::Result<MlpPol
         &mut streams.stream("init"),
         &cpu_autodiff(),
     );
-    let (state, resume) = arm_state(cfg, ctx, seed, "mlp")?;
+    let (state, resume) = train_state::arm_state(ctx, seed, "mlp", &cfg.ppo, cfg.run.checkpoint_every)?;
     let mut failure: Option<anyhow::Error> = None;
     let trained = ppo::train_resumable(&cfg.ppo, env, init, &streams, resume.as_ref(), |log, _, save| {
         state.after_update(ctx, log.update, save, &mut failure)
@@ -424,7 +381,7 @@ fn train_mlp(cfg: &Config, ctx: &RunContext, seed: u64) -> anyhow::Result<MlpPol
         return Err(e);
     }
     ctx.progress.finish();
-    log_curve(ctx, cfg, "mlp", seed, &trained.logs)?;
+    train_state::log_arm_curve(ctx, cfg.run.log_every, ("mlp", seed), ("success", t_maze::EV_CORRECT), &trained.logs)?;
     let path = ctx.run_dir.join(format!("seed-{seed}")).join("mlp.safetensors");
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
     trained.model.save(&path).map_err(anyhow::Error::msg)?;

@@ -199,7 +199,7 @@ fn peak_class(s: &MazeState, r: &[f32], w: usize) -> &'static str {
 }
 
 /// MaxEnt IRL on the first `inside.irl_levels` of `apart` (deploy levels, cheese off the corner),
-/// each map scored against the trained and the untrained VIN's R on that level (`maps`, flat
+/// each map scored against the trained and the untrained VIN's R on that level (both flat
 /// `[levels, H·W]` in `apart`'s order).
 fn irl_against_r(
     cfg: &Config,
@@ -226,6 +226,11 @@ fn irl_against_r(
                 &mut actions,
                 &mut env_rng,
             )?;
+            // The IRL map is `[maze row][maze col]`; with the full view it is R's grid, cell for cell.
+            anyhow::ensure!(
+                fit.map.len() == h && fit.map.iter().all(|row| row.len() == w),
+                "the IRL map is not the {h}×{w} grid of R (vin-cheese-maze needs env.view = \"full\")"
+            );
             let cells = i * h * w..(i + 1) * h * w;
             // Free cells only: the IRL map is NaN on walls.
             let (mut irl, mut r, mut r0) = (Vec::new(), Vec::new(), Vec::new());
@@ -333,15 +338,8 @@ fn peaks(states: &[MazeState], maps: &[f32], w: usize) -> Peaks {
         let l = &s.level;
         let Some(cheese) = l.cheese else { continue };
         let idx = |p: Pos| p.y as usize * w + p.x as usize;
-        let peak = argmax(r);
-        let class = if peak == idx(cheese) {
-            0
-        } else if peak == idx(l.top_right) {
-            1
-        } else {
-            2
-        };
-        out.counts[class] += 1;
+        let class = peak_class(s, r, w);
+        out.counts[PEAK_CLASSES.iter().position(|c| *c == class).expect("one of PEAK_CLASSES")] += 1;
         let free = l.walls.free_cells();
         let rv: Vec<f64> = free.iter().map(|p| f64::from(r[idx(*p)])).collect();
         let one_hot = |at: Pos| free.iter().map(|p| if *p == at { 1.0 } else { 0.0 }).collect::<Vec<f64>>();
