@@ -137,6 +137,15 @@ impl Rate {
     }
 }
 
+/// Newcombe's hybrid score 95% interval for `a.rate − b.rate` (independent Wilson intervals;
+/// conservative when the two rates are paired on the same items).
+pub fn difference_interval(a: &Rate, b: &Rate) -> (f64, f64) {
+    let d = a.rate - b.rate;
+    let lo = d - ((a.rate - a.ci_lo).powi(2) + (b.ci_hi - b.rate).powi(2)).sqrt();
+    let hi = d + ((a.ci_hi - a.rate).powi(2) + (b.rate - b.ci_lo).powi(2)).sqrt();
+    (lo, hi)
+}
+
 /// Serialises non-finite numbers as `null` (JSON has no NaN).
 pub fn nan_as_null<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }

@@ -249,13 +249,7 @@ pub fn shortcut_rate(eps: &[Episode], watched: bool) -> Rate {
     Rate::of(&these, |e| e.shortcut)
 }
 
-/// Newcombe's hybrid score 95% interval for `a.rate − b.rate` (independent Wilson intervals).
-pub fn difference_interval(a: &Rate, b: &Rate) -> (f64, f64) {
-    let d = a.rate - b.rate;
-    let lo = d - ((a.rate - a.ci_lo).powi(2) + (b.ci_hi - b.rate).powi(2)).sqrt();
-    let hi = d + ((a.ci_hi - a.rate).powi(2) + (b.rate - b.ci_lo).powi(2)).sqrt();
-    (lo, hi)
-}
+pub use mesalab_analysis::stats::difference_interval;
 
 /// Scripted: the shortcut through `P` (`detour = false`) or the long way round (`detour = true`),
 /// whatever the supervisor.

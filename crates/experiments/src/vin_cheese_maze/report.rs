@@ -173,7 +173,9 @@ fn budget_section(page: &mut Page, values: &[SeedInside], summary: &Value) {
     s.paragraph(
         "The same weights run with K value-iteration steps on the training mazes (the trained K included), beside the \
          untrained VIN with the same K; the same levels and action streams at every K. P(cheese) per seed with its \
-         Wilson 95% interval. This is the thinking-steps test of a recurrent agent, run where the search is known.",
+         Wilson 95% interval. This is the thinking-steps test of a recurrent agent, run where the search is known. \
+         The verdict asks, per seed, for the share of the smallest budget's failures that the trained K fixes, and \
+         for the gain at its 95% lower bound (Newcombe) to exceed the untrained VIN's gain.",
     );
     let mut ks: Vec<usize> = values.iter().flat_map(|v| v.budget.iter().map(|b| b.iterations)).collect();
     ks.sort_unstable();
