@@ -23,7 +23,7 @@
 //!   fed the same observations, a probe on the observation's 5 × 5 window around the square, and
 //!   shuffled labels.
 //!
-//! Reading order: [`run`] → [`train_seed`] → [`play`] → [`evaluate_seed`] → [`plan_probes`] →
+//! Reading order: [`run`] → [`arm_job`] → [`train_seed`] → [`play`] → [`evaluate_arm`] → [`plan_probes`] →
 //! [`verdict`].
 
 mod report;
@@ -660,31 +660,49 @@ fn baselines(cfg: &Config) -> anyhow::Result<Baselines> {
     Ok((out, optimal))
 }
 
-/// One seed's trained arms on both splits (the DRC at every thinking-step count), and the probe
-/// episodes (the DRC's, no thinking steps, states recorded).
-fn evaluate_seed(
-    cfg: &Config,
-    seed: u64,
-    drc: &DrcPolicy,
-    mlp: &MlpPolicy,
-) -> anyhow::Result<(Vec<Outcome>, Vec<Episode>)> {
-    let (drc, mlp) = (drc.valid(), mlp.valid());
+/// One trained arm of one seed on both splits (the DRC at every thinking-step count, the MLP
+/// without), and the probe episodes (the DRC's, no thinking steps, states recorded; empty for
+/// the MLP).
+fn evaluate_arm(cfg: &Config, seed: u64, trained: &Trained) -> anyhow::Result<(Vec<Outcome>, Vec<Episode>)> {
     let mut out = Vec::new();
     let mut probe_episodes = Vec::new();
     for split in ["train", "deploy"] {
         let (env, levels) = held_out_levels(cfg, split, cfg.eval.levels)?;
-        for &k in &cfg.thinking.steps {
-            let record = cfg.inside.enabled && k == 0 && split == "train";
-            let episodes = play(&env, &levels, &RecurrentStepper(&drc), k, record, None);
-            if record {
-                probe_episodes = episodes[..cfg.inside.levels].to_vec();
+        match trained {
+            Trained::Drc(drc) => {
+                let drc = drc.valid();
+                for &k in &cfg.thinking.steps {
+                    let record = cfg.inside.enabled && k == 0 && split == "train";
+                    let episodes = play(&env, &levels, &RecurrentStepper(&drc), k, record, None);
+                    if record {
+                        probe_episodes = episodes[..cfg.inside.levels].to_vec();
+                    }
+                    out.push(outcome("drc", Some(seed), split, k, &episodes));
+                }
             }
-            out.push(outcome("drc", Some(seed), split, k, &episodes));
+            Trained::Mlp(mlp) => {
+                let episodes = play(&env, &levels, &FeedForwardStepper(&mlp.valid()), 0, false, None);
+                out.push(outcome("mlp", Some(seed), split, 0, &episodes));
+            }
         }
-        let episodes = play(&env, &levels, &FeedForwardStepper(&mlp), 0, false, None);
-        out.push(outcome("mlp", Some(seed), split, 0, &episodes));
     }
     Ok((out, probe_episodes))
+}
+
+/// One (seed, arm) job: train, play the held-out levels, and (DRC, `inside.enabled`) fit the
+/// plan probes. Evaluation runs inside the job so that it, too, uses every worker.
+fn arm_job(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::Result<(Vec<Outcome>, Vec<ProbeResult>)> {
+    let trained = train_seed(cfg, ctx, seed, arm)?;
+    ctx.progress.start(&format!("seed {seed}, {arm}: evaluating"), 1);
+    let (outcomes, episodes) = evaluate_arm(cfg, seed, &trained)?;
+    let probes = if cfg.inside.enabled && matches!(trained, Trained::Drc(_)) {
+        ctx.progress.message("plan probes");
+        plan_probes(cfg, seed, &episodes)?
+    } else {
+        Vec::new()
+    };
+    ctx.progress.finish();
+    Ok((outcomes, probes))
 }
 
 /// The states an untrained twin reaches on the trained agent's observation sequences.
@@ -864,24 +882,12 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let seeds = cfg.run.seed_list();
     // Jobs: (seed, arm) pairs, the slow DRC arms first so the threads finish together.
     let jobs: Vec<(u64, &str)> = (seeds.iter().map(|&s| (s, "drc"))).chain(seeds.iter().map(|&s| (s, "mlp"))).collect();
-    let mut trained =
-        crate::jobs::run_jobs(ctx, jobs.len(), |worker, i| train_seed(cfg, worker, jobs[i].0, jobs[i].1))?.into_iter();
-    let mut drcs = Vec::new();
-    for _ in &seeds {
-        let Some(Trained::Drc(p)) = trained.next() else { anyhow::bail!("the DRC arms come first") };
-        drcs.push(*p);
-    }
-    for (seed, drc) in seeds.iter().zip(&drcs) {
-        let Some(Trained::Mlp(mlp)) = trained.next() else { anyhow::bail!("one MLP arm per seed") };
-        ctx.progress.start(&format!("seed {seed}: evaluating"), 1);
-        let (outcomes, episodes) = evaluate_seed(cfg, *seed, drc, &mlp)?;
+    // Results in job order (DRC seeds, then MLP seeds), whatever `--jobs` is.
+    for (outcomes, probes) in
+        crate::jobs::run_jobs(ctx, jobs.len(), |worker, i| arm_job(cfg, worker, jobs[i].0, jobs[i].1))?
+    {
         r.outcomes.extend(outcomes);
-        if cfg.inside.enabled {
-            ctx.progress.message("plan probes");
-            r.probes.extend(plan_probes(cfg, *seed, &episodes)?);
-        }
-        ctx.progress.finish();
-        ctx.check_interrupt()?;
+        r.probes.extend(probes);
     }
     let v = verdict(cfg, &r);
     let summary = json!({
