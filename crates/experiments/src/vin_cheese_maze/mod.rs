@@ -23,6 +23,7 @@
 //! this module supplies the env, the episode record, the baselines, the look-inside step and the
 //! [`verdict`].
 
+pub mod audit;
 pub mod inside;
 mod report;
 

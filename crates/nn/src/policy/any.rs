@@ -76,6 +76,30 @@ pub enum AnyPolicy {
     Vin(VinPolicy),
 }
 
+impl AnyPolicy {
+    /// The length of the policy's explicit search: a VIN's value-iteration steps K. `None` for
+    /// policies with no search budget to change (MLP, CNN).
+    pub fn search_budget(&self) -> Option<usize> {
+        match self {
+            AnyPolicy::Vin(v) => Some(v.spec.config.iterations),
+            AnyPolicy::Mlp(_) | AnyPolicy::Cnn(_) => None,
+        }
+    }
+
+    /// The same weights with another search length (a VIN with K = `budget`); `None` where
+    /// [`Self::search_budget`] is `None` or `budget` is 0.
+    pub fn with_search_budget(&self, budget: usize) -> Option<AnyPolicy> {
+        match self {
+            AnyPolicy::Vin(v) if budget > 0 => {
+                let mut v = v.clone();
+                v.spec.config.iterations = budget;
+                Some(AnyPolicy::Vin(v))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Policy for AnyPolicy {
     fn as_mlp(&self) -> Option<&MlpPolicy> {
         match self {
