@@ -13,6 +13,7 @@ pub mod coin_corridor;
 pub mod context;
 pub mod experiment;
 pub mod goal_preference;
+pub mod gru_cheese_maze;
 pub mod icl_autoregressive;
 pub mod icl_emergence;
 pub mod icl_gd;

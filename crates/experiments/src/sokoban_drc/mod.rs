@@ -29,6 +29,7 @@
 mod report;
 
 pub use report::report;
+pub(crate) use report::{PROBE_HEADER, probe_row};
 
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
@@ -154,6 +155,20 @@ impl Default for EvalSection {
     }
 }
 
+impl ThinkingSection {
+    /// Distinct step counts in 0..=64, 0 among them (every gain is measured from it).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let t = &self.steps;
+        if t.is_empty() || t.iter().any(|&k| k > 64) || (1..t.len()).any(|i| t[..i].contains(&t[i])) {
+            return Err(Invalid::new("thinking.steps", "list distinct step counts in 0..=64, at least one"));
+        }
+        if !t.contains(&0) {
+            return Err(Invalid::new("thinking.steps", "must contain 0 (the baseline every gain is measured from)"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ThinkingSection {
     fn default() -> Self {
         Self { steps: vec![0, 1, 2, 4, 8] }
@@ -206,13 +221,8 @@ impl Validate for Config {
         if !(1..=100_000).contains(&self.eval.levels) {
             return Err(Invalid::new("eval.levels", "must be in 1..=100000"));
         }
+        self.thinking.validate()?;
         let t = &self.thinking.steps;
-        if t.is_empty() || t.iter().any(|&k| k > 64) || (1..t.len()).any(|i| t[..i].contains(&t[i])) {
-            return Err(Invalid::new("thinking.steps", "list distinct step counts in 0..=64, at least one"));
-        }
-        if !t.contains(&0) {
-            return Err(Invalid::new("thinking.steps", "must contain 0 (the baseline every gain is measured from)"));
-        }
         let i = &self.inside;
         if i.levels < 4 || i.levels > self.eval.levels {
             return Err(Invalid::new(
@@ -303,17 +313,7 @@ impl crate::registry::ExperimentConfig for Config {
 
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
         let env = Sokoban::new(self.env.clone())?;
-        let p = drc_init(self, &env, &Streams::new(Seed(self.run.seed)));
-        let mut hooks = mesalab_nn::hooks::Hooks::cache_all();
-        let obs = Tensor::zeros([2, env.spec().obs_len()], &cpu());
-        let _ = p.unroll_hooked(obs, &[true, true], p.zero_state(2, &cpu()), &mut hooks);
-        let cache = hooks.finish()?;
-        Ok((p.hook_points().into_iter())
-            .map(|point| {
-                let shape = cache.get(&point.name).map(|d| d.shape().to_vec());
-                mesalab_nn::interp::HookShape { name: point.name, dims: point.dims, shape }
-            })
-            .collect())
+        crate::experiment::recurrent_hook_shapes(&drc_init(self, &env, &Streams::new(Seed(self.run.seed))))
     }
 
     fn split_env(&self, split: &str) -> anyhow::Result<mesalab_envs::AnyEnv> {
@@ -392,7 +392,7 @@ pub struct Results {
 pub const TARGET_LATER: &str = "agent later";
 pub const TARGET_BOX: &str = "box pushed off later";
 
-fn target_within(h: usize) -> String {
+pub(crate) fn target_within(h: usize) -> String {
     format!("agent within {h}")
 }
 
@@ -462,9 +462,16 @@ fn train_seed(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::R
 pub fn held_out_levels(cfg: &Config, split: &str, n: usize) -> anyhow::Result<(Sokoban, Vec<SokobanState>)> {
     let params = if split == "train" { &cfg.env } else { &cfg.deploy };
     let env = Sokoban::new(params.clone())?;
-    let streams = Streams::new(Seed(cfg.run.seed));
-    let levels = (0..n).map(|i| env.reset(&mut streams.stream(&format!("held-out/{split}/{i}")))).collect();
+    let levels = held_out_starts(&env, cfg.run.seed, split, n);
     Ok((env, levels))
+}
+
+/// `n` start states of `env` for split `split`: one stream per level from the run's base seed
+/// (`held-out/{split}/{i}`), a family no training env draws from, so every arm and seed plays
+/// the same levels.
+pub(crate) fn held_out_starts<E: Env>(env: &E, base_seed: u64, split: &str, n: usize) -> Vec<E::State> {
+    let streams = Streams::new(Seed(base_seed));
+    (0..n).map(|i| env.reset(&mut streams.stream(&format!("held-out/{split}/{i}")))).collect()
 }
 
 /// How one policy's next action is computed for a batch of envs.
@@ -521,6 +528,17 @@ impl Stepper for RandomStepper {
     }
 }
 
+/// The state after `thinking` extra steps on the first observations `obs` (`[n, obs_len]`) of `n`
+/// envs, from the zero state (the first step marks the episode start; nothing moves). Shared by
+/// every experiment that gives a recurrent agent thinking steps, so "thinking" means one thing.
+pub(crate) fn think(stepper: &dyn Stepper, obs: &[f32], n: usize, thinking: usize) -> Vec<f32> {
+    let mut carried = vec![0.0f32; n * stepper.state_len()];
+    for i in 0..thinking {
+        carried = stepper.step(obs, &vec![i == 0; n], &carried).1;
+    }
+    carried
+}
+
 /// One episode on one held-out level.
 #[derive(Clone, Debug, Default)]
 pub struct Episode {
@@ -566,10 +584,7 @@ pub fn play(
     for (s, o) in states.iter().zip(obs.chunks_exact_mut(obs_len)) {
         env.write_obs(s, o);
     }
-    let mut carried = vec![0.0f32; n * stepper.state_len()];
-    for i in 0..thinking {
-        carried = stepper.step(&obs, &vec![i == 0; n], &carried).1;
-    }
+    let mut carried = think(stepper, &obs, n, thinking);
     let mut unused = Streams::new(Seed(0)).stream("unused"); // sokoban steps draw nothing
     let mut first = thinking == 0;
     while done.iter().any(|d| !d) {
@@ -687,13 +702,16 @@ fn evaluate_seed(
     Ok((out, probe_episodes))
 }
 
-/// The states an untrained twin reaches on the trained agent's observation sequences.
-fn twin_states(twin: &DrcPolicy, episodes: &[Episode]) -> Vec<Vec<Vec<f32>>> {
-    let stepper = RecurrentStepper(twin);
-    (episodes.iter())
-        .map(|e| {
-            let mut state = vec![0.0f32; twin.state_len()];
-            (e.obs.iter().enumerate())
+/// The states `stepper` (an untrained twin) reaches on another agent's observation sequences
+/// (`[episode][t][obs_len]` in, `[episode][t][state_len]` out), no thinking steps.
+pub(crate) fn replay_states<'e>(
+    stepper: &dyn Stepper,
+    sequences: impl Iterator<Item = &'e [Vec<f32>]>,
+) -> Vec<Vec<Vec<f32>>> {
+    (sequences)
+        .map(|obs| {
+            let mut state = vec![0.0f32; stepper.state_len()];
+            (obs.iter().enumerate())
                 .map(|(t, o)| {
                     state = stepper.step(o, &[t == 0], &state).1;
                     state.clone()
@@ -760,7 +778,7 @@ fn probe_rows(cfg: &Config, env: &Sokoban, episodes: &[Episode], seed: u64) -> R
 }
 
 /// F1 of the positive class, predicting positive where `score > 0`.
-fn f1(scores: &[f64], labels: &[bool]) -> f64 {
+pub(crate) fn f1(scores: &[f64], labels: &[bool]) -> f64 {
     let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
     for (&s, &l) in scores.iter().zip(labels) {
         match (s > 0.0, l) {
@@ -773,16 +791,17 @@ fn f1(scores: &[f64], labels: &[bool]) -> f64 {
     if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fn_) }
 }
 
-/// Fits and scores one probe; NaN scores when a split has one class only.
-fn score_probe(
-    cfg: &Config,
+/// Fits and scores one logistic probe (ridge `l2`): held-out (AUROC, F1, shuffled-label AUROC when
+/// `shuffled`, else NaN); NaN scores when a split has one class only.
+pub(crate) fn score_probe(
+    l2: f64,
     x: &DMatrix<f64>,
     labels: &[bool],
     split: &Split,
     shuffled: bool,
     rng: &mut mesalab_core::StreamRng,
 ) -> (f64, f64, f64) {
-    let kind = ClassifierKind::Logistic { l2: cfg.inside.probe_l2 };
+    let kind = ClassifierKind::Logistic { l2 };
     let Ok(report) = probe::evaluate_classifier(kind, x, labels, split) else {
         return (f64::NAN, f64::NAN, f64::NAN);
     };
@@ -803,7 +822,7 @@ fn plan_probes(cfg: &Config, seed: u64, episodes: &[Episode]) -> anyhow::Result<
     let env = Sokoban::new(cfg.env.clone())?;
     let [c, h, w] = obs_shape(&env);
     let twin = drc_init(cfg, &env, &Streams::new(Seed(seed))).valid();
-    let twin = twin_states(&twin, episodes);
+    let twin = replay_states(&RecurrentStepper(&twin), episodes.iter().map(|e| e.obs.as_slice()));
     let rows = probe_rows(cfg, &env, episodes, seed);
     let spec = mesalab_nn::policy::drc::DrcSpec { obs_shape: [c, h, w], num_actions: 4, config: cfg.drc.clone() };
     let hidden = cfg.drc.hidden_channels;
@@ -811,7 +830,7 @@ fn plan_probes(cfg: &Config, seed: u64, episodes: &[Episode]) -> anyhow::Result<
     let mut out = Vec::new();
     let mut push = |features: &str, hook: &str, x: &DMatrix<f64>, shuffled: bool| {
         for (target, labels) in &rows.labels {
-            let (auroc, f1, control) = score_probe(cfg, x, labels, &rows.split, shuffled, &mut rng);
+            let (auroc, f1, control) = score_probe(cfg.inside.probe_l2, x, labels, &rows.split, shuffled, &mut rng);
             let positives =
                 rows.split.test.iter().filter(|&&i| labels[i]).count() as f64 / rows.split.test.len().max(1) as f64;
             out.push(ProbeResult {
@@ -905,13 +924,19 @@ fn per_seed(r: &Results, arm: &str, split: &str, thinking: usize) -> Vec<(u64, f
 
 /// The best trained layer's probe AUROC for `target` minus the better control, per seed.
 pub fn probe_margins(r: &Results, target: &str) -> Vec<(u64, f64)> {
-    let mut seeds: Vec<u64> = r.probes.iter().map(|p| p.seed).collect();
+    margins_over_controls(&r.probes, target)
+}
+
+/// Per seed: the best `trained` probe's AUROC for `target` minus the better of the best
+/// `untrained` and `observation` probes (NaN when any is missing or NaN: fails closed).
+pub(crate) fn margins_over_controls(probes: &[ProbeResult], target: &str) -> Vec<(u64, f64)> {
+    let mut seeds: Vec<u64> = probes.iter().map(|p| p.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
     (seeds.into_iter())
         .map(|seed| {
             let best = |features: &str| {
-                (r.probes.iter())
+                (probes.iter())
                     .filter(|p| p.seed == seed && p.target == target && p.features == features)
                     .map(|p| p.auroc)
                     .fold(f64::NAN, |m, a| if m.is_nan() || a > m { a } else { m })

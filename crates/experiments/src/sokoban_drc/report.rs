@@ -35,6 +35,25 @@ fn thinking_rows(r: &Results, split: &str) -> Vec<Vec<Cell>> {
         .collect()
 }
 
+/// The probe table's columns, one row per [`probe_row`] (shared with gru-cheese-maze's report).
+pub(crate) const PROBE_HEADER: [&str; 9] =
+    ["seed", "target", "features", "hook", "AUROC", "F1", "shuffled AUROC", "positives", "test rows"];
+
+/// One probe's row of the probe table.
+pub(crate) fn probe_row(p: &ProbeResult) -> Vec<Cell> {
+    vec![
+        Cell::int(p.seed as i64),
+        Cell::text(&p.target),
+        Cell::text(&p.features),
+        Cell::text(&p.hook),
+        Cell::fixed(p.auroc, 3),
+        Cell::fixed(p.f1, 3),
+        Cell::fixed(p.shuffled, 3),
+        Cell::fixed(p.positives, 3),
+        Cell::int(p.n_test as i64),
+    ]
+}
+
 pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
     let record = store.run(run)?.context("no such run in the store")?;
     let summary: Value = store.get_json(run, "summary")?.unwrap_or(Value::Null);
@@ -115,25 +134,9 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
              shuffled labels. Best trained layer minus the better control (agent later): {}.",
             margins.join(", ")
         ));
-        let row = |p: &ProbeResult| {
-            vec![
-                Cell::int(p.seed as i64),
-                Cell::text(&p.target),
-                Cell::text(&p.features),
-                Cell::text(&p.hook),
-                Cell::fixed(p.auroc, 3),
-                Cell::fixed(p.f1, 3),
-                Cell::fixed(p.shuffled, 3),
-                Cell::fixed(p.positives, 3),
-                Cell::int(p.n_test as i64),
-            ]
-        };
         let mut rows: Vec<&ProbeResult> = r.probes.iter().collect();
         rows.sort_by(|a, b| (a.seed, a.target.as_str()).cmp(&(b.seed, b.target.as_str())));
-        s.table(
-            vec!["seed", "target", "features", "hook", "AUROC", "F1", "shuffled AUROC", "positives", "test rows"],
-            rows.into_iter().map(row).collect(),
-        );
+        s.table(PROBE_HEADER.to_vec(), rows.into_iter().map(probe_row).collect());
     }
     page.section("Resolved config").details("config.toml", record.config_toml.clone());
     Ok(page.render())
