@@ -47,8 +47,8 @@ use mesalab_envs::scripted::{CheeseSeeker, CornerSeeker};
 use mesalab_envs::{Env, StateActor};
 use mesalab_nn::device::cpu_autodiff;
 use mesalab_nn::policy::{MlpPolicy, MlpPolicyConfig, RecurrentPolicy, RecurrentPolicyConfig};
-use mesalab_train::ppo::PpoConfig;
-use mesalab_train::rollout::argmax;
+use mesalab_train::ppo::{ActionSelection, PpoConfig};
+use mesalab_train::rollout::{argmax, sample};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -78,8 +78,12 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalSection {
-    /// Held-out mazes per split, played greedily by every arm (the same mazes for all).
+    /// Held-out mazes per split, played by every arm (the same mazes for all).
     pub levels: usize,
+    /// How the networks pick moves: `sample` (as trained, and as vin-cheese-maze evaluates) or
+    /// `greedy`. Every network of a seed draws from the same stream per split (common random
+    /// numbers across thinking steps and the twin).
+    pub selection: ActionSelection,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,8 +126,8 @@ impl Default for Config {
             ppo: PpoConfig {
                 num_envs: 16,
                 num_steps: 64,
-                total_timesteps: 100_000,
-                learning_rate: 1e-3,
+                total_timesteps: 300_000,
+                learning_rate: 3e-3,
                 gamma: 0.95,
                 num_minibatches: 4,
                 ..PpoConfig::default()
@@ -141,7 +145,7 @@ impl Default for Config {
 
 impl Default for EvalSection {
     fn default() -> Self {
-        Self { levels: 200 }
+        Self { levels: 200, selection: ActionSelection::Sample }
     }
 }
 
@@ -358,8 +362,8 @@ fn train_arm(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::Re
 
 /// Who moves in [`play`].
 pub enum Mover<'a> {
-    /// A network, greedy on its logits.
-    Net(&'a dyn Stepper),
+    /// A network, greedy on its logits or sampling from them.
+    Net(&'a dyn Stepper, ActionSelection),
     /// A scripted actor reading the state.
     Scripted(&'a dyn StateActor<CheeseMaze>),
     /// Uniformly random moves.
@@ -390,13 +394,24 @@ fn choose(
 ) -> (Vec<usize>, Vec<f32>) {
     let (n, k) = (states.len(), env.spec().actions.len());
     match mover {
-        Mover::Net(stepper) => {
+        Mover::Net(stepper, selection) => {
             let (logits, next) = stepper.step(obs, &vec![first; n], carried);
-            ((0..n).map(|i| argmax(&logits[i * k..(i + 1) * k])).collect(), next)
+            let pick = |row: &[f32], rng: &mut StreamRng| match selection {
+                ActionSelection::Greedy => argmax(row),
+                ActionSelection::Sample => sample(&log_softmax(row), rng),
+            };
+            ((0..n).map(|i| pick(&logits[i * k..(i + 1) * k], rng)).collect(), next)
         }
         Mover::Scripted(actor) => (states.iter().map(|s| actor.act_one(env, s, rng)).collect(), Vec::new()),
         Mover::Random => ((0..n).map(|_| rand::Rng::random_range(&mut *rng, 0..k)).collect(), Vec::new()),
     }
+}
+
+/// Normalised log-probabilities of one row of logits (what [`sample`] draws from).
+fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln() + max;
+    logits.iter().map(|l| l - log_sum).collect()
 }
 
 /// Plays every maze once, all side by side: `thinking` extra steps on the first observation (a
@@ -419,7 +434,7 @@ pub fn play(
         env.write_obs(s, o);
     }
     let mut carried = match mover {
-        Mover::Net(stepper) => think(*stepper, &obs, n, thinking),
+        Mover::Net(stepper, _) => think(*stepper, &obs, n, thinking),
         _ => Vec::new(),
     };
     let (mut done, mut first) = (vec![false; n], thinking == 0);
@@ -506,21 +521,23 @@ fn evaluate_seed(
     let twin = recurrent_init(cfg, &env, seed).valid();
     let (trained, mlp) = (recurrent.valid(), mlp.valid());
     let arm = arm_name(cfg.recurrent.cell);
-    let mut rng = Streams::new(Seed(seed)).stream("unused"); // greedy nets on cheese-maze draw nothing
+    let sel = cfg.eval.selection;
     let (mut out, mut probe_episodes) = (Vec::new(), Vec::new());
     for split in ["train", "deploy"] {
         let (env, levels) = held_out_levels(cfg, split, cfg.eval.levels)?;
+        // Common random numbers: every network of this seed and split starts from the same stream.
+        let rng = || Streams::new(Seed(seed)).stream(&format!("eval-actions/{split}"));
         for &k in &cfg.thinking.steps {
             let record = cfg.inside.enabled && k == 0 && split == "train";
-            let episodes = play(&env, &levels, &Mover::Net(&RecurrentStepper(&trained)), k, record, &mut rng);
+            let episodes = play(&env, &levels, &Mover::Net(&RecurrentStepper(&trained), sel), k, record, &mut rng());
             if record {
                 probe_episodes = episodes[..cfg.inside.levels].to_vec();
             }
             out.push(outcome(arm, Some(seed), split, k, &episodes));
-            let episodes = play(&env, &levels, &Mover::Net(&RecurrentStepper(&twin)), k, false, &mut rng);
+            let episodes = play(&env, &levels, &Mover::Net(&RecurrentStepper(&twin), sel), k, false, &mut rng());
             out.push(outcome("untrained", Some(seed), split, k, &episodes));
         }
-        let episodes = play(&env, &levels, &Mover::Net(&FeedForwardStepper(&mlp)), 0, false, &mut rng);
+        let episodes = play(&env, &levels, &Mover::Net(&FeedForwardStepper(&mlp), sel), 0, false, &mut rng());
         out.push(outcome("mlp", Some(seed), split, 0, &episodes));
     }
     Ok((out, probe_episodes))

@@ -154,8 +154,8 @@ fn episodes_thinking_steps_and_probe_rows_are_what_they_claim() {
     }
     // Thinking moves nothing but changes the state the first move reads.
     let gru = recurrent_init(&cfg, &env, 1).valid();
-    let a = play(&env, &levels, &Mover::Net(&RecurrentStepper(&gru)), 0, true, &mut rng);
-    let b = play(&env, &levels, &Mover::Net(&RecurrentStepper(&gru)), 3, true, &mut rng);
+    let a = play(&env, &levels, &Mover::Net(&RecurrentStepper(&gru), ActionSelection::Greedy), 0, true, &mut rng);
+    let b = play(&env, &levels, &Mover::Net(&RecurrentStepper(&gru), ActionSelection::Greedy), 3, true, &mut rng);
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((x.positions[0], &x.obs[0]), (y.positions[0], &y.obs[0]));
         assert_ne!(x.states[0], y.states[0]);
