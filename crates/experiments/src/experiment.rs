@@ -132,3 +132,24 @@ pub(crate) fn recurrent_hook_shapes<P: mesalab_nn::policy::RecurrentActorCritic>
         })
         .collect())
 }
+
+/// Writes `summary.json`'s experiment part (name, seeds, results, wall time since `started`, the
+/// verdict) to the store and returns it: the one shape the hand-driven experiments share.
+pub(crate) fn store_summary(
+    ctx: &RunContext,
+    experiment: &str,
+    seeds: &[u64],
+    results: &impl serde::Serialize,
+    started: std::time::Instant,
+    verdict: &crate::verdict::Verdict,
+) -> anyhow::Result<serde_json::Value> {
+    let summary = serde_json::json!({
+        "experiment": experiment,
+        "seeds": seeds,
+        "results": results,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+        "verdict": verdict.to_json(),
+    });
+    ctx.store.put_json(ctx.run_id, "summary", &summary)?;
+    Ok(summary)
+}

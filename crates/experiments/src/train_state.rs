@@ -183,21 +183,41 @@ impl ArmJob<'_, '_> {
     }
 }
 
+/// The per-update callback a trainer is handed (save when due, stop on Ctrl-C).
+type OnUpdate<'f, P> = dyn FnMut(&UpdateLog, &P, &SaveState<'_>) -> ControlFlow<()> + 'f;
+
+/// What both arm trainers share: the arm's state and an earlier attempt's, the trainer `train`
+/// run with the per-update save, then [`ArmJob::finish`].
+fn run_arm<P>(
+    job: &ArmJob<'_, '_>,
+    train: impl FnOnce(
+        &mesalab_core::Streams,
+        Option<&StateFile>,
+        &mut OnUpdate<'_, P>,
+    ) -> Result<mesalab_train::ppo::Trained<P>, String>,
+    save: impl FnOnce(&P, &std::path::Path) -> Result<(), String>,
+) -> anyhow::Result<P> {
+    let streams = mesalab_core::Streams::new(mesalab_core::Seed(job.seed));
+    let (state, resume) = arm_state(job.ctx, job.seed, job.arm, job.ppo, job.checkpoint_every)?;
+    let mut failure: Option<anyhow::Error> = None;
+    let trained = train(&streams, resume.as_ref(), &mut |log, _, save| {
+        state.after_update(job.ctx, log.update, save, &mut failure)
+    })
+    .map_err(|e| anyhow::anyhow!("seed {}, {}: {e}", job.seed, job.arm))?;
+    job.finish(failure, &trained.logs, |path| save(&trained.model, path))?;
+    Ok(trained.model)
+}
+
 /// Trains a recurrent arm with recurrent PPO from `init`, resumably ([`arm_state`]), and saves it.
 pub fn train_recurrent_arm<E: mesalab_envs::Env, P: mesalab_nn::policy::RecurrentActorCritic>(
     job: &ArmJob<'_, '_>,
     env: E,
     init: P,
 ) -> anyhow::Result<P> {
-    let streams = mesalab_core::Streams::new(mesalab_core::Seed(job.seed));
-    let (state, resume) = arm_state(job.ctx, job.seed, job.arm, job.ppo, job.checkpoint_every)?;
-    let mut failure: Option<anyhow::Error> = None;
-    let trained = mesalab_train::ppo::train_recurrent(job.ppo, env, init, &streams, resume.as_ref(), |log, _, save| {
-        state.after_update(job.ctx, log.update, save, &mut failure)
-    })
-    .map_err(|e| anyhow::anyhow!("seed {}, {}: {e}", job.seed, job.arm))?;
-    job.finish(failure, &trained.logs, |path| trained.model.save(path))?;
-    Ok(trained.model)
+    let train = |streams: &mesalab_core::Streams, resume: Option<&StateFile>, on_update: &mut OnUpdate<'_, P>| {
+        mesalab_train::ppo::train_recurrent(job.ppo, env, init, streams, resume, on_update).map_err(|e| e.to_string())
+    };
+    run_arm(job, train, |model, path| model.save(path))
 }
 
 /// Trains a feed-forward arm with the feed-forward PPO trainer from `init`, resumably, and saves it.
@@ -206,13 +226,8 @@ pub fn train_feedforward_arm<E: mesalab_envs::Env, P: mesalab_nn::policy::Policy
     env: E,
     init: P,
 ) -> anyhow::Result<P> {
-    let streams = mesalab_core::Streams::new(mesalab_core::Seed(job.seed));
-    let (state, resume) = arm_state(job.ctx, job.seed, job.arm, job.ppo, job.checkpoint_every)?;
-    let mut failure: Option<anyhow::Error> = None;
-    let trained = mesalab_train::ppo::train_resumable(job.ppo, env, init, &streams, resume.as_ref(), |log, _, save| {
-        state.after_update(job.ctx, log.update, save, &mut failure)
-    })
-    .map_err(|e| anyhow::anyhow!("seed {}, {}: {e}", job.seed, job.arm))?;
-    job.finish(failure, &trained.logs, |path| trained.model.save(path))?;
-    Ok(trained.model)
+    let train = |streams: &mesalab_core::Streams, resume: Option<&StateFile>, on_update: &mut OnUpdate<'_, P>| {
+        mesalab_train::ppo::train_resumable(job.ppo, env, init, streams, resume, on_update).map_err(|e| e.to_string())
+    };
+    run_arm(job, train, |model, path| model.save(path))
 }

@@ -30,8 +30,8 @@ pub use report::report;
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
 use crate::sokoban_drc::{
-    FeedForwardStepper, ProbeResult, RecurrentStepper, Stepper, TARGET_LATER, ThinkingSection, held_out_starts,
-    margins_over_controls, replay_states, score_probe, target_within, think,
+    FeedForwardStepper, PlanProbeKeys, ProbeResult, RecurrentStepper, Stepper, TARGET_LATER, ThinkingSection,
+    check_plan_probes, held_out_starts, margins_over_controls, replay_states, score_probe, target_within, think,
 };
 use crate::t_maze_memory::arm_name;
 use crate::train_state;
@@ -51,7 +51,6 @@ use mesalab_train::ppo::{ActionSelection, PpoConfig};
 use mesalab_train::rollout::{argmax, sample};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// The experiment's config; every key has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,22 +205,13 @@ impl Config {
     /// The `[inside]` section: the probe mazes are evaluation mazes, and every key in range.
     fn validate_inside(&self) -> Result<(), Invalid> {
         let i = &self.inside;
-        if i.levels < 4 || i.levels > self.eval.levels {
-            return Err(Invalid::new(
-                "inside.levels",
-                format!("must be in 4..=eval.levels ({}): the probes read those episodes", self.eval.levels),
-            ));
-        }
-        if i.horizons.is_empty() || i.horizons.iter().any(|&h| h == 0 || h > 1000) {
-            return Err(Invalid::new("inside.horizons", "list horizons in 1..=1000 moves, at least one"));
-        }
-        if !(i.probe_l2.is_finite() && i.probe_l2 > 0.0) {
-            return Err(Invalid::new("inside.probe_l2", "must be a positive number"));
-        }
-        if !(i.test_fraction > 0.0 && i.test_fraction < 1.0) {
-            return Err(Invalid::new("inside.test_fraction", "must lie strictly between 0 and 1"));
-        }
-        Ok(())
+        check_plan_probes(PlanProbeKeys {
+            levels: i.levels,
+            eval_levels: self.eval.levels,
+            horizons: &i.horizons,
+            probe_l2: i.probe_l2,
+            test_fraction: i.test_fraction,
+        })
     }
 
     /// The env parameters of a split: `deploy` is the training mazes with the cheese anywhere.
@@ -730,15 +720,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         r.probes.extend(probes);
     }
     let v = verdict(cfg, &r);
-    let summary = json!({
-        "experiment": "gru-cheese-maze",
-        "seeds": seeds,
-        "results": r,
-        "wall_seconds": started.elapsed().as_secs_f64(),
-        "verdict": v.to_json(),
-    });
-    ctx.store.put_json(ctx.run_id, "summary", &summary)?;
-    Ok(summary)
+    crate::experiment::store_summary(ctx, "gru-cheese-maze", &seeds, &r, started, &v)
 }
 
 /// Per-seed P(cheese) of `arm` on `split` with `thinking` steps.

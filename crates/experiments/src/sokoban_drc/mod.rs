@@ -51,7 +51,6 @@ use mesalab_train::rollout::argmax;
 use nalgebra::DMatrix;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// The experiment's config; every key has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -224,21 +223,13 @@ impl Validate for Config {
         self.thinking.validate()?;
         let t = &self.thinking.steps;
         let i = &self.inside;
-        if i.levels < 4 || i.levels > self.eval.levels {
-            return Err(Invalid::new(
-                "inside.levels",
-                format!("must be in 4..=eval.levels ({}): the probes read those episodes", self.eval.levels),
-            ));
-        }
-        if i.horizons.is_empty() || i.horizons.iter().any(|&h| h == 0 || h > 1000) {
-            return Err(Invalid::new("inside.horizons", "list horizons in 1..=1000 moves, at least one"));
-        }
-        if !(i.probe_l2.is_finite() && i.probe_l2 > 0.0) {
-            return Err(Invalid::new("inside.probe_l2", "must be a positive number"));
-        }
-        if !(i.test_fraction > 0.0 && i.test_fraction < 1.0) {
-            return Err(Invalid::new("inside.test_fraction", "must lie strictly between 0 and 1"));
-        }
+        check_plan_probes(PlanProbeKeys {
+            levels: i.levels,
+            eval_levels: self.eval.levels,
+            horizons: &i.horizons,
+            probe_l2: i.probe_l2,
+            test_fraction: i.test_fraction,
+        })?;
         if i.max_rows < 100 {
             return Err(Invalid::new("inside.max_rows", "must be at least 100"));
         }
@@ -262,6 +253,36 @@ impl Validate for Config {
         }
         Ok(())
     }
+}
+
+/// The `[inside]` keys every per-square plan-probe experiment has, for [`check_plan_probes`].
+pub(crate) struct PlanProbeKeys<'a> {
+    pub levels: usize,
+    /// `eval.levels`: the probe episodes are the first of the evaluation's.
+    pub eval_levels: usize,
+    pub horizons: &'a [usize],
+    pub probe_l2: f64,
+    pub test_fraction: f64,
+}
+
+/// Checks the plan probes' `[inside]` keys, naming the bad one and its range.
+pub(crate) fn check_plan_probes(k: PlanProbeKeys<'_>) -> Result<(), Invalid> {
+    if k.levels < 4 || k.levels > k.eval_levels {
+        return Err(Invalid::new(
+            "inside.levels",
+            format!("must be in 4..=eval.levels ({}): the probes read those episodes", k.eval_levels),
+        ));
+    }
+    if k.horizons.is_empty() || k.horizons.iter().any(|&h| h == 0 || h > 1000) {
+        return Err(Invalid::new("inside.horizons", "list horizons in 1..=1000 moves, at least one"));
+    }
+    if !(k.probe_l2.is_finite() && k.probe_l2 > 0.0) {
+        return Err(Invalid::new("inside.probe_l2", "must be a positive number"));
+    }
+    if !(k.test_fraction > 0.0 && k.test_fraction < 1.0) {
+        return Err(Invalid::new("inside.test_fraction", "must lie strictly between 0 and 1"));
+    }
+    Ok(())
 }
 
 impl crate::registry::ExperimentConfig for Config {
@@ -903,15 +924,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         ctx.check_interrupt()?;
     }
     let v = verdict(cfg, &r);
-    let summary = json!({
-        "experiment": "sokoban-drc",
-        "seeds": seeds,
-        "results": r,
-        "wall_seconds": started.elapsed().as_secs_f64(),
-        "verdict": v.to_json(),
-    });
-    ctx.store.put_json(ctx.run_id, "summary", &summary)?;
-    Ok(summary)
+    crate::experiment::store_summary(ctx, "sokoban-drc", &seeds, &r, started, &v)
 }
 
 /// Per-seed values of `f` over the outcomes matching `arm`, `split` and `thinking`.

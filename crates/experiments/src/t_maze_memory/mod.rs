@@ -46,7 +46,6 @@ use mesalab_train::ppo::{self, ActionSelection, PpoConfig};
 use nalgebra::DMatrix;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// The experiment's config; every key has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -610,15 +609,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         }
     }
     let v = verdict(cfg, &r);
-    let summary = json!({
-        "experiment": "t-maze-memory",
-        "seeds": cfg.run.seed_list(),
-        "results": r,
-        "wall_seconds": started.elapsed().as_secs_f64(),
-        "verdict": v.to_json(),
-    });
-    ctx.store.put_json(ctx.run_id, "summary", &summary)?;
-    Ok(summary)
+    crate::experiment::store_summary(ctx, "t-maze-memory", &cfg.run.seed_list(), &r, started, &v)
 }
 
 /// The claim: every recurrent arm solves the held-out training corridors on every seed, the MLP
