@@ -59,7 +59,8 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
 
     let s = page.section("Held-out mazes");
     s.paragraph(
-        "Every arm plays the same held-out mazes greedily (Wilson 95 % intervals): train = the training \
+        "Every arm plays the same held-out mazes, moves sampled or greedy as `eval.selection` says (Wilson 95 % \
+         intervals): train = the training \
          distribution (cheese in the top-right corner), deploy = the cheese anywhere. Corner first: the top-right \
          corner entered before the cheese was eaten (never on a train maze, where the cheese lies on it). Pacing: a \
          return to a cell already stood on (a move into a wall included) within the first 10 moves.",
