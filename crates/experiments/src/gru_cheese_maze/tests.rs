@@ -52,6 +52,13 @@ fn set(r: &mut Results, arm: &str, seed: u64, thinking: usize, k: u64) {
         .for_each(|o| o.cheese = Rate::new(k, 200));
 }
 
+/// Whether the verdict holds on [`good`] after `edit`.
+fn holds_after(cfg: &Config, edit: impl FnOnce(&mut Results)) -> bool {
+    let mut r = good();
+    edit(&mut r);
+    verdict(cfg, &r).holds
+}
+
 #[test]
 fn the_verdict_says_yes_to_planning_and_a_measured_no_when_any_part_fails() {
     let cfg = Config::default();
@@ -61,48 +68,39 @@ fn the_verdict_says_yes_to_planning_and_a_measured_no_when_any_part_fails() {
     let m = thinking_margins(&good(), "gru", 8);
     assert!(m.iter().all(|&(_, x)| (x - 0.095).abs() < 1e-9), "{m:?}");
     // A GRU that did not learn the training mazes: no.
-    let mut r = good();
-    set(&mut r, "gru", 1, 0, 100);
-    assert!(!verdict(&cfg, &r).holds);
+    assert!(!holds_after(&cfg, |r| set(r, "gru", 1, 0, 100)));
     // Thinking steps that help the twin as much as the agent on one seed: no.
+    assert!(!holds_after(&cfg, |r| set(r, "untrained", 2, 8, 50)));
+    // A probe no better than the observation on one seed: no, and only the probe check fails.
+    let observation_like = |r: &mut Results| {
+        (r.probes.iter_mut()).filter(|p| p.seed == 0 && p.features == "observation").for_each(|p| p.auroc = 0.88)
+    };
     let mut r = good();
-    set(&mut r, "untrained", 2, 8, 50);
-    assert!(!verdict(&cfg, &r).holds);
-    // A probe no better than the observation on one seed: no.
-    let mut r = good();
-    r.probes.iter_mut().filter(|p| p.seed == 0 && p.features == "observation").for_each(|p| p.auroc = 0.88);
-    let v = verdict(&cfg, &r);
-    assert!(!v.holds);
-    let failed: Vec<&str> = v.checks.iter().filter(|c| !c.pass).map(|c| c.name.as_str()).collect();
-    assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(failed[0].starts_with("plan probe"), "{failed:?}");
+    observation_like(&mut r);
+    let failed: Vec<String> = verdict(&cfg, &r).checks.into_iter().filter(|c| !c.pass).map(|c| c.name).collect();
+    assert!(failed.len() == 1 && failed[0].starts_with("plan probe"), "{failed:?}");
     // A maze the cheese seeker does not solve means the env is broken: no.
-    let mut r = good();
-    r.outcomes[1].cheese = Rate::new(199, 200);
-    assert!(!verdict(&cfg, &r).holds);
+    assert!(!holds_after(&cfg, |r| r.outcomes[1].cheese = Rate::new(199, 200)));
 }
 
 #[test]
 fn nan_and_missing_measurements_fail_closed() {
     let cfg = Config::default();
-    // A probe that could not be scored on any square (NaN) fails the probe check.
-    let mut r = good();
-    r.probes.iter_mut().filter(|p| p.seed == 2 && p.features == "untrained").for_each(|p| p.auroc = f64::NAN);
-    assert!(!verdict(&cfg, &r).holds);
+    // A control probe that could not be scored on any square (NaN) fails the probe check.
+    let nan_twin = |r: &mut Results| {
+        (r.probes.iter_mut()).filter(|p| p.seed == 2 && p.features == "untrained").for_each(|p| p.auroc = f64::NAN)
+    };
+    assert!(!holds_after(&cfg, nan_twin));
     // No thinking row for a seed: the margin is NaN.
-    let mut r = good();
-    r.outcomes.retain(|o| !(o.arm == "gru" && o.thinking == 8 && o.seed == Some(1)));
-    assert!(!verdict(&cfg, &r).holds);
+    assert!(!holds_after(&cfg, |r| r.outcomes.retain(|o| !(o.arm == "gru" && o.thinking == 8 && o.seed == Some(1)))));
     // No untrained rows at all.
-    let mut r = good();
-    r.outcomes.retain(|o| o.arm != "untrained");
-    assert!(!verdict(&cfg, &r).holds);
+    assert!(!holds_after(&cfg, |r| r.outcomes.retain(|o| o.arm != "untrained")));
     // Too few seeds: only two seeds' results, and a config of two seeds.
-    let mut r = good();
-    r.outcomes.retain(|o| o.seed != Some(2));
-    r.probes.retain(|p| p.seed != 2);
     let two = Config { run: RunSection { seeds: 2, ..cfg.run.clone() }, ..cfg.clone() };
-    assert!(!verdict(&two, &r).holds);
+    assert!(!holds_after(&two, |r| {
+        r.outcomes.retain(|o| o.seed != Some(2));
+        r.probes.retain(|p| p.seed != 2);
+    }));
     // No results at all.
     assert!(!verdict(&cfg, &Results::default()).holds);
 }
