@@ -22,6 +22,7 @@ pub mod keys_chests;
 pub mod misgen;
 pub mod monster_shield;
 pub mod plan;
+pub mod planning;
 pub mod probe_score;
 pub mod registry;
 pub mod report_common;

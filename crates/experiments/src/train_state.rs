@@ -231,3 +231,11 @@ pub fn train_feedforward_arm<E: mesalab_envs::Env, P: mesalab_nn::policy::Policy
     };
     run_arm(job, train, |model, path| model.save(path))
 }
+
+/// A recurrent arm's name (state file, weights, curves, result rows): its cell, `gru` or `lstm`.
+pub fn cell_arm(cell: mesalab_nn::policy::Cell) -> &'static str {
+    match cell {
+        mesalab_nn::policy::Cell::Gru => "gru",
+        mesalab_nn::policy::Cell::Lstm => "lstm",
+    }
+}

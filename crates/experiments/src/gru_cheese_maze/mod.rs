@@ -29,11 +29,10 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
-use crate::sokoban_drc::{
+use crate::planning::{
     FeedForwardStepper, PlanProbeKeys, ProbeResult, RecurrentStepper, Stepper, TARGET_LATER, ThinkingSection,
     check_plan_probes, held_out_starts, margins_over_controls, replay_states, score_probe, target_within, think,
 };
-use crate::t_maze_memory::arm_name;
 use crate::train_state;
 use crate::verdict::{Bound, Check, Verdict};
 use burn::module::Module;
@@ -121,7 +120,15 @@ impl Default for Config {
         Self {
             experiment: "gru-cheese-maze".into(),
             run: RunSection { seeds: 3, log_every: 10, ..RunSection::default() },
-            env: crate::vin_cheese_maze::Config::default().env,
+            // vin-cheese-maze's mazes (a test checks they stay equal).
+            env: CheeseMazeParams {
+                size: 5,
+                min_size: 5,
+                rand_region: 1,
+                max_steps: 60,
+                view: View::Full,
+                ..CheeseMazeParams::train()
+            },
             ppo: PpoConfig {
                 num_envs: 16,
                 num_steps: 64,
@@ -510,7 +517,7 @@ fn evaluate_seed(
     let env = CheeseMaze::new(cfg.env.clone())?;
     let twin = recurrent_init(cfg, &env, seed).valid();
     let (trained, mlp) = (recurrent.valid(), mlp.valid());
-    let arm = arm_name(cfg.recurrent.cell);
+    let arm = train_state::cell_arm(cfg.recurrent.cell);
     let sel = cfg.eval.selection;
     let (mut out, mut probe_episodes) = (Vec::new(), Vec::new());
     for split in ["train", "deploy"] {
@@ -623,7 +630,7 @@ fn plan_probes(cfg: &Config, seed: u64, episodes: &[Episode]) -> anyhow::Result<
     let twin = replay_states(&RecurrentStepper(&twin), episodes.iter().map(|e| e.obs.as_slice()));
     let walls = |e: &Episode| e.obs.first().map_or(Vec::new(), |o| o[..h * w].iter().map(|&v| v > 0.5).collect());
     let test = test_episodes(episodes, &walls, cfg.inside.test_fraction);
-    let hook = format!("{}.hook_h", arm_name(cfg.recurrent.cell));
+    let hook = format!("{}.hook_h", train_state::cell_arm(cfg.recurrent.cell));
     let kinds = [("trained", hook.as_str()), ("untrained", hook.as_str()), ("observation", "obs")];
     let targets = cfg.inside.horizons.len() + 1;
     let mut means: Vec<Vec<SquareMeans>> =
@@ -701,7 +708,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
     let started = std::time::Instant::now();
     let mut r = Results { outcomes: baselines(cfg)?, probes: Vec::new() };
     let seeds = cfg.run.seed_list();
-    let arm = arm_name(cfg.recurrent.cell);
+    let arm = train_state::cell_arm(cfg.recurrent.cell);
     // Jobs: (seed, arm) pairs, the slower recurrent arms first so the threads finish together.
     let jobs: Vec<(u64, &str)> = (seeds.iter().map(|&s| (s, arm))).chain(seeds.iter().map(|&s| (s, "mlp"))).collect();
     let trained = crate::jobs::run_jobs(ctx, jobs.len(), |worker, i| train_arm(cfg, worker, jobs[i].0, jobs[i].1))?;
@@ -746,7 +753,7 @@ pub fn thinking_margins(r: &Results, arm: &str, k: usize) -> Vec<(u64, f64)> {
 /// go better than its untrained twin's state or the observation can, on every seed.
 pub fn verdict(cfg: &Config, r: &Results) -> Verdict {
     let v = &cfg.verdict;
-    let arm = arm_name(cfg.recurrent.cell);
+    let arm = train_state::cell_arm(cfg.recurrent.cell);
     let mut checks = vec![Check::worst_seed(
         format!("{arm}: held-out P(cheese), train mazes"),
         Bound::AtLeast(v.min_success),

@@ -1,8 +1,8 @@
 //! The `gru-cheese-maze` HTML report, drawn from the run's summary and metrics in the store.
 
 use super::{Outcome, Results, thinking_margins};
+use crate::planning::{PROBE_HEADER, TARGET_LATER, margins_over_controls, probe_row};
 use crate::report_common::{metric_curves, report_page};
-use crate::sokoban_drc::{PROBE_HEADER, TARGET_LATER, margins_over_controls, probe_row};
 use mesalab_analysis::stats::Rate;
 use mesalab_report::html::Cell;
 use mesalab_report::svg::{LineChart, RefLine};

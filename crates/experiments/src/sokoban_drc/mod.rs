@@ -29,22 +29,25 @@
 mod report;
 
 pub use report::report;
-pub(crate) use report::{PROBE_HEADER, probe_row};
 
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
+pub use crate::planning::{FeedForwardStepper, ProbeResult, RecurrentStepper, Stepper, TARGET_LATER, ThinkingSection};
+use crate::planning::{
+    PlanProbeKeys, check_plan_probes, held_out_starts, margins_over_controls, replay_states, score_probe,
+    target_within, think,
+};
 use crate::train_state;
 use crate::verdict::{Bound, Check, Verdict};
 use burn::module::Module;
-use burn::tensor::{Tensor, TensorData};
-use mesalab_analysis::probe::{self, ClassifierKind, Split};
+use mesalab_analysis::probe::Split;
 use mesalab_analysis::stats::Rate;
 use mesalab_core::config::{Invalid, Validate};
 use mesalab_core::{Seed, Streams};
 use mesalab_envs::grid::Pos;
 use mesalab_envs::sokoban::{self, Board, Sokoban, SokobanParams, SokobanState};
 use mesalab_envs::{End, Env};
-use mesalab_nn::device::{cpu, cpu_autodiff};
+use mesalab_nn::device::cpu_autodiff;
 use mesalab_nn::policy::{DrcPolicy, DrcPolicyConfig, MlpPolicy, MlpPolicyConfig, Policy, RecurrentActorCritic};
 use mesalab_train::ppo::{self, PpoConfig};
 use mesalab_train::rollout::argmax;
@@ -80,13 +83,6 @@ pub struct Config {
 pub struct EvalSection {
     /// Held-out levels per split, played greedily by every arm (the same levels for all).
     pub levels: usize,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThinkingSection {
-    /// Extra steps on the first observation before the first action (0 = none), one evaluation each.
-    pub steps: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,26 +147,6 @@ impl Default for Config {
 impl Default for EvalSection {
     fn default() -> Self {
         Self { levels: 200 }
-    }
-}
-
-impl ThinkingSection {
-    /// Distinct step counts in 0..=64, 0 among them (every gain is measured from it).
-    pub fn validate(&self) -> Result<(), Invalid> {
-        let t = &self.steps;
-        if t.is_empty() || t.iter().any(|&k| k > 64) || (1..t.len()).any(|i| t[..i].contains(&t[i])) {
-            return Err(Invalid::new("thinking.steps", "list distinct step counts in 0..=64, at least one"));
-        }
-        if !t.contains(&0) {
-            return Err(Invalid::new("thinking.steps", "must contain 0 (the baseline every gain is measured from)"));
-        }
-        Ok(())
-    }
-}
-
-impl Default for ThinkingSection {
-    fn default() -> Self {
-        Self { steps: vec![0, 1, 2, 4, 8] }
     }
 }
 
@@ -253,36 +229,6 @@ impl Validate for Config {
         }
         Ok(())
     }
-}
-
-/// The `[inside]` keys every per-square plan-probe experiment has, for [`check_plan_probes`].
-pub(crate) struct PlanProbeKeys<'a> {
-    pub levels: usize,
-    /// `eval.levels`: the probe episodes are the first of the evaluation's.
-    pub eval_levels: usize,
-    pub horizons: &'a [usize],
-    pub probe_l2: f64,
-    pub test_fraction: f64,
-}
-
-/// Checks the plan probes' `[inside]` keys, naming the bad one and its range.
-pub(crate) fn check_plan_probes(k: PlanProbeKeys<'_>) -> Result<(), Invalid> {
-    if k.levels < 4 || k.levels > k.eval_levels {
-        return Err(Invalid::new(
-            "inside.levels",
-            format!("must be in 4..=eval.levels ({}): the probes read those episodes", k.eval_levels),
-        ));
-    }
-    if k.horizons.is_empty() || k.horizons.iter().any(|&h| h == 0 || h > 1000) {
-        return Err(Invalid::new("inside.horizons", "list horizons in 1..=1000 moves, at least one"));
-    }
-    if !(k.probe_l2.is_finite() && k.probe_l2 > 0.0) {
-        return Err(Invalid::new("inside.probe_l2", "must be a positive number"));
-    }
-    if !(k.test_fraction > 0.0 && k.test_fraction < 1.0) {
-        return Err(Invalid::new("inside.test_fraction", "must lie strictly between 0 and 1"));
-    }
-    Ok(())
 }
 
 impl crate::registry::ExperimentConfig for Config {
@@ -369,38 +315,6 @@ pub struct Outcome {
     pub pacing: Rate,
 }
 
-/// One probe's held-out score.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProbeResult {
-    pub seed: u64,
-    /// `trained`, `untrained` (the twin fed the same observations), `observation` (5 × 5 window).
-    pub features: String,
-    /// `drc.{d}.hook_h` / `drc.{d}.hook_c`, or `obs` for the window.
-    pub hook: String,
-    /// `agent within {h}`, `agent later`, `box pushed off later`.
-    pub target: String,
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub auroc: f64,
-    /// F1 of the positive class at the probe's own threshold.
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub f1: f64,
-    /// The same probe fit to shuffled labels (trained features only; NaN elsewhere).
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub shuffled: f64,
-    /// Positive share of the test rows.
-    pub positives: f64,
-    pub n_test: usize,
-}
-
 /// Everything the run measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Results {
@@ -410,12 +324,7 @@ pub struct Results {
     pub optimal_len: Vec<(String, f64)>,
 }
 
-pub const TARGET_LATER: &str = "agent later";
 pub const TARGET_BOX: &str = "box pushed off later";
-
-pub(crate) fn target_within(h: usize) -> String {
-    format!("agent within {h}")
-}
 
 fn obs_shape(env: &Sokoban) -> [usize; 3] {
     let s = &env.spec().obs_shape;
@@ -487,56 +396,6 @@ pub fn held_out_levels(cfg: &Config, split: &str, n: usize) -> anyhow::Result<(S
     Ok((env, levels))
 }
 
-/// `n` start states of `env` for split `split`: one stream per level from the run's base seed
-/// (`held-out/{split}/{i}`), a family no training env draws from, so every arm and seed plays
-/// the same levels.
-pub(crate) fn held_out_starts<E: Env>(env: &E, base_seed: u64, split: &str, n: usize) -> Vec<E::State> {
-    let streams = Streams::new(Seed(base_seed));
-    (0..n).map(|i| env.reset(&mut streams.stream(&format!("held-out/{split}/{i}")))).collect()
-}
-
-/// How one policy's next action is computed for a batch of envs.
-pub trait Stepper {
-    /// Floats of carried state per env (0 for a feed-forward policy).
-    fn state_len(&self) -> usize;
-    /// Logits `[n, actions]` and the new state `[n, state_len]` for observations `[n, obs_len]`.
-    fn step(&self, obs: &[f32], starts: &[bool], state: &[f32]) -> (Vec<f32>, Vec<f32>);
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec::<f32>().expect("f32 tensor")
-}
-
-/// A recurrent policy as a [`Stepper`] (no gradients: pass `policy.valid()`).
-pub struct RecurrentStepper<'a, P>(pub &'a P);
-
-impl<P: RecurrentActorCritic> Stepper for RecurrentStepper<'_, P> {
-    fn state_len(&self) -> usize {
-        self.0.state_len()
-    }
-    fn step(&self, obs: &[f32], starts: &[bool], state: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let (n, device) = (starts.len(), cpu());
-        let obs = Tensor::from_data(TensorData::new(obs.to_vec(), [n, obs.len() / n]), &device);
-        let state = Tensor::from_data(TensorData::new(state.to_vec(), [n, self.0.state_len()]), &device);
-        let (out, next) = self.0.unroll(obs, starts, state);
-        (to_vec(out.logits), to_vec(next))
-    }
-}
-
-/// A feed-forward policy as a [`Stepper`].
-pub struct FeedForwardStepper<'a, P>(pub &'a P);
-
-impl<P: Policy> Stepper for FeedForwardStepper<'_, P> {
-    fn state_len(&self) -> usize {
-        0
-    }
-    fn step(&self, obs: &[f32], starts: &[bool], _: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let n = starts.len();
-        let obs = Tensor::from_data(TensorData::new(obs.to_vec(), [n, obs.len() / n]), &cpu());
-        (to_vec(self.0.forward(obs).logits), Vec::new())
-    }
-}
-
 /// Uniform random moves as a [`Stepper`] (equal logits; [`play`] samples when asked to).
 struct RandomStepper(usize);
 
@@ -547,17 +406,6 @@ impl Stepper for RandomStepper {
     fn step(&self, _: &[f32], starts: &[bool], _: &[f32]) -> (Vec<f32>, Vec<f32>) {
         (vec![0.0; starts.len() * self.0], Vec::new())
     }
-}
-
-/// The state after `thinking` extra steps on the first observations `obs` (`[n, obs_len]`) of `n`
-/// envs, from the zero state (the first step marks the episode start; nothing moves). Shared by
-/// every experiment that gives a recurrent agent thinking steps, so "thinking" means one thing.
-pub(crate) fn think(stepper: &dyn Stepper, obs: &[f32], n: usize, thinking: usize) -> Vec<f32> {
-    let mut carried = vec![0.0f32; n * stepper.state_len()];
-    for i in 0..thinking {
-        carried = stepper.step(obs, &vec![i == 0; n], &carried).1;
-    }
-    carried
 }
 
 /// One episode on one held-out level.
@@ -723,25 +571,6 @@ fn evaluate_seed(
     Ok((out, probe_episodes))
 }
 
-/// The states `stepper` (an untrained twin) reaches on another agent's observation sequences
-/// (`[episode][t][obs_len]` in, `[episode][t][state_len]` out), no thinking steps.
-pub(crate) fn replay_states<'e>(
-    stepper: &dyn Stepper,
-    sequences: impl Iterator<Item = &'e [Vec<f32>]>,
-) -> Vec<Vec<Vec<f32>>> {
-    (sequences)
-        .map(|obs| {
-            let mut state = vec![0.0f32; stepper.state_len()];
-            (obs.iter().enumerate())
-                .map(|(t, o)| {
-                    state = stepper.step(o, &[t == 0], &state).1;
-                    state.clone()
-                })
-                .collect()
-        })
-        .collect()
-}
-
 /// Probe rows: (episode, move, free square) for every move of every probe episode.
 struct Rows {
     /// `(episode, t, y, x)`.
@@ -796,45 +625,6 @@ fn probe_rows(cfg: &Config, env: &Sokoban, episodes: &[Episode], seed: u64) -> R
         if ei < test_from { train.push(i) } else { test.push(i) }
     }
     Rows { keys, labels, split: Split { train, test } }
-}
-
-/// F1 of the positive class, predicting positive where `score > 0`.
-pub(crate) fn f1(scores: &[f64], labels: &[bool]) -> f64 {
-    let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
-    for (&s, &l) in scores.iter().zip(labels) {
-        match (s > 0.0, l) {
-            (true, true) => tp += 1.0,
-            (true, false) => fp += 1.0,
-            (false, true) => fn_ += 1.0,
-            _ => {}
-        }
-    }
-    if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fn_) }
-}
-
-/// Fits and scores one logistic probe (ridge `l2`): held-out (AUROC, F1, shuffled-label AUROC when
-/// `shuffled`, else NaN); NaN scores when a split has one class only.
-pub(crate) fn score_probe(
-    l2: f64,
-    x: &DMatrix<f64>,
-    labels: &[bool],
-    split: &Split,
-    shuffled: bool,
-    rng: &mut mesalab_core::StreamRng,
-) -> (f64, f64, f64) {
-    let kind = ClassifierKind::Logistic { l2 };
-    let Ok(report) = probe::evaluate_classifier(kind, x, labels, split) else {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    };
-    let test_x = DMatrix::from_fn(split.test.len(), x.ncols(), |i, j| x[(split.test[i], j)]);
-    let test_y: Vec<bool> = split.test.iter().map(|&i| labels[i]).collect();
-    let f1 = f1(&report.probe.scores(&test_x), &test_y);
-    let control = if shuffled {
-        probe::shuffled_label_control(kind, x, labels, split, rng).unwrap_or(f64::NAN)
-    } else {
-        f64::NAN
-    };
-    (report.test_auroc, f1, control)
 }
 
 /// Every plan probe of one seed: each layer's `h` and `c` of the trained DRC and of its untrained
@@ -938,28 +728,6 @@ fn per_seed(r: &Results, arm: &str, split: &str, thinking: usize) -> Vec<(u64, f
 /// The best trained layer's probe AUROC for `target` minus the better control, per seed.
 pub fn probe_margins(r: &Results, target: &str) -> Vec<(u64, f64)> {
     margins_over_controls(&r.probes, target)
-}
-
-/// Per seed: the best `trained` probe's AUROC for `target` minus the better of the best
-/// `untrained` and `observation` probes (NaN when any is missing or NaN: fails closed).
-pub(crate) fn margins_over_controls(probes: &[ProbeResult], target: &str) -> Vec<(u64, f64)> {
-    let mut seeds: Vec<u64> = probes.iter().map(|p| p.seed).collect();
-    seeds.sort_unstable();
-    seeds.dedup();
-    (seeds.into_iter())
-        .map(|seed| {
-            let best = |features: &str| {
-                (probes.iter())
-                    .filter(|p| p.seed == seed && p.target == target && p.features == features)
-                    .map(|p| p.auroc)
-                    .fold(f64::NAN, |m, a| if m.is_nan() || a > m { a } else { m })
-            };
-            // NaN anywhere (a probe that could not be scored) makes the margin NaN: fails closed.
-            let (trained, twin, window) = (best("trained"), best("untrained"), best("observation"));
-            let margin = if twin.is_nan() || window.is_nan() { f64::NAN } else { trained - twin.max(window) };
-            (seed, margin)
-        })
-        .collect()
 }
 
 /// The claim: the DRC solves held-out training-distribution levels, better than an MLP with the

@@ -1,6 +1,7 @@
 //! The `sokoban-drc` HTML report, drawn from the run's summary and metrics in the store.
 
 use super::{Outcome, ProbeResult, Results, TARGET_LATER, probe_margins};
+use crate::planning::{PROBE_HEADER, probe_row};
 use crate::report_common::{metric_curves, report_page};
 use mesalab_analysis::stats::Rate;
 use mesalab_report::html::Cell;
@@ -30,25 +31,6 @@ fn thinking_rows(r: &Results, split: &str) -> Vec<Vec<Cell>> {
             vec![Cell::int(k as i64), stat(&solved), stat(&pacing), Cell::int(rows.len() as i64)]
         })
         .collect()
-}
-
-/// The probe table's columns, one row per [`probe_row`] (shared with gru-cheese-maze's report).
-pub(crate) const PROBE_HEADER: [&str; 9] =
-    ["seed", "target", "features", "hook", "AUROC", "F1", "shuffled AUROC", "positives", "test rows"];
-
-/// One probe's row of the probe table.
-pub(crate) fn probe_row(p: &ProbeResult) -> Vec<Cell> {
-    vec![
-        Cell::int(p.seed as i64),
-        Cell::text(&p.target),
-        Cell::text(&p.features),
-        Cell::text(&p.hook),
-        Cell::fixed(p.auroc, 3),
-        Cell::fixed(p.f1, 3),
-        Cell::fixed(p.shuffled, 3),
-        Cell::fixed(p.positives, 3),
-        Cell::int(p.n_test as i64),
-    ]
 }
 
 pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {

@@ -318,11 +318,8 @@ fn recurrent_init(cfg: &Config, cell: Cell, env: &TMaze, streams: &Streams) -> R
     )
 }
 
-pub(crate) fn arm_name(cell: Cell) -> &'static str {
-    match cell {
-        Cell::Gru => "gru",
-        Cell::Lstm => "lstm",
-    }
+fn arm_name(cell: Cell) -> &'static str {
+    train_state::cell_arm(cell)
 }
 
 /// Where arm `arm` of `seed` trains: the run's settings and the success curve.
