@@ -293,3 +293,26 @@ fn t_maze_memory_killed_and_resumed_equals_an_uninterrupted_run() {
         ],
     );
 }
+
+#[test]
+fn gru_cheese_maze_killed_and_resumed_equals_an_uninterrupted_run() {
+    // One seed; the GRU trains first (8 updates), then the MLP.
+    killed_and_resumed_with(
+        "gru-cheese-maze",
+        &[
+            "run",
+            "gru-cheese-maze",
+            "--quick",
+            "--seeds",
+            "1",
+            "--set",
+            "ppo.total_timesteps=8192",
+            "--set",
+            "run.checkpoint_every=1",
+            "--jobs",
+            "1",
+        ],
+        &["--jobs", "1"],
+        &[("during the GRU's training", &exists("seed-0/gru-train-state.bin"))],
+    );
+}

@@ -113,3 +113,43 @@ pub fn check_experiment_name(found: &str, expected: &str) -> Result<(), Invalid>
 pub fn check_unit(key: &str, v: f64) -> Result<(), Invalid> {
     if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(Invalid::new(key, format!("must be in [0, 1], got {v}"))) }
 }
+
+/// The hook points of a recurrent policy with the shape each has on a batch of two zero
+/// observations, both episode starts ([`ExperimentConfig::hook_shapes`] of the recurrent
+/// experiments, so they all probe their models the same way).
+pub(crate) fn recurrent_hook_shapes<P: mesalab_nn::policy::RecurrentActorCritic>(
+    policy: &P,
+) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
+    use mesalab_nn::device::cpu;
+    let mut hooks = mesalab_nn::hooks::Hooks::cache_all();
+    let obs = burn::tensor::Tensor::zeros([2, policy.obs_len()], &cpu()); // [batch = 2, obs_len]
+    let _ = policy.unroll_hooked(obs, &[true, true], policy.zero_state(2, &cpu()), &mut hooks);
+    let cache = hooks.finish()?;
+    Ok((policy.hook_points().into_iter())
+        .map(|point| {
+            let shape = cache.get(&point.name).map(|d| d.shape().to_vec());
+            mesalab_nn::interp::HookShape { name: point.name, dims: point.dims, shape }
+        })
+        .collect())
+}
+
+/// Writes `summary.json`'s experiment part (name, seeds, results, wall time since `started`, the
+/// verdict) to the store and returns it: the one shape the hand-driven experiments share.
+pub(crate) fn store_summary(
+    ctx: &RunContext,
+    experiment: &str,
+    seeds: &[u64],
+    results: &impl serde::Serialize,
+    started: std::time::Instant,
+    verdict: &crate::verdict::Verdict,
+) -> anyhow::Result<serde_json::Value> {
+    let summary = serde_json::json!({
+        "experiment": experiment,
+        "seeds": seeds,
+        "results": results,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+        "verdict": verdict.to_json(),
+    });
+    ctx.store.put_json(ctx.run_id, "summary", &summary)?;
+    Ok(summary)
+}

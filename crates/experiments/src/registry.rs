@@ -123,6 +123,7 @@ pub const RUNNERS: &[Runner] = &[
     Runner::of::<crate::vin_cheese_maze::Config>("vin-cheese-maze", crate::vin_cheese_maze::report),
     Runner::of::<crate::t_maze_memory::Config>("t-maze-memory", crate::t_maze_memory::report),
     Runner::of::<crate::sokoban_drc::Config>("sokoban-drc", crate::sokoban_drc::report),
+    Runner::of::<crate::gru_cheese_maze::Config>("gru-cheese-maze", crate::gru_cheese_maze::report),
 ];
 
 /// A shipped experiment.
@@ -186,6 +187,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     shipped!(
         "sokoban-drc",
         "a DRC(2,2) ConvLSTM agent on small Sokoban: solve rate vs thinking steps beside an MLP and the exact solver; its future path read from its state by per-square probes (Guez et al. 2019; Bush et al. 2025)"
+    ),
+    shipped!(
+        "gru-cheese-maze",
+        "does a GRU cheese-maze agent plan? thinking steps and per-square plan probes beside its untrained twin, the observation and an MLP, on vin-cheese-maze's mazes (issue 14)"
     ),
     shipped!("keys-chests", "trained with keys scarce: does the agent collect keys it cannot use when keys abound?"),
     shipped!(

@@ -130,3 +130,26 @@ pub fn analysis_page(record: &RunRecord, id: i64, settings: &[String], result: &
     page.section("Result").details_json("the analysis as stored", result);
     page.render()
 }
+
+/// The start every run report shares: the page titled `title`, the verdict section with the run
+/// header, and the summary's `results` parsed as `R` (`None`, with a paragraph saying so, when
+/// the run has none: it failed or was interrupted before the end).
+pub fn report_page<R: serde::de::DeserializeOwned>(
+    store: &Store,
+    run: RunId,
+    title: &str,
+) -> anyhow::Result<(Page, RunRecord, Option<R>)> {
+    use anyhow::Context as _;
+    let record = store.run(run)?.context("no such run in the store")?;
+    let summary: serde_json::Value = store.get_json(run, "summary")?.unwrap_or(serde_json::Value::Null);
+    let mut page = Page::new(title);
+    page.subtitle(format!("run {} · {}", run.0, record.run_dir.display()));
+    let s = page.section("Verdict");
+    crate::verdict::section(s, crate::verdict::Verdict::from_summary(&summary).as_ref(), record.status.as_str());
+    run_header(s, &record);
+    let results = serde_json::from_value::<R>(summary["results"].clone()).ok();
+    if results.is_none() {
+        page.section("Results").paragraph("The run has no results (it failed or was interrupted before the end).");
+    }
+    Ok((page, record, results))
+}

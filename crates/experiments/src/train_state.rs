@@ -147,3 +147,95 @@ pub fn check_recurrent_ppo(ppo: &PpoConfig, mlp_hidden: &[usize]) -> Result<(), 
     }
     Ok(())
 }
+
+/// One arm of one seed to train: where its state, weights and curve go, and with what settings.
+/// Shared by the experiments that train recurrent and feed-forward arms side by side, so every one
+/// resumes, saves and logs the same way.
+pub struct ArmJob<'a, 'c> {
+    pub ctx: &'a RunContext<'c>,
+    pub seed: u64,
+    /// The arm's name: its state file, weights file and curve prefix.
+    pub arm: &'a str,
+    pub ppo: &'a PpoConfig,
+    pub checkpoint_every: usize,
+    pub log_every: usize,
+    /// The curve's metric name and the env event it counts.
+    pub metric: (&'a str, usize),
+}
+
+impl ArmJob<'_, '_> {
+    /// Ends the training: reports a save failure or Ctrl-C, logs the curve and saves the weights
+    /// to `seed-{seed}/{arm}.safetensors`.
+    fn finish(
+        &self,
+        failure: Option<anyhow::Error>,
+        logs: &[UpdateLog],
+        save: impl FnOnce(&std::path::Path) -> Result<(), String>,
+    ) -> anyhow::Result<()> {
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        self.ctx.progress.finish();
+        log_arm_curve(self.ctx, self.log_every, (self.arm, self.seed), self.metric, logs)?;
+        let dir = self.ctx.run_dir.join(format!("seed-{}", self.seed));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        save(&dir.join(format!("{}.safetensors", self.arm))).map_err(anyhow::Error::msg)
+    }
+}
+
+/// The per-update callback a trainer is handed (save when due, stop on Ctrl-C).
+type OnUpdate<'f, P> = dyn FnMut(&UpdateLog, &P, &SaveState<'_>) -> ControlFlow<()> + 'f;
+
+/// What both arm trainers share: the arm's state and an earlier attempt's, the trainer `train`
+/// run with the per-update save, then [`ArmJob::finish`].
+fn run_arm<P>(
+    job: &ArmJob<'_, '_>,
+    train: impl FnOnce(
+        &mesalab_core::Streams,
+        Option<&StateFile>,
+        &mut OnUpdate<'_, P>,
+    ) -> Result<mesalab_train::ppo::Trained<P>, String>,
+    save: impl FnOnce(&P, &std::path::Path) -> Result<(), String>,
+) -> anyhow::Result<P> {
+    let streams = mesalab_core::Streams::new(mesalab_core::Seed(job.seed));
+    let (state, resume) = arm_state(job.ctx, job.seed, job.arm, job.ppo, job.checkpoint_every)?;
+    let mut failure: Option<anyhow::Error> = None;
+    let trained = train(&streams, resume.as_ref(), &mut |log, _, save| {
+        state.after_update(job.ctx, log.update, save, &mut failure)
+    })
+    .map_err(|e| anyhow::anyhow!("seed {}, {}: {e}", job.seed, job.arm))?;
+    job.finish(failure, &trained.logs, |path| save(&trained.model, path))?;
+    Ok(trained.model)
+}
+
+/// Trains a recurrent arm with recurrent PPO from `init`, resumably ([`arm_state`]), and saves it.
+pub fn train_recurrent_arm<E: mesalab_envs::Env, P: mesalab_nn::policy::RecurrentActorCritic>(
+    job: &ArmJob<'_, '_>,
+    env: E,
+    init: P,
+) -> anyhow::Result<P> {
+    let train = |streams: &mesalab_core::Streams, resume: Option<&StateFile>, on_update: &mut OnUpdate<'_, P>| {
+        mesalab_train::ppo::train_recurrent(job.ppo, env, init, streams, resume, on_update).map_err(|e| e.to_string())
+    };
+    run_arm(job, train, |model, path| model.save(path))
+}
+
+/// Trains a feed-forward arm with the feed-forward PPO trainer from `init`, resumably, and saves it.
+pub fn train_feedforward_arm<E: mesalab_envs::Env, P: mesalab_nn::policy::Policy>(
+    job: &ArmJob<'_, '_>,
+    env: E,
+    init: P,
+) -> anyhow::Result<P> {
+    let train = |streams: &mesalab_core::Streams, resume: Option<&StateFile>, on_update: &mut OnUpdate<'_, P>| {
+        mesalab_train::ppo::train_resumable(job.ppo, env, init, streams, resume, on_update).map_err(|e| e.to_string())
+    };
+    run_arm(job, train, |model, path| model.save(path))
+}
+
+/// A recurrent arm's name (state file, weights, curves, result rows): its cell, `gru` or `lstm`.
+pub fn cell_arm(cell: mesalab_nn::policy::Cell) -> &'static str {
+    match cell {
+        mesalab_nn::policy::Cell::Gru => "gru",
+        mesalab_nn::policy::Cell::Lstm => "lstm",
+    }
+}

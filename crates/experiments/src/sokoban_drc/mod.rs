@@ -32,25 +32,28 @@ pub use report::report;
 
 use crate::context::RunContext;
 use crate::experiment::{RunSection, check_experiment_name, check_unit};
+pub use crate::planning::{FeedForwardStepper, ProbeResult, RecurrentStepper, Stepper, TARGET_LATER, ThinkingSection};
+use crate::planning::{
+    PlanProbeKeys, check_plan_probes, held_out_starts, margins_over_controls, replay_states, score_probe,
+    target_within, think,
+};
 use crate::train_state;
 use crate::verdict::{Bound, Check, Verdict};
 use burn::module::Module;
-use burn::tensor::{Tensor, TensorData};
-use mesalab_analysis::probe::{self, ClassifierKind, Split};
+use mesalab_analysis::probe::Split;
 use mesalab_analysis::stats::Rate;
 use mesalab_core::config::{Invalid, Validate};
 use mesalab_core::{Seed, Streams};
 use mesalab_envs::grid::Pos;
 use mesalab_envs::sokoban::{self, Board, Sokoban, SokobanParams, SokobanState};
 use mesalab_envs::{End, Env};
-use mesalab_nn::device::{cpu, cpu_autodiff};
+use mesalab_nn::device::cpu_autodiff;
 use mesalab_nn::policy::{DrcPolicy, DrcPolicyConfig, MlpPolicy, MlpPolicyConfig, Policy, RecurrentActorCritic};
 use mesalab_train::ppo::{self, PpoConfig};
 use mesalab_train::rollout::argmax;
 use nalgebra::DMatrix;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// The experiment's config; every key has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,13 +83,6 @@ pub struct Config {
 pub struct EvalSection {
     /// Held-out levels per split, played greedily by every arm (the same levels for all).
     pub levels: usize,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThinkingSection {
-    /// Extra steps on the first observation before the first action (0 = none), one evaluation each.
-    pub steps: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,12 +150,6 @@ impl Default for EvalSection {
     }
 }
 
-impl Default for ThinkingSection {
-    fn default() -> Self {
-        Self { steps: vec![0, 1, 2, 4, 8] }
-    }
-}
-
 impl Default for InsideSection {
     fn default() -> Self {
         Self {
@@ -206,29 +196,16 @@ impl Validate for Config {
         if !(1..=100_000).contains(&self.eval.levels) {
             return Err(Invalid::new("eval.levels", "must be in 1..=100000"));
         }
+        self.thinking.validate()?;
         let t = &self.thinking.steps;
-        if t.is_empty() || t.iter().any(|&k| k > 64) || (1..t.len()).any(|i| t[..i].contains(&t[i])) {
-            return Err(Invalid::new("thinking.steps", "list distinct step counts in 0..=64, at least one"));
-        }
-        if !t.contains(&0) {
-            return Err(Invalid::new("thinking.steps", "must contain 0 (the baseline every gain is measured from)"));
-        }
         let i = &self.inside;
-        if i.levels < 4 || i.levels > self.eval.levels {
-            return Err(Invalid::new(
-                "inside.levels",
-                format!("must be in 4..=eval.levels ({}): the probes read those episodes", self.eval.levels),
-            ));
-        }
-        if i.horizons.is_empty() || i.horizons.iter().any(|&h| h == 0 || h > 1000) {
-            return Err(Invalid::new("inside.horizons", "list horizons in 1..=1000 moves, at least one"));
-        }
-        if !(i.probe_l2.is_finite() && i.probe_l2 > 0.0) {
-            return Err(Invalid::new("inside.probe_l2", "must be a positive number"));
-        }
-        if !(i.test_fraction > 0.0 && i.test_fraction < 1.0) {
-            return Err(Invalid::new("inside.test_fraction", "must lie strictly between 0 and 1"));
-        }
+        check_plan_probes(PlanProbeKeys {
+            levels: i.levels,
+            eval_levels: self.eval.levels,
+            horizons: &i.horizons,
+            probe_l2: i.probe_l2,
+            test_fraction: i.test_fraction,
+        })?;
         if i.max_rows < 100 {
             return Err(Invalid::new("inside.max_rows", "must be at least 100"));
         }
@@ -303,17 +280,7 @@ impl crate::registry::ExperimentConfig for Config {
 
     fn hook_shapes(&self) -> anyhow::Result<Vec<mesalab_nn::interp::HookShape>> {
         let env = Sokoban::new(self.env.clone())?;
-        let p = drc_init(self, &env, &Streams::new(Seed(self.run.seed)));
-        let mut hooks = mesalab_nn::hooks::Hooks::cache_all();
-        let obs = Tensor::zeros([2, env.spec().obs_len()], &cpu());
-        let _ = p.unroll_hooked(obs, &[true, true], p.zero_state(2, &cpu()), &mut hooks);
-        let cache = hooks.finish()?;
-        Ok((p.hook_points().into_iter())
-            .map(|point| {
-                let shape = cache.get(&point.name).map(|d| d.shape().to_vec());
-                mesalab_nn::interp::HookShape { name: point.name, dims: point.dims, shape }
-            })
-            .collect())
+        crate::experiment::recurrent_hook_shapes(&drc_init(self, &env, &Streams::new(Seed(self.run.seed))))
     }
 
     fn split_env(&self, split: &str) -> anyhow::Result<mesalab_envs::AnyEnv> {
@@ -348,38 +315,6 @@ pub struct Outcome {
     pub pacing: Rate,
 }
 
-/// One probe's held-out score.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProbeResult {
-    pub seed: u64,
-    /// `trained`, `untrained` (the twin fed the same observations), `observation` (5 × 5 window).
-    pub features: String,
-    /// `drc.{d}.hook_h` / `drc.{d}.hook_c`, or `obs` for the window.
-    pub hook: String,
-    /// `agent within {h}`, `agent later`, `box pushed off later`.
-    pub target: String,
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub auroc: f64,
-    /// F1 of the positive class at the probe's own threshold.
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub f1: f64,
-    /// The same probe fit to shuffled labels (trained features only; NaN elsewhere).
-    #[serde(
-        serialize_with = "mesalab_analysis::stats::nan_as_null",
-        deserialize_with = "mesalab_analysis::stats::null_as_nan"
-    )]
-    pub shuffled: f64,
-    /// Positive share of the test rows.
-    pub positives: f64,
-    pub n_test: usize,
-}
-
 /// Everything the run measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Results {
@@ -389,12 +324,7 @@ pub struct Results {
     pub optimal_len: Vec<(String, f64)>,
 }
 
-pub const TARGET_LATER: &str = "agent later";
 pub const TARGET_BOX: &str = "box pushed off later";
-
-fn target_within(h: usize) -> String {
-    format!("agent within {h}")
-}
 
 fn obs_shape(env: &Sokoban) -> [usize; 3] {
     let s = &env.spec().obs_shape;
@@ -462,51 +392,8 @@ fn train_seed(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::R
 pub fn held_out_levels(cfg: &Config, split: &str, n: usize) -> anyhow::Result<(Sokoban, Vec<SokobanState>)> {
     let params = if split == "train" { &cfg.env } else { &cfg.deploy };
     let env = Sokoban::new(params.clone())?;
-    let streams = Streams::new(Seed(cfg.run.seed));
-    let levels = (0..n).map(|i| env.reset(&mut streams.stream(&format!("held-out/{split}/{i}")))).collect();
+    let levels = held_out_starts(&env, cfg.run.seed, split, n);
     Ok((env, levels))
-}
-
-/// How one policy's next action is computed for a batch of envs.
-pub trait Stepper {
-    /// Floats of carried state per env (0 for a feed-forward policy).
-    fn state_len(&self) -> usize;
-    /// Logits `[n, actions]` and the new state `[n, state_len]` for observations `[n, obs_len]`.
-    fn step(&self, obs: &[f32], starts: &[bool], state: &[f32]) -> (Vec<f32>, Vec<f32>);
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec::<f32>().expect("f32 tensor")
-}
-
-/// A recurrent policy as a [`Stepper`] (no gradients: pass `policy.valid()`).
-pub struct RecurrentStepper<'a, P>(pub &'a P);
-
-impl<P: RecurrentActorCritic> Stepper for RecurrentStepper<'_, P> {
-    fn state_len(&self) -> usize {
-        self.0.state_len()
-    }
-    fn step(&self, obs: &[f32], starts: &[bool], state: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let (n, device) = (starts.len(), cpu());
-        let obs = Tensor::from_data(TensorData::new(obs.to_vec(), [n, obs.len() / n]), &device);
-        let state = Tensor::from_data(TensorData::new(state.to_vec(), [n, self.0.state_len()]), &device);
-        let (out, next) = self.0.unroll(obs, starts, state);
-        (to_vec(out.logits), to_vec(next))
-    }
-}
-
-/// A feed-forward policy as a [`Stepper`].
-pub struct FeedForwardStepper<'a, P>(pub &'a P);
-
-impl<P: Policy> Stepper for FeedForwardStepper<'_, P> {
-    fn state_len(&self) -> usize {
-        0
-    }
-    fn step(&self, obs: &[f32], starts: &[bool], _: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let n = starts.len();
-        let obs = Tensor::from_data(TensorData::new(obs.to_vec(), [n, obs.len() / n]), &cpu());
-        (to_vec(self.0.forward(obs).logits), Vec::new())
-    }
 }
 
 /// Uniform random moves as a [`Stepper`] (equal logits; [`play`] samples when asked to).
@@ -566,10 +453,7 @@ pub fn play(
     for (s, o) in states.iter().zip(obs.chunks_exact_mut(obs_len)) {
         env.write_obs(s, o);
     }
-    let mut carried = vec![0.0f32; n * stepper.state_len()];
-    for i in 0..thinking {
-        carried = stepper.step(&obs, &vec![i == 0; n], &carried).1;
-    }
+    let mut carried = think(stepper, &obs, n, thinking);
     let mut unused = Streams::new(Seed(0)).stream("unused"); // sokoban steps draw nothing
     let mut first = thinking == 0;
     while done.iter().any(|d| !d) {
@@ -705,22 +589,6 @@ fn arm_job(cfg: &Config, ctx: &RunContext, seed: u64, arm: &str) -> anyhow::Resu
     Ok((outcomes, probes))
 }
 
-/// The states an untrained twin reaches on the trained agent's observation sequences.
-fn twin_states(twin: &DrcPolicy, episodes: &[Episode]) -> Vec<Vec<Vec<f32>>> {
-    let stepper = RecurrentStepper(twin);
-    (episodes.iter())
-        .map(|e| {
-            let mut state = vec![0.0f32; twin.state_len()];
-            (e.obs.iter().enumerate())
-                .map(|(t, o)| {
-                    state = stepper.step(o, &[t == 0], &state).1;
-                    state.clone()
-                })
-                .collect()
-        })
-        .collect()
-}
-
 /// Probe rows: (episode, move, free square) for every move of every probe episode.
 struct Rows {
     /// `(episode, t, y, x)`.
@@ -777,51 +645,13 @@ fn probe_rows(cfg: &Config, env: &Sokoban, episodes: &[Episode], seed: u64) -> R
     Rows { keys, labels, split: Split { train, test } }
 }
 
-/// F1 of the positive class, predicting positive where `score > 0`.
-fn f1(scores: &[f64], labels: &[bool]) -> f64 {
-    let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
-    for (&s, &l) in scores.iter().zip(labels) {
-        match (s > 0.0, l) {
-            (true, true) => tp += 1.0,
-            (true, false) => fp += 1.0,
-            (false, true) => fn_ += 1.0,
-            _ => {}
-        }
-    }
-    if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fn_) }
-}
-
-/// Fits and scores one probe; NaN scores when a split has one class only.
-fn score_probe(
-    cfg: &Config,
-    x: &DMatrix<f64>,
-    labels: &[bool],
-    split: &Split,
-    shuffled: bool,
-    rng: &mut mesalab_core::StreamRng,
-) -> (f64, f64, f64) {
-    let kind = ClassifierKind::Logistic { l2: cfg.inside.probe_l2 };
-    let Ok(report) = probe::evaluate_classifier(kind, x, labels, split) else {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    };
-    let test_x = DMatrix::from_fn(split.test.len(), x.ncols(), |i, j| x[(split.test[i], j)]);
-    let test_y: Vec<bool> = split.test.iter().map(|&i| labels[i]).collect();
-    let f1 = f1(&report.probe.scores(&test_x), &test_y);
-    let control = if shuffled {
-        probe::shuffled_label_control(kind, x, labels, split, rng).unwrap_or(f64::NAN)
-    } else {
-        f64::NAN
-    };
-    (report.test_auroc, f1, control)
-}
-
 /// Every plan probe of one seed: each layer's `h` and `c` of the trained DRC and of its untrained
 /// twin, and the observation window, for every target.
 fn plan_probes(cfg: &Config, seed: u64, episodes: &[Episode]) -> anyhow::Result<Vec<ProbeResult>> {
     let env = Sokoban::new(cfg.env.clone())?;
     let [c, h, w] = obs_shape(&env);
     let twin = drc_init(cfg, &env, &Streams::new(Seed(seed))).valid();
-    let twin = twin_states(&twin, episodes);
+    let twin = replay_states(&RecurrentStepper(&twin), episodes.iter().map(|e| e.obs.as_slice()));
     let rows = probe_rows(cfg, &env, episodes, seed);
     let spec = mesalab_nn::policy::drc::DrcSpec { obs_shape: [c, h, w], num_actions: 4, config: cfg.drc.clone() };
     let hidden = cfg.drc.hidden_channels;
@@ -829,7 +659,7 @@ fn plan_probes(cfg: &Config, seed: u64, episodes: &[Episode]) -> anyhow::Result<
     let mut out = Vec::new();
     let mut push = |features: &str, hook: &str, x: &DMatrix<f64>, shuffled: bool| {
         for (target, labels) in &rows.labels {
-            let (auroc, f1, control) = score_probe(cfg, x, labels, &rows.split, shuffled, &mut rng);
+            let (auroc, f1, control) = score_probe(cfg.inside.probe_l2, x, labels, &rows.split, shuffled, &mut rng);
             let positives =
                 rows.split.test.iter().filter(|&&i| labels[i]).count() as f64 / rows.split.test.len().max(1) as f64;
             out.push(ProbeResult {
@@ -890,15 +720,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         r.probes.extend(probes);
     }
     let v = verdict(cfg, &r);
-    let summary = json!({
-        "experiment": "sokoban-drc",
-        "seeds": seeds,
-        "results": r,
-        "wall_seconds": started.elapsed().as_secs_f64(),
-        "verdict": v.to_json(),
-    });
-    ctx.store.put_json(ctx.run_id, "summary", &summary)?;
-    Ok(summary)
+    crate::experiment::store_summary(ctx, "sokoban-drc", &seeds, &r, started, &v)
 }
 
 /// Per-seed values of `f` over the outcomes matching `arm`, `split` and `thinking`.
@@ -911,23 +733,7 @@ fn per_seed(r: &Results, arm: &str, split: &str, thinking: usize) -> Vec<(u64, f
 
 /// The best trained layer's probe AUROC for `target` minus the better control, per seed.
 pub fn probe_margins(r: &Results, target: &str) -> Vec<(u64, f64)> {
-    let mut seeds: Vec<u64> = r.probes.iter().map(|p| p.seed).collect();
-    seeds.sort_unstable();
-    seeds.dedup();
-    (seeds.into_iter())
-        .map(|seed| {
-            let best = |features: &str| {
-                (r.probes.iter())
-                    .filter(|p| p.seed == seed && p.target == target && p.features == features)
-                    .map(|p| p.auroc)
-                    .fold(f64::NAN, |m, a| if m.is_nan() || a > m { a } else { m })
-            };
-            // NaN anywhere (a probe that could not be scored) makes the margin NaN: fails closed.
-            let (trained, twin, window) = (best("trained"), best("untrained"), best("observation"));
-            let margin = if twin.is_nan() || window.is_nan() { f64::NAN } else { trained - twin.max(window) };
-            (seed, margin)
-        })
-        .collect()
+    margins_over_controls(&r.probes, target)
 }
 
 /// The claim: the DRC solves held-out training-distribution levels, better than an MLP with the

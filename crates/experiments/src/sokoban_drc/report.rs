@@ -1,14 +1,12 @@
 //! The `sokoban-drc` HTML report, drawn from the run's summary and metrics in the store.
 
 use super::{Outcome, ProbeResult, Results, TARGET_LATER, probe_margins};
-use crate::report_common::{metric_curves, run_header};
-use crate::verdict::{self, Verdict};
-use anyhow::Context as _;
+use crate::planning::{PROBE_HEADER, probe_row};
+use crate::report_common::{metric_curves, report_page};
 use mesalab_analysis::stats::Rate;
-use mesalab_report::html::{Cell, Page};
+use mesalab_report::html::Cell;
 use mesalab_report::svg::LineChart;
 use mesalab_store::{RunId, Store};
-use serde_json::Value;
 
 fn rate_cell(r: &Rate) -> Cell {
     Cell::text(format!("{:.3} [{:.3}, {:.3}] ({}/{})", r.rate, r.ci_lo, r.ci_hi, r.k, r.n))
@@ -36,17 +34,8 @@ fn thinking_rows(r: &Results, split: &str) -> Vec<Vec<Cell>> {
 }
 
 pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
-    let record = store.run(run)?.context("no such run in the store")?;
-    let summary: Value = store.get_json(run, "summary")?.unwrap_or(Value::Null);
-    let mut page = Page::new("sokoban-drc: does a DRC agent plan?");
-    page.subtitle(format!("run {} · {}", run.0, record.run_dir.display()));
-    let s = page.section("Verdict");
-    verdict::section(s, Verdict::from_summary(&summary).as_ref(), record.status.as_str());
-    run_header(s, &record);
-    let Ok(r) = serde_json::from_value::<Results>(summary["results"].clone()) else {
-        page.section("Results").paragraph("The run has no results (it failed or was interrupted before the end).");
-        return Ok(page.render());
-    };
+    let (mut page, record, r) = report_page::<Results>(store, run, "sokoban-drc: does a DRC agent plan?")?;
+    let Some(r) = r else { return Ok(page.render()) };
 
     let s = page.section("Held-out levels");
     let optimal: Vec<String> = r.optimal_len.iter().map(|(split, l)| format!("{split} {l:.1}")).collect();
@@ -115,25 +104,9 @@ pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
              shuffled labels. Best trained layer minus the better control (agent later): {}.",
             margins.join(", ")
         ));
-        let row = |p: &ProbeResult| {
-            vec![
-                Cell::int(p.seed as i64),
-                Cell::text(&p.target),
-                Cell::text(&p.features),
-                Cell::text(&p.hook),
-                Cell::fixed(p.auroc, 3),
-                Cell::fixed(p.f1, 3),
-                Cell::fixed(p.shuffled, 3),
-                Cell::fixed(p.positives, 3),
-                Cell::int(p.n_test as i64),
-            ]
-        };
         let mut rows: Vec<&ProbeResult> = r.probes.iter().collect();
         rows.sort_by(|a, b| (a.seed, a.target.as_str()).cmp(&(b.seed, b.target.as_str())));
-        s.table(
-            vec!["seed", "target", "features", "hook", "AUROC", "F1", "shuffled AUROC", "positives", "test rows"],
-            rows.into_iter().map(row).collect(),
-        );
+        s.table(PROBE_HEADER.to_vec(), rows.into_iter().map(probe_row).collect());
     }
     page.section("Resolved config").details("config.toml", record.config_toml.clone());
     Ok(page.render())

@@ -40,13 +40,12 @@ use mesalab_envs::t_maze::{self, CueOracle, TMaze, TMazeParams};
 use mesalab_envs::{Actor, Env, EpisodeStats, PerState, UniformRandom, VecEnv};
 use mesalab_nn::device::{cpu, cpu_autodiff};
 use mesalab_nn::policy::{
-    Cell, MlpPolicy, MlpPolicyConfig, Policy, RecurrentActorCritic, RecurrentPolicy, RecurrentPolicyConfig,
+    Cell, MlpPolicy, MlpPolicyConfig, RecurrentActorCritic, RecurrentPolicy, RecurrentPolicyConfig,
 };
 use mesalab_train::ppo::{self, ActionSelection, PpoConfig};
 use nalgebra::DMatrix;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// The experiment's config; every key has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -255,14 +254,7 @@ impl crate::registry::ExperimentConfig for Config {
         let mut out = Vec::new();
         for &cell in &self.cells {
             let p = recurrent_init(self, cell, &env, &Streams::new(Seed(self.run.seed)));
-            let mut hooks = mesalab_nn::hooks::Hooks::cache_all();
-            let obs = Tensor::zeros([2, env.spec().obs_len()], &cpu());
-            let _ = p.unroll_hooked(obs, &[true, true], p.zero_state(2, &cpu()), &mut hooks);
-            let cache = hooks.finish()?;
-            for point in p.hook_points() {
-                let shape = cache.get(&point.name).map(|d| d.shape().to_vec());
-                out.push(mesalab_nn::interp::HookShape { name: point.name, dims: point.dims, shape });
-            }
+            out.extend(crate::experiment::recurrent_hook_shapes(&p)?);
         }
         Ok(out)
     }
@@ -327,37 +319,27 @@ fn recurrent_init(cfg: &Config, cell: Cell, env: &TMaze, streams: &Streams) -> R
 }
 
 fn arm_name(cell: Cell) -> &'static str {
-    match cell {
-        Cell::Gru => "gru",
-        Cell::Lstm => "lstm",
+    train_state::cell_arm(cell)
+}
+
+/// Where arm `arm` of `seed` trains: the run's settings and the success curve.
+fn arm_job<'a, 'c>(cfg: &'a Config, ctx: &'a RunContext<'c>, seed: u64, arm: &'a str) -> train_state::ArmJob<'a, 'c> {
+    train_state::ArmJob {
+        ctx,
+        seed,
+        arm,
+        ppo: &cfg.ppo,
+        checkpoint_every: cfg.run.checkpoint_every,
+        log_every: cfg.run.log_every,
+        metric: ("success", t_maze::EV_CORRECT),
     }
 }
 
 /// Trains one recurrent arm of one seed and saves its weights (resumable: [`train_state::arm_state`]).
 fn train_arm(cfg: &Config, ctx: &RunContext, cell: Cell, seed: u64) -> anyhow::Result<RecurrentPolicy> {
     let env = TMaze::new(cfg.env.clone());
-    let streams = Streams::new(Seed(seed));
-    let arm = arm_name(cell);
-    let (state, resume) = train_state::arm_state(ctx, seed, arm, &cfg.ppo, cfg.run.checkpoint_every)?;
-    let mut failure: Option<anyhow::Error> = None;
-    let trained = ppo::train_recurrent(
-        &cfg.ppo,
-        env.clone(),
-        recurrent_init(cfg, cell, &env, &streams),
-        &streams,
-        resume.as_ref(),
-        |log, _, save| state.after_update(ctx, log.update, save, &mut failure),
-    )
-    .map_err(|e| anyhow::anyhow!("seed {seed}, {arm}: {e}"))?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    ctx.progress.finish();
-    train_state::log_arm_curve(ctx, cfg.run.log_every, (arm, seed), ("success", t_maze::EV_CORRECT), &trained.logs)?;
-    let path = ctx.run_dir.join(format!("seed-{seed}")).join(format!("{arm}.safetensors"));
-    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-    trained.model.save(&path).map_err(anyhow::Error::msg)?;
-    Ok(trained.model)
+    let init = recurrent_init(cfg, cell, &env, &Streams::new(Seed(seed)));
+    train_state::train_recurrent_arm(&arm_job(cfg, ctx, seed, arm_name(cell)), env, init)
 }
 
 /// Trains the memoryless baseline of one seed with the same PPO settings (resumable).
@@ -371,21 +353,7 @@ fn train_mlp(cfg: &Config, ctx: &RunContext, seed: u64) -> anyhow::Result<MlpPol
         &mut streams.stream("init"),
         &cpu_autodiff(),
     );
-    let (state, resume) = train_state::arm_state(ctx, seed, "mlp", &cfg.ppo, cfg.run.checkpoint_every)?;
-    let mut failure: Option<anyhow::Error> = None;
-    let trained = ppo::train_resumable(&cfg.ppo, env, init, &streams, resume.as_ref(), |log, _, save| {
-        state.after_update(ctx, log.update, save, &mut failure)
-    })
-    .map_err(|e| anyhow::anyhow!("seed {seed}, mlp: {e}"))?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    ctx.progress.finish();
-    train_state::log_arm_curve(ctx, cfg.run.log_every, ("mlp", seed), ("success", t_maze::EV_CORRECT), &trained.logs)?;
-    let path = ctx.run_dir.join(format!("seed-{seed}")).join("mlp.safetensors");
-    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-    trained.model.save(&path).map_err(anyhow::Error::msg)?;
-    Ok(trained.model)
+    train_state::train_feedforward_arm(&arm_job(cfg, ctx, seed, "mlp"), env, init)
 }
 
 /// The held-out envs of a split: the run's base seed and a slot range no training env uses, so
@@ -638,15 +606,7 @@ pub fn run(cfg: &Config, ctx: &RunContext) -> anyhow::Result<serde_json::Value> 
         }
     }
     let v = verdict(cfg, &r);
-    let summary = json!({
-        "experiment": "t-maze-memory",
-        "seeds": cfg.run.seed_list(),
-        "results": r,
-        "wall_seconds": started.elapsed().as_secs_f64(),
-        "verdict": v.to_json(),
-    });
-    ctx.store.put_json(ctx.run_id, "summary", &summary)?;
-    Ok(summary)
+    crate::experiment::store_summary(ctx, "t-maze-memory", &cfg.run.seed_list(), &r, started, &v)
 }
 
 /// The claim: every recurrent arm solves the held-out training corridors on every seed, the MLP

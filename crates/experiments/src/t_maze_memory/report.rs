@@ -1,31 +1,20 @@
 //! The `t-maze-memory` HTML report, drawn from the run's summary and metrics in the store.
 
 use super::{Inside, Outcome, Results};
-use crate::report_common::{metric_curves, run_header};
-use crate::verdict::{self, Verdict};
-use anyhow::Context as _;
+use crate::report_common::{metric_curves, report_page};
 use mesalab_analysis::stats::Rate;
-use mesalab_report::html::{Cell, Page};
+use mesalab_report::html::Cell;
 use mesalab_report::svg::{LineChart, RefLine};
 use mesalab_store::{RunId, Store};
-use serde_json::Value;
 
 fn rate_cell(r: &Rate) -> Cell {
     Cell::text(format!("{:.3} [{:.3}, {:.3}] ({}/{})", r.rate, r.ci_lo, r.ci_hi, r.k, r.n))
 }
 
 pub fn report(store: &Store, run: RunId) -> anyhow::Result<String> {
-    let record = store.run(run)?.context("no such run in the store")?;
-    let summary: Value = store.get_json(run, "summary")?.unwrap_or(Value::Null);
-    let mut page = Page::new("t-maze-memory: recurrent PPO against a memoryless policy");
-    page.subtitle(format!("run {} · {}", run.0, record.run_dir.display()));
-    let s = page.section("Verdict");
-    verdict::section(s, Verdict::from_summary(&summary).as_ref(), record.status.as_str());
-    run_header(s, &record);
-    let Ok(r) = serde_json::from_value::<Results>(summary["results"].clone()) else {
-        page.section("Results").paragraph("The run has no results (it failed or was interrupted before the end).");
-        return Ok(page.render());
-    };
+    let (mut page, record, r) =
+        report_page::<Results>(store, run, "t-maze-memory: recurrent PPO against a memoryless policy")?;
+    let Some(r) = r else { return Ok(page.render()) };
 
     let s = page.section("Held-out success");
     s.paragraph(
