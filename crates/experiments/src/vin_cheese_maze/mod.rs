@@ -425,7 +425,7 @@ pub fn planning_verdict(cfg: &Config, r: &Results, insides: &[inside::SeedInside
     let ends = |i: &inside::SeedInside, trained: bool| -> Option<(Rate, Rate)> {
         let at = |k: usize| {
             let b = i.budget.iter().find(|b| b.iterations == k)?;
-            Some(if trained { b.trained.clone() } else { b.untrained.clone() })
+            Some(if trained { b.trained } else { b.untrained })
         };
         Some((at(smallest)?, at(trained_k)?))
     };
