@@ -345,6 +345,7 @@ mod tests {
             split,
             run_id: 1,
             run_dir: "x".into(),
+            code_revision: Some("r1".into()),
             labels: Labels {
                 mesa_optimizer: Truth::Unknown,
                 objective: Objective::Unknown,

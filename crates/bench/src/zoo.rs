@@ -232,6 +232,10 @@ pub struct ZooModel {
     pub split: Split,
     pub run_id: i64,
     pub run_dir: PathBuf,
+    /// The code revision that trained it (`None` in scores made before it was recorded, or when
+    /// the build knew none). A finished run is reused by config hash whatever code built it.
+    #[serde(default)]
+    pub code_revision: Option<String>,
     pub labels: Labels,
     pub factors: Factors,
 }
@@ -262,6 +266,7 @@ pub fn load_models(zoo: &Zoo, store: &Store, bench_dir: &Path) -> anyhow::Result
                 split: job.split,
                 run_id: run.0,
                 run_dir: record.run_dir.clone(),
+                code_revision: record.code_revision.clone(),
                 labels: t.labels,
                 factors: t.factors,
             };
@@ -269,6 +274,19 @@ pub fn load_models(zoo: &Zoo, store: &Store, bench_dir: &Path) -> anyhow::Result
         }
     }
     Ok(out)
+}
+
+/// Models per training code revision (`unknown` where none was recorded), most models first.
+/// More than one entry means the zoo mixes models built by different code: finished runs are
+/// reused by config hash, so a zoo directory built across commits keeps the old ones.
+pub fn revisions<'a>(models: impl IntoIterator<Item = &'a ZooModel>) -> Vec<(String, usize)> {
+    let mut count: std::collections::BTreeMap<String, usize> = Default::default();
+    for m in models {
+        *count.entry(m.code_revision.clone().unwrap_or_else(|| "unknown".into())).or_default() += 1;
+    }
+    let mut out: Vec<(String, usize)> = count.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 #[cfg(test)]
@@ -285,6 +303,31 @@ set = ["clone.teacher=aligned"]
 seeds = [0, 1]
 dev_seeds = [0]
 "#;
+
+    #[test]
+    fn revisions_count_models_per_training_code_and_name_the_unknown() {
+        let model = |rev: Option<&str>| ZooModel {
+            id: "m".into(),
+            recipe: "r".into(),
+            experiment: "alignment-faking".into(),
+            kind: "agent".into(),
+            seed: 0,
+            split: Split::Dev,
+            run_id: 1,
+            run_dir: "x".into(),
+            code_revision: rev.map(str::to_string),
+            labels: Labels {
+                mesa_optimizer: mesalab_experiments::audit::Truth::Unknown,
+                objective: mesalab_experiments::audit::Objective::Unknown,
+                deceptive: mesalab_experiments::audit::Truth::Unknown,
+                why: String::new(),
+            },
+            factors: Factors { behaviour: String::new(), implant: String::new(), concealment: String::new() },
+        };
+        let ms = [model(Some("b")), model(Some("a")), model(Some("b")), model(None)];
+        assert_eq!(revisions(&ms), vec![("b".to_string(), 2), ("a".to_string(), 1), ("unknown".to_string(), 1)]);
+        assert_eq!(revisions(&ms[..1]).len(), 1);
+    }
 
     #[test]
     fn shipped_zoos_are_valid() {

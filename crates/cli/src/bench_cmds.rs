@@ -250,6 +250,16 @@ fn score(args: &ScoreArgs, store_flag: Option<&Path>) -> Result<(), Failure> {
     let start = Instant::now();
     let models = zoo::load_models(&zoo, &store, &dir).map_err(Failure::Run)?;
     eprintln!("bench score {}: {} models, {} detectors", zoo.name, models.len(), chosen.len());
+    let revisions = zoo::revisions(models.iter().map(|(m, _)| m));
+    if revisions.len() > 1 {
+        let list: Vec<String> = revisions.iter().map(|(r, n)| format!("{r} ({n})")).collect();
+        eprintln!(
+            "warning: the models were trained by {} code revisions: {}. Finished runs are reused by config, \
+             whatever code built them; build into a fresh --dir to score one revision",
+            revisions.len(),
+            list.join(", ")
+        );
+    }
     let mut results = mesalab_bench::score::score_models(models, &chosen, &settings, &mut |i, n, id| {
         if i < n {
             eprintln!("  [{}/{n}] {id}", i + 1);
