@@ -9,8 +9,9 @@
 //!
 //! Per seed: the GRU, an MLP trained with the feed-forward trainer (same PPO settings and env
 //! steps) and the untrained GRU (the trained one's initial weights) play the same held-out mazes
-//! of the train split and of the deploy split (cheese anywhere) greedily, beside uniform random
-//! and the scripted cheese and corner seekers ([`mesalab_envs::scripted`]).
+//! of the train split and of the deploy split (cheese anywhere), moves sampled as in training
+//! (`eval.selection`), beside uniform random and the scripted cheese and corner seekers
+//! ([`mesalab_envs::scripted`]).
 //! - **Thinking steps** (Guez et al. 2019): `k` extra recurrent steps on the first observation
 //!   before the first move (the state advances, nothing moves), for both GRUs; P(cheese) and
 //!   pacing (a return to an earlier cell in the first 10 moves) per `k`.
