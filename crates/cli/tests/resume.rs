@@ -263,7 +263,8 @@ fn sokoban_drc_killed_twice_and_resumed_equals_an_uninterrupted_run() {
         &["--jobs", "1"],
         &[
             ("during the DRC's training", &exists("seed-0/drc-train-state.bin")),
-            ("during the evaluation", &exists("seed-0/mlp.safetensors")),
+            // Evaluation and probes run inside each arm's job, right after its training.
+            ("during the DRC's evaluation", &exists("seed-0/drc.safetensors")),
         ],
     );
 }
