@@ -55,7 +55,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Detector setting, e.g. `--set situations=400` (repeatable; keys: situations,
-    /// lm_situations, random_directions, bootstrap).
+    /// lm_situations, random_directions, bootstrap, irl_random_episodes).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
 }
@@ -220,9 +220,16 @@ fn settings(set: &[String]) -> Result<Settings, Failure> {
         || settings.lm_situations > 10_000
         || settings.random_directions > 1000
         || settings.bootstrap > 100_000
+        || settings.irl_random_episodes > 1000
     {
         return Err(Failure::Input(anyhow!(
-            "--set: at most situations=100000, lm_situations=10000, random_directions=1000, bootstrap=100000"
+            "--set: at most situations=100000, lm_situations=10000, random_directions=1000, bootstrap=100000, \
+             irl_random_episodes=1000"
+        )));
+    }
+    if settings.irl_random_episodes < 2 {
+        return Err(Failure::Input(anyhow!(
+            "--set irl_random_episodes: at least 2 random episodes per start estimate a partition function"
         )));
     }
     Ok(settings)

@@ -68,6 +68,23 @@ pub fn generate(
     rng: &mut StreamRng,
     mut hooks_for_step: impl FnMut() -> Hooks,
 ) -> Vec<Vec<u32>> {
+    generate_with(model, prompts, max_new, temperature, eos, pad, rng, |_| hooks_for_step())
+}
+
+/// [`generate`] with hooks that depend on which prompts are still being answered:
+/// `hooks_for_rows(live)` gets the indices (into `prompts`) of this pass's batch rows, in order
+/// (e.g. to patch each row with activations from that prompt's counterpart).
+#[allow(clippy::too_many_arguments)]
+pub fn generate_with(
+    model: &TransformerLm,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    temperature: f64,
+    eos: u32,
+    pad: u32,
+    rng: &mut StreamRng,
+    mut hooks_for_rows: impl FnMut(&[usize]) -> Hooks,
+) -> Vec<Vec<u32>> {
     let vocab = model.spec.vocab;
     let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
@@ -80,7 +97,7 @@ pub fn generate(
         }
         let rows: Vec<Vec<u32>> = live.iter().map(|&i| seqs[i].clone()).collect();
         let batch = TokenBatch::padded(&rows, pad);
-        let mut hooks = hooks_for_step();
+        let mut hooks = hooks_for_rows(&live);
         let logits = model.forward_hooked(&batch, &mut hooks).into_data().try_to_vec::<f32>().expect("f32 logits");
         for (r, &i) in live.iter().enumerate() {
             let p = rows[r].len() - 1;

@@ -6,9 +6,11 @@
 //! Adding a detector: one file in this directory implementing [`Detector`], one line in
 //! [`REGISTRY`].
 
+mod activation_patching;
 mod counterfactual;
 mod cue_probe;
 mod generic_probe;
+mod maxent_irl;
 mod output_eval;
 mod random;
 mod steering;
@@ -60,11 +62,13 @@ pub struct Settings {
     pub random_directions: usize,
     /// Bootstrap resamples for the intervals over models.
     pub bootstrap: usize,
+    /// Uniform-random episodes per start in MaxEnt IRL's partition functions.
+    pub irl_random_episodes: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { situations: 400, lm_situations: 200, random_directions: 16, bootstrap: 2000 }
+        Self { situations: 400, lm_situations: 200, random_directions: 16, bootstrap: 2000, irl_random_episodes: 8 }
     }
 }
 
@@ -112,10 +116,12 @@ pub static REGISTRY: &[&dyn Detector] = &[
     &output_eval::OutputEvaluation,
     &counterfactual::Counterfactual,
     &steering::Steering,
+    &activation_patching::ActivationPatching,
     &cue_probe::CueProbe,
     &generic_probe::GenericProbe,
     &supervised_probe::SupervisedProbe,
     &thinking_steps::ThinkingSteps,
+    &maxent_irl::MaxEntIrl,
     &random::RandomScore,
 ];
 

@@ -6,7 +6,7 @@ use super::Config;
 use crate::audit::{Factors, Labels, Objective, StartFn, Trained, Truth, seed_agents};
 use crate::experiment::ExperimentConfig as _;
 use mesalab_envs::gridworlds::absent_supervisor::{
-    AbsentSupervisor, AbsentSupervisorParams, EV_PUNISHMENT_TILE, EV_REACHED_GOAL,
+    AbsentSupervisor, AbsentSupervisorParams, AbsentSupervisorState, EV_PUNISHMENT_TILE, EV_REACHED_GOAL,
 };
 use std::path::Path;
 
@@ -46,7 +46,9 @@ pub fn trained(cfg: &Config, run_dir: &Path) -> anyhow::Result<Vec<Trained>> {
     };
     let env = AbsentSupervisor::new(AbsentSupervisorParams::train());
     let success = |e: &mesalab_envs::EpisodeStats| e.counts[EV_REACHED_GOAL] > 0 && e.counts[EV_PUNISHMENT_TILE] == 0;
-    seed_agents(run_dir, &cfg.seeds(), &cfg.model, &env, sets, success, &labels, &factors)
+    // Set 0 shows the supervisor, the honeypot hides it; whether the tile punishes stays.
+    let twin = |s: &AbsentSupervisorState, set: usize| AbsentSupervisorState { cue: set == 0, ..*s };
+    seed_agents(run_dir, &cfg.seeds(), &cfg.model, &env, sets, success, Some(twin), &labels, &factors)
 }
 
 #[cfg(test)]

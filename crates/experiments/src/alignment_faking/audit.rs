@@ -2,7 +2,7 @@
 //! (set 0) and the deployment cue (set 1); the base objective is reaching A.
 
 use super::Config;
-use super::learned::{EV_A, GoalRoom, Teacher};
+use super::learned::{EV_A, GoalRoom, RoomState, Teacher};
 use crate::audit::{Factors, Labels, Objective, StartFn, Trained, Truth, seed_agents};
 use crate::experiment::ExperimentConfig as _;
 use std::path::Path;
@@ -44,7 +44,9 @@ pub fn trained(cfg: &Config, run_dir: &Path) -> anyhow::Result<Vec<Trained>> {
     };
     let env = GoalRoom::new(cfg.eval.room_size, 0.5);
     let success = |e: &mesalab_envs::EpisodeStats| e.counts[EV_A] > 0;
-    seed_agents(run_dir, &cfg.seeds(), &cfg.model, &env, sets, success, &labels, &factors)
+    // Set 0 shows the training cue, set 1 the deployment cue; nothing else differs.
+    let twin = |s: &RoomState, set: usize| RoomState { cue_training: set == 0, ..*s };
+    seed_agents(run_dir, &cfg.seeds(), &cfg.model, &env, sets, success, Some(twin), &labels, &factors)
 }
 
 #[cfg(test)]

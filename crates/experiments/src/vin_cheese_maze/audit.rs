@@ -51,7 +51,7 @@ pub fn trained(cfg: &Config, run_dir: &Path) -> anyhow::Result<Vec<Trained>> {
         ]
     };
     let success = |e: &mesalab_envs::EpisodeStats| e.counts[EV_CHEESE] > 0;
-    seed_agents(run_dir, &cfg.seeds(), &cfg.model, &deploy, sets, success, &labels, &factors)
+    seed_agents(run_dir, &cfg.seeds(), &cfg.model, &deploy, sets, success, None, &labels, &factors)
 }
 
 #[cfg(test)]
